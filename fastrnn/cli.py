@@ -1,0 +1,193 @@
+"""The ``fastrnn`` command. The only module that imports click; heavy imports happen inside
+commands so that ``fastrnn --help`` stays fast."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import click
+
+POSITIVE = click.IntRange(min=1)
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+
+
+class _OneLineErrors(click.Group):
+    """Every error is one line on stderr and a non-zero exit: 1 for failures, 2 for misuse."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as err:
+            hint = f" (see '{err.ctx.command_path} --help')" if err.ctx else ""
+            click.echo(f"Error: {err.format_message()}{hint}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            click.echo(f"Error: {err.format_message()}", err=True)
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+        if standalone_mode:
+            sys.exit(rv if isinstance(rv, int) else 0)
+        return rv
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fastrnn")
+def cli():
+    """Train a character-level RNN on a book and generate text from it, fast, on a CPU."""
+
+
+def _fail(message: str) -> click.ClickException:
+    return click.ClickException(message)
+
+
+class _Reporter:
+    """Progress on stderr: a redrawn bar on a terminal, otherwise a line every few seconds."""
+
+    def __init__(self, every: float = 5.0, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every = 0.5 if self.tty else every
+        self.last = -1e9
+
+    def __call__(self, p) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every and p.update < p.total:
+            return
+        self.last = now
+        text = (f"update {p.update:,}/{p.total:,}  epoch {p.epoch}  smooth loss {p.smooth_loss:.3f}  "
+                f"{p.chars_per_s:,.0f} chars/s  {p.seconds:.0f}s")
+        if self.tty:
+            width = 20
+            fill = int(width * p.update / max(p.total, 1))
+            self.stream.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {text}\x1b[K")
+            if p.update >= p.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _compile(dtype, index_dtype) -> float:
+    from .train import compile_kernels
+
+    seconds = compile_kernels(dtype, index_dtype,
+                              on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
+    if seconds > 0.5:
+        click.echo(f"compiled kernels in {seconds:.1f}s (cached for later runs)", err=True)
+    return seconds
+
+
+@cli.command()
+@click.argument("book", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Run directory [default: runs/<book>-<date>-<time>].")
+@click.option("--force", is_flag=True, help="Overwrite a run already in --out.")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
+@click.option("--hidden", default=100, show_default=True, type=POSITIVE, help="Hidden size m.")
+@click.option("--seq-length", default=25, show_default=True, type=POSITIVE, help="Characters per chunk.")
+@click.option("--eta", default=0.1, show_default=True, type=POSITIVE_FLOAT, help="AdaGrad learning rate.")
+@click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
+              help="Standard deviation of the initial weights.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
+@click.option("--epochs", type=POSITIVE, help="Passes over the book [default: 5 unless --steps].")
+@click.option("--steps", type=click.IntRange(min=0), help="Number of updates (with --epochs: whichever is fewer).")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
+@click.option("--sample-every", default=10_000, show_default=True, type=click.IntRange(min=0),
+              help="Updates between samples in samples.txt (0: none).")
+@click.option("--log-every", default=100, show_default=True, type=POSITIVE,
+              help="Updates between rows of metrics.csv.")
+@click.option("--checkpoint-every", default=10_000, show_default=True, type=click.IntRange(min=0),
+              help="Updates between checkpoints (0: only at the end).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def train(book, out_dir, force, encoding, hidden, seq_length, eta, sigma, seed, epochs, steps, dtype,
+          sample_every, log_every, checkpoint_every, quiet):
+    """Train on BOOK (a UTF-8 text file), streaming chunks through a carried hidden state.
+
+    Writes last.npz, best.npz, metrics.csv, samples.txt, loss.png and summary.json to the run
+    directory and reports chars/s (compilation excluded).
+    """
+    from .runs import default_run_dir, holds_run
+    from .text import TextError, load_book
+
+    out_dir = out_dir or default_run_dir(book)
+    if os.path.exists(out_dir) and holds_run(out_dir) and not force:
+        raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it")
+    try:
+        vocab, encoded = load_book(book, encoding, min_chars=seq_length + 1)
+    except TextError as err:
+        raise _fail(str(err)) from None
+
+    from .model import Hyper, init_state
+    from .train import RunOptions, train_run, updates_per_epoch
+
+    per_epoch = updates_per_epoch(encoded.shape[0], seq_length)
+    if epochs is None and steps is None:
+        epochs = 5
+    total = min(x for x in (steps, epochs * per_epoch if epochs else None) if x is not None)
+    click.echo(f"book {book}: {encoded.shape[0]:,} characters, {vocab.size} distinct; "
+               f"{per_epoch:,} updates per epoch; training {total:,} updates -> {out_dir}", err=True)
+    compile_seconds = _compile(dtype, encoded.dtype)
+    hyper = Hyper(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype)
+    opts = RunOptions(total_updates=total, sample_every=sample_every, log_every=log_every,
+                      checkpoint_every=checkpoint_every, on_progress=None if quiet else _Reporter(),
+                      extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book)})
+    try:
+        summary = train_run(init_state(vocab, hyper), encoded, out_dir, opts)
+    except FloatingPointError as err:
+        raise _fail(str(err)) from None
+    speed = f"{summary['chars_per_s']:,.0f} chars/s" if summary["chars_per_s"] else "no updates"
+    best = summary["best_smooth_loss"]
+    click.echo(f"done: {summary['updates']:,} updates, {speed}, best smooth loss "
+               f"{best if best is None else round(best, 3)}; results in {out_dir}", err=True)
+
+
+@cli.command()
+@click.option("--checkpoint", type=click.Path(),
+              help="A checkpoint file or a run directory (its best.npz) [default: the latest run].")
+@click.option("--len", "length", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Characters to generate.")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed [default: a fresh one, reported].")
+@click.option("--temperature", default=1.0, show_default=True, type=POSITIVE_FLOAT,
+              help="Below 1: more likely characters; above 1: more varied.")
+@click.option("--prime", default="", help="Text fed to the model first (printed before the sample).")
+def sample(checkpoint, length, seed, temperature, prime):
+    """Generate text from a trained model. Only the text goes to stdout."""
+    from .model import CheckpointError, load_checkpoint
+    from .runs import resolve_checkpoint
+    from .text import TextError
+
+    try:
+        path = resolve_checkpoint(checkpoint)
+        state = load_checkpoint(path)
+    except (FileNotFoundError, CheckpointError) as err:
+        raise _fail(str(err)) from None
+    missing = state.vocab.missing(prime) if prime else ""
+    if missing:
+        raise click.BadParameter(f"characters not in the model's vocabulary: "
+                                 f"{' '.join(repr(c) for c in missing)}", param_hint="'--prime'")
+    if seed is None:
+        import secrets
+
+        seed = secrets.randbelow(2**31)
+        click.echo(f"sampling {path} with --seed {seed}", err=True)
+    from .sample import sample_text
+    from .train import compile_kernels
+
+    compile_kernels(state.params.dtype, state.vocab.index_dtype(),
+                    on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
+    try:
+        text = sample_text(state, length, seed=seed, temperature=temperature, prime=prime)
+    except TextError as err:
+        raise _fail(str(err)) from None
+    click.echo(text)
+
+
+def main():
+    cli(prog_name="fastrnn")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""Numba kernels: the per-timestep loops of the char-RNN, the optimizer and the sampler.
+
+Only numpy and numba are imported here; no I/O. Kernels never raise: the Python callers check
+shapes, dtypes and finiteness. Arguments are ordered outputs, inputs, weights, then sizes.
+
+Notation (one chunk of n characters, hidden size m, vocabulary K):
+    a_t = W h_{t-1} + U x_t + b,   h_t = tanh(a_t),   o_t = V h_t + c,   p_t = softmax(o_t)
+    loss = -sum_t log p_t[y_t]
+
+Matrix-vector products are written as sums of scaled rows ("axpy" form) so that LLVM can
+vectorise them without reordering any floating-point sum.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+JIT = dict(cache=True, error_model="numpy")
+
+# Slots of the integer and float run-state arrays shared by train_chunks and its caller.
+POSITION, EPOCH, CURRENT, UPDATE, BEST, BEST_UPDATE, BEST_POSITION, BEST_EPOCH = range(8)
+SMOOTH, BEST_SMOOTH = range(2)
+SMOOTHING = 0.999
+
+
+@njit(**JIT)
+def param_views(flat, m, K):
+    """Views W (m, m), U (m, K), V (K, m), b (m,), c (K,) into a flat (P,) buffer."""
+    o1 = m * m
+    o2 = o1 + m * K
+    o3 = o2 + K * m
+    o4 = o3 + m
+    return (flat[:o1].reshape((m, m)), flat[o1:o2].reshape((m, K)),
+            flat[o2:o3].reshape((K, m)), flat[o3:o4], flat[o4:o4 + K])
+
+
+@njit(**JIT)
+def transpose_into(out, a):
+    """out (c, r) written with a.T for a (r, c)."""
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            out[j, i] = a[i, j]
+
+
+@njit(**JIT)
+def rnn_forward(hs, ps, WT, VT, x, y, W, U, V, b, c):
+    """Forward pass over one chunk; returns the summed cross-entropy loss (float64).
+
+    hs (n+1, m): row 0 read (h_prev), rows 1..n written with h_1..h_n.
+    ps (n, K): written with p_t.   WT (m, m), VT (m, K): workspaces, written with W.T, V.T.
+    x, y (n,) int: input and target indices.   W, U, V, b, c: read.
+    """
+    n = x.shape[0]
+    m = W.shape[0]
+    K = V.shape[0]
+    transpose_into(WT, W)
+    transpose_into(VT, V)
+    loss = 0.0
+    for t in range(n):
+        h_prev = hs[t]
+        h = hs[t + 1]
+        xt = x[t]
+        # a_t = b + U[:, x_t] + sum_j W[:, j] h_{t-1}[j]
+        for i in range(m):
+            h[i] = b[i] + U[i, xt]
+        for j in range(m):
+            hj = h_prev[j]
+            row = WT[j]
+            for i in range(m):
+                h[i] += row[i] * hj
+        # h_t = tanh(a_t)
+        for i in range(m):
+            h[i] = math.tanh(h[i])
+        # o_t = c + sum_j V[:, j] h_t[j]
+        p = ps[t]
+        for k in range(K):
+            p[k] = c[k]
+        for j in range(m):
+            hj = h[j]
+            row = VT[j]
+            for k in range(K):
+                p[k] += row[k] * hj
+        # p_t = softmax(o_t), shifted by max(o_t) so exp cannot overflow
+        top = p[0]
+        for k in range(1, K):
+            top = max(top, p[k])
+        total = 0.0
+        for k in range(K):
+            p[k] = math.exp(p[k] - top)
+            total += p[k]
+        inv = 1.0 / total
+        for k in range(K):
+            p[k] *= inv
+        loss -= math.log(p[y[t]])
+    return loss
+
+
+@njit(**JIT)
+def rnn_backward(dW, dU, dV, db, dc, dh_out, ps, hs, x, y, W, V):
+    """Backward pass over the chunk that ``rnn_forward`` just ran.
+
+    dW (m, m), dU (m, K), dV (K, m), db (m,), dc (K,): written with the raw gradients.
+    dh_out (n, m): workspace, written with V.T g_t and then with da_t.
+    ps (n, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
+    hs (n+1, m), x, y (n,), W, V: read.
+    """
+    n = x.shape[0]
+    m = W.shape[0]
+    K = V.shape[0]
+    dW[:] = 0.0
+    dU[:] = 0.0
+    dV[:] = 0.0
+    db[:] = 0.0
+    dc[:] = 0.0
+    for t in range(n):
+        g = ps[t]
+        g[y[t]] -= 1.0
+        h = hs[t + 1]
+        dh = dh_out[t]
+        dh[:] = 0.0
+        for k in range(K):
+            gk = g[k]
+            # dc += g_t;  dV += g_t h_t^T;  dh_out[t] = V^T g_t
+            dc[k] += gk
+            dVk = dV[k]
+            Vk = V[k]
+            for j in range(m):
+                dVk[j] += gk * h[j]
+                dh[j] += Vk[j] * gk
+    dh_next = np.zeros(m, dtype=dh_out.dtype)
+    for t in range(n - 1, -1, -1):
+        da = dh_out[t]
+        h = hs[t + 1]
+        # da_t = (dh_out[t] + dh_next) * (1 - h_t^2)
+        for i in range(m):
+            da[i] = (da[i] + dh_next[i]) * (1.0 - h[i] * h[i])
+        # dh_next = W^T da_t = sum_i W[i, :] da_t[i]
+        dh_next[:] = 0.0
+        for i in range(m):
+            dai = da[i]
+            Wi = W[i]
+            for j in range(m):
+                dh_next[j] += Wi[j] * dai
+    for t in range(n):
+        da = dh_out[t]
+        h_prev = hs[t]
+        xt = x[t]
+        # dW += da_t h_{t-1}^T;  dU[:, x_t] += da_t;  db += da_t
+        for i in range(m):
+            dai = da[i]
+            dWi = dW[i]
+            for j in range(m):
+                dWi[j] += dai * h_prev[j]
+            dU[i, xt] += dai
+            db[i] += dai
+
+
+@njit(**JIT)
+def adagrad_update(params_out, mem_out, params, mem, grads, eta, eps, clip):
+    """Clip each gradient to [-clip, clip], then AdaGrad, in one pass over the flat buffers.
+
+    params_out, mem_out (P,): written (they may be the same arrays as params, mem).
+    params, mem, grads (P,): read.   eta, eps, clip: scalars of the parameters' dtype.
+    """
+    for i in range(params.shape[0]):
+        # g = clip(grad);  mem += g^2;  theta -= eta g / sqrt(mem + eps)
+        g = min(max(grads[i], -clip), clip)
+        s = mem[i] + g * g
+        mem_out[i] = s
+        params_out[i] = params[i] - eta * g / math.sqrt(s + eps)
+
+
+@njit(**JIT)
+def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, x, y, params, m, K):
+    """Loss and raw gradients of one chunk. grads (P,) written; hs[0] read as h_prev."""
+    W, U, V, b, c = param_views(params, m, K)
+    dW, dU, dV, db, dc = param_views(grads, m, K)
+    loss = rnn_forward(hs, ps, WT, VT, x, y, W, U, V, b, c)
+    rnn_backward(dW, dU, dV, db, dc, dh_out, ps, hs, x, y, W, V)
+    return loss
+
+
+@njit(**JIT)
+def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT, dh_out,
+                 counters, floats, book, eta, eps, clip, m, K):
+    """Run ``losses.shape[0]`` training updates over consecutive chunks of ``book``.
+
+    losses, smooths (N,) float64: written with each update's chunk loss and smooth loss.
+    params, mem (2, P): two buffers each; counters[CURRENT] names the live one. When an update
+        sets a new best smooth loss, it writes into the other buffer so that the model that
+        earned it stays intact (the best model is kept without copying anything).
+    grads (P,), hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), dh_out (n, m): workspaces.
+    h (m,): hidden state carried between chunks (read and written).  best_h (m,): written with
+        the hidden state the best model started its chunk with.
+    counters (8,) int64, floats (2,) float64: run state, see the slot names above (read, written).
+    book (N_chars,) int: the encoded text.  n = hs.shape[0] - 1 is the chunk length.
+    """
+    n = hs.shape[0] - 1
+    for step in range(losses.shape[0]):
+        pos = counters[POSITION]
+        # fewer than n + 1 characters left: the epoch ends, start again with h = 0
+        if pos + n + 1 > book.shape[0]:
+            pos = 0
+            h[:] = 0.0
+            counters[EPOCH] += 1
+        x = book[pos:pos + n]
+        y = book[pos + 1:pos + n + 1]
+        cur = counters[CURRENT]
+        hs[0] = h
+        loss = chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, x, y, params[cur], m, K)
+        # smooth loss starts at the first chunk's loss
+        smooth = loss if math.isnan(floats[SMOOTH]) else SMOOTHING * floats[SMOOTH] + (1.0 - SMOOTHING) * loss
+        dst = cur
+        if smooth < floats[BEST_SMOOTH]:
+            floats[BEST_SMOOTH] = smooth
+            counters[BEST] = cur
+            counters[BEST_UPDATE] = counters[UPDATE]
+            counters[BEST_POSITION] = pos
+            counters[BEST_EPOCH] = counters[EPOCH]
+            best_h[:] = h
+            dst = 1 - cur
+        adagrad_update(params[dst], mem[dst], params[cur], mem[cur], grads, eta, eps, clip)
+        counters[CURRENT] = dst
+        h[:] = hs[n]
+        counters[POSITION] = pos + n
+        counters[UPDATE] += 1
+        floats[SMOOTH] = smooth
+        losses[step] = loss
+        smooths[step] = smooth
+
+
+@njit(**JIT)
+def sample_chars(out, h, WT, VT, prime, uniforms, inv_temperature, W, U, V, b, c):
+    """Generate out.shape[0] characters.
+
+    out (N,) int64: written with the sampled indices.   h (m,): start state, advanced in place.
+    WT (m, m), VT (m, K): workspaces.   prime (L,) int: inputs fed before sampling (may be empty;
+    without it the first character comes from softmax(V h + c)).   uniforms (N,): numbers in
+    [0, 1) that pick each character by inverse CDF.   inv_temperature: 1 / T.
+    """
+    m = W.shape[0]
+    K = V.shape[0]
+    transpose_into(WT, W)
+    transpose_into(VT, V)
+    a = np.empty(m, dtype=h.dtype)
+    p = np.empty(K, dtype=np.float64)
+    L = prime.shape[0]
+    for t in range(L + out.shape[0]):
+        if t > 0:
+            xt = prime[t - 1] if t <= L else out[t - 1 - L]
+            # h = tanh(W h + U[:, x] + b)
+            for i in range(m):
+                a[i] = b[i] + U[i, xt]
+            for j in range(m):
+                hj = h[j]
+                row = WT[j]
+                for i in range(m):
+                    a[i] += row[i] * hj
+            for i in range(m):
+                h[i] = math.tanh(a[i])
+        if t < L:
+            continue
+        # p = softmax((V h + c) / T), then the first k whose cumulative mass exceeds u * total
+        for k in range(K):
+            p[k] = c[k]
+        for j in range(m):
+            hj = h[j]
+            row = VT[j]
+            for k in range(K):
+                p[k] += row[k] * hj
+        top = p[0]
+        for k in range(1, K):
+            top = max(top, p[k])
+        total = 0.0
+        for k in range(K):
+            p[k] = math.exp((p[k] - top) * inv_temperature)
+            total += p[k]
+        u = uniforms[t - L] * total
+        acc = 0.0
+        pick = K - 1
+        for k in range(K):
+            acc += p[k]
+            if acc > u:
+                pick = k
+                break
+        out[t - L] = pick

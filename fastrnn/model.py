@@ -1,0 +1,205 @@
+"""Parameters, AdaGrad state and checkpoints.
+
+All parameters live in one flat buffer, in the order W, U, V, b, c, so the optimizer and the
+gradient clip are one loop over one array. ``Layout`` turns the flat buffer into named views:
+
+    W (m, m)  hidden-to-hidden      U (m, K)  input-to-hidden      V (K, m)  hidden-to-output
+    b (m,)    hidden bias           c (K,)    output bias
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .text import Vocab
+
+PARAM_NAMES = ("W", "U", "V", "b", "c")
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter sits in the flat buffer for hidden size m and vocabulary size K."""
+
+    m: int
+    K: int
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        m, K = self.m, self.K
+        return {"W": (m, m), "U": (m, K), "V": (K, m), "b": (m,), "c": (K,)}
+
+    @property
+    def size(self) -> int:
+        return sum(int(np.prod(s)) for s in self.shapes().values())
+
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views (no copies) into a flat buffer of length ``size``."""
+        out, start = {}, 0
+        for name, shape in self.shapes().items():
+            n = int(np.prod(shape))
+            out[name] = flat[start:start + n].reshape(shape)
+            start += n
+        return out
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Hyperparameters that define a run; stored in every checkpoint."""
+
+    hidden: int = 100
+    seq_length: int = 25
+    eta: float = 0.1
+    sigma: float = 0.01
+    eps: float = 1e-8
+    clip: float = 5.0
+    seed: int = 0
+    dtype: str = "float64"
+
+
+@dataclass
+class State:
+    """Everything a run needs to continue: parameters, AdaGrad sums, hidden state, position."""
+
+    vocab: Vocab
+    hyper: Hyper
+    params: np.ndarray  # flat (P,)
+    adagrad: np.ndarray  # flat (P,), running sum of squared clipped gradients
+    h: np.ndarray  # (m,), hidden state carried into the next chunk
+    update: int = 0  # updates applied so far
+    epoch: int = 0  # completed passes over the book
+    position: int = 0  # index of the next chunk's first input character
+    smooth_loss: float = float("nan")  # nan until the first chunk has been seen
+    best_smooth_loss: float = float("inf")
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.hyper.hidden, self.vocab.size)
+
+    def views(self) -> dict[str, np.ndarray]:
+        return self.layout.views(self.params)
+
+    def copy(self) -> "State":
+        return State(self.vocab, self.hyper, self.params.copy(), self.adagrad.copy(), self.h.copy(),
+                     self.update, self.epoch, self.position, self.smooth_loss, self.best_smooth_loss)
+
+
+def init_state(vocab: Vocab, hyper: Hyper) -> State:
+    """Weights N(0, sigma) drawn in the order W, U, V from ``hyper.seed``; biases 0."""
+    layout = Layout(hyper.hidden, vocab.size)
+    dtype = np.dtype(hyper.dtype)
+    params = np.zeros(layout.size, dtype=dtype)
+    rng = np.random.default_rng(hyper.seed)
+    views = layout.views(params)
+    for name in ("W", "U", "V"):
+        views[name][...] = rng.normal(0.0, hyper.sigma, size=views[name].shape)
+    return State(vocab, hyper, params, np.zeros_like(params), np.zeros(hyper.hidden, dtype=dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: a plain .npz (no pickle) holding named arrays; see README for the keys.
+
+_SCALARS = ("update", "epoch", "position", "smooth_loss", "best_smooth_loss")
+
+
+def save_checkpoint(path: str | os.PathLike, state: State) -> None:
+    """Write ``state`` to ``path`` atomically: a crash leaves the old file or the new one."""
+    arrays = {name: np.ascontiguousarray(v) for name, v in state.views().items()}
+    arrays.update({"m" + name: v for name, v in state.layout.views(state.adagrad).items()})
+    arrays["h"] = state.h
+    arrays["vocab"] = state.vocab.codepoints
+    arrays["hyper"] = np.array(json.dumps(asdict(state.hyper), sort_keys=True))
+    arrays["format_version"] = np.array(FORMAT_VERSION)
+    for key in _SCALARS:
+        arrays[key] = np.array(getattr(state, key))
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def load_checkpoint(path: str | os.PathLike) -> State:
+    """Read and validate a checkpoint. Any problem is a CheckpointError with one line."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as err:
+        reason = "it holds pickled objects" if "pickle" in str(err) else "not a readable .npz file"
+        raise CheckpointError(f"{path}: not a fastrnn checkpoint ({reason})") from None
+    return _state_from_arrays(path, data)
+
+
+def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
+    def fail(why: str) -> CheckpointError:
+        return CheckpointError(f"{path}: invalid checkpoint: {why}")
+
+    required = set(PARAM_NAMES) | {"m" + n for n in PARAM_NAMES} | {"h", "vocab", "hyper"} | set(_SCALARS)
+    missing = sorted(required - set(data))
+    if missing:
+        raise fail("missing " + ", ".join(missing))
+    try:
+        hyper = Hyper(**json.loads(str(data["hyper"])))
+    except (TypeError, ValueError) as err:
+        raise fail(f"unreadable hyperparameters ({err})") from None
+    if hyper.dtype not in ("float64", "float32"):
+        raise fail(f"unsupported dtype {hyper.dtype!r}")
+    codepoints = data["vocab"]
+    if (codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
+            or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.max() > 0x10FFFF):
+        raise fail("the vocabulary is not a sorted list of distinct code points")
+    vocab = Vocab(codepoints.astype(np.uint32))
+    layout = Layout(hyper.hidden, vocab.size)
+    dtype = np.dtype(hyper.dtype)
+    params, adagrad = np.empty(layout.size, dtype), np.empty(layout.size, dtype)
+    for flat, prefix in ((params, ""), (adagrad, "m")):
+        for name, view in layout.views(flat).items():
+            arr = data[prefix + name]
+            if arr.shape != view.shape:
+                raise fail(f"{prefix + name} has shape {arr.shape}, expected {view.shape}")
+            if arr.dtype != dtype:
+                raise fail(f"{prefix + name} has dtype {arr.dtype}, expected {dtype}")
+            if not np.all(np.isfinite(arr)):
+                raise fail(f"{prefix + name} holds non-finite values")
+            view[...] = arr
+    if np.any(adagrad < 0):
+        raise fail("AdaGrad sums must not be negative")
+    h = data["h"]
+    if h.shape != (hyper.hidden,) or h.dtype != dtype or not np.all(np.isfinite(h)):
+        raise fail(f"h must be finite {dtype} of shape ({hyper.hidden},)")
+    try:
+        scalars = {k: data[k].item() for k in _SCALARS}
+        state = State(vocab, hyper, params, adagrad, h.copy(),
+                      int(scalars["update"]), int(scalars["epoch"]), int(scalars["position"]),
+                      float(scalars["smooth_loss"]), float(scalars["best_smooth_loss"]))
+    except (TypeError, ValueError) as err:
+        raise fail(f"bad counters ({err})") from None
+    if min(state.update, state.epoch, state.position) < 0:
+        raise fail("negative update, epoch or position")
+    return state

@@ -1,0 +1,77 @@
+"""The same maths in plain NumPy, written the way people write it by hand.
+
+This follows min-char-rnn: one-hot input vectors, one ``np.dot`` per timestep, dictionaries of
+per-timestep arrays. It is the oracle the kernels are tested against and the baseline the
+benchmarks measure; it favours being obviously right over being fast.
+
+Parameters are a dict with W (m, m), U (m, K), V (K, m), b (m,), c (K,).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def loss_and_grads(params, inputs, targets, hprev):
+    """Forward and backward over one chunk.
+
+    inputs, targets: int sequences of length n; hprev: (m,).
+    Returns (loss, grads, h_last): the summed cross-entropy, a dict of raw (unclipped)
+    gradients shaped like ``params``, and the hidden state after the last input.
+    """
+    W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
+    K = V.shape[0]
+    xs, hs, ps = {}, {-1: np.copy(hprev)}, {}
+    loss = 0.0
+    for t in range(len(inputs)):
+        xs[t] = np.zeros(K)
+        xs[t][inputs[t]] = 1.0
+        hs[t] = np.tanh(np.dot(W, hs[t - 1]) + np.dot(U, xs[t]) + b)
+        o = np.dot(V, hs[t]) + c
+        e = np.exp(o - np.max(o))
+        ps[t] = e / np.sum(e)
+        loss += -np.log(ps[t][targets[t]])
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    dh_next = np.zeros_like(hprev)
+    for t in reversed(range(len(inputs))):
+        g = np.copy(ps[t])
+        g[targets[t]] -= 1.0
+        grads["V"] += np.outer(g, hs[t])
+        grads["c"] += g
+        dh = np.dot(V.T, g) + dh_next
+        da = (1.0 - hs[t] * hs[t]) * dh
+        grads["b"] += da
+        grads["U"] += np.outer(da, xs[t])
+        grads["W"] += np.outer(da, hs[t - 1])
+        dh_next = np.dot(W.T, da)
+    return loss, grads, hs[len(inputs) - 1]
+
+
+def adagrad_step(params, mem, grads, eta=0.1, eps=1e-8, clip=5.0):
+    """Clip every gradient to [-clip, clip], then the AdaGrad update, all in place."""
+    for k in params:
+        g = np.clip(grads[k], -clip, clip)
+        mem[k] += g * g
+        params[k] -= eta * g / np.sqrt(mem[k] + eps)
+
+
+def sample(params, h, x, n, uniforms, temperature=1.0):
+    """Generate ``n`` character indices after input index ``x`` from hidden state ``h``.
+
+    uniforms: n numbers in [0, 1) that pick each character by inverse CDF. Pass ``x = None`` to
+    start from ``h`` alone (the first character then comes from softmax(V h + c)).
+    """
+    W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
+    K = V.shape[0]
+    h = np.copy(h)
+    out = []
+    for t in range(n):
+        if x is not None:
+            xv = np.zeros(K)
+            xv[x] = 1.0
+            h = np.tanh(np.dot(W, h) + np.dot(U, xv) + b)
+        o = (np.dot(V, h) + c) / temperature
+        e = np.exp(o - np.max(o))
+        p = e / np.sum(e)
+        x = min(int(np.searchsorted(np.cumsum(p), uniforms[t] * np.sum(p), side="right")), K - 1)
+        out.append(x)
+    return out

@@ -1,0 +1,107 @@
+"""Reading a book and turning it into integers.
+
+The vocabulary is the sorted set of distinct Unicode code points of the text. The book is
+encoded once into a compact integer array (uint8 when K <= 256), never into one-hot rows.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class TextError(ValueError):
+    """A text that cannot be used for training; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Sorted distinct code points of a text. ``codepoints`` is uint32 of shape (K,)."""
+
+    codepoints: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.codepoints.shape[0])
+
+    @property
+    def chars(self) -> str:
+        return "".join(map(chr, self.codepoints.tolist()))
+
+    def index_dtype(self) -> np.dtype:
+        """Smallest unsigned integer type that holds every character index."""
+        return np.dtype(np.uint8 if self.size <= 256 else np.uint16 if self.size <= 65536 else np.uint32)
+
+    def missing(self, text: str) -> str:
+        """Distinct characters of ``text`` that are not in the vocabulary, in sorted order."""
+        points = _codepoints(text)
+        absent = np.setdiff1d(np.unique(points), self.codepoints)
+        return "".join(map(chr, absent.tolist()))
+
+    def encode(self, text: str) -> np.ndarray:
+        """Text -> index array. Raises TextError naming characters outside the vocabulary."""
+        points = _codepoints(text)
+        idx = np.searchsorted(self.codepoints, points)
+        idx = np.minimum(idx, self.size - 1)
+        if points.size and not np.array_equal(self.codepoints[idx], points):
+            raise TextError(f"characters not in the model's vocabulary: {_show(self.missing(text))}")
+        return idx.astype(self.index_dtype())
+
+    def decode(self, indices) -> str:
+        return "".join(map(chr, self.codepoints[np.asarray(indices, dtype=np.int64)].tolist()))
+
+
+def _codepoints(text: str) -> np.ndarray:
+    # UTF-32 gives one fixed-width word per code point, so NumPy sees the text without a Python loop.
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+
+
+def _show(chars: str) -> str:
+    return " ".join(repr(ch) for ch in chars)
+
+
+def build_vocab(text: str) -> Vocab:
+    return Vocab(np.unique(_codepoints(text)).astype(np.uint32))
+
+
+def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
+    """Read a whole text file; every failure becomes a TextError with a one-line message."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise TextError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise TextError(f"{path}: is a directory, not a text file")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as err:
+        raise TextError(f"{path}: cannot read: {err.strerror}") from None
+    if not raw:
+        raise TextError(f"{path}: the file is empty")
+    try:
+        text = raw.decode(encoding)
+    except LookupError:
+        raise TextError(f"unknown encoding {encoding!r}") from None
+    except UnicodeDecodeError as err:
+        raise TextError(
+            f"{path}: not valid {encoding} (byte {err.start}: {err.reason}); "
+            f"pass --encoding if the file uses another encoding"
+        ) from None
+    if "\x00" in text:
+        raise TextError(f"{path}: looks like a binary file (it contains NUL characters), not text")
+    if text.startswith("\ufeff"):
+        text = text[1:]  # a byte-order mark is not part of the book
+    return text
+
+
+def load_book(path: str | os.PathLike, encoding: str = "utf-8", min_chars: int = 2):
+    """Read and encode a book: returns (vocab, indices). The book must hold ``min_chars``."""
+    text = read_text(path, encoding)
+    if len(text) < min_chars:
+        raise TextError(
+            f"{os.fspath(path)}: the text has {len(text)} characters; "
+            f"training needs at least seq_length + 1 = {min_chars}"
+        )
+    vocab = build_vocab(text)
+    return vocab, vocab.encode(text)

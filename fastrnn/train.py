@@ -1,0 +1,280 @@
+"""The training loop in Python: chunk walk bookkeeping, smooth loss, samples, run directory.
+
+The per-update work runs inside ``kernels.train_chunks``; Python calls it for blocks of a few
+hundred milliseconds so it can report progress, write samples and checkpoints in between.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .model import Layout, State, save_checkpoint
+
+METRICS_HEADER = "update,epoch,loss,smooth_loss\n"
+
+
+def updates_per_epoch(n_chars: int, seq_length: int) -> int:
+    """Chunks that fit in one pass: starts 0, n, 2n, ... with n + 1 characters each."""
+    return (n_chars - 1) // seq_length
+
+
+class Trainer:
+    """Owns every buffer ``kernels.train_chunks`` works on, allocated once."""
+
+    def __init__(self, state: State, book: np.ndarray):
+        from . import kernels
+
+        self._k = kernels
+        self.vocab, self.hyper, self.book = state.vocab, state.hyper, book
+        m, K, n = state.hyper.hidden, state.vocab.size, state.hyper.seq_length
+        dtype = state.params.dtype
+        self.scalar = dtype.type
+        self.params = np.stack([state.params, state.params])
+        self.mem = np.stack([state.adagrad, state.adagrad])
+        self.grads = np.zeros(state.params.shape[0], dtype)
+        self.h = state.h.copy()
+        self.best_h = np.zeros(m, dtype)
+        self.hs = np.zeros((n + 1, m), dtype)
+        self.ps = np.zeros((n, K), dtype)
+        self.WT = np.zeros((m, m), dtype)
+        self.VT = np.zeros((m, K), dtype)
+        self.dh_out = np.zeros((n, m), dtype)
+        self.counters = np.zeros(8, np.int64)
+        c = self.counters
+        c[kernels.POSITION], c[kernels.EPOCH], c[kernels.UPDATE] = state.position, state.epoch, state.update
+        c[kernels.CURRENT], c[kernels.BEST] = 0, -1
+        self.floats = np.array([state.smooth_loss, state.best_smooth_loss], np.float64)
+
+    @property
+    def update(self) -> int:
+        return int(self.counters[self._k.UPDATE])
+
+    def run(self, n_updates: int) -> tuple[np.ndarray, np.ndarray]:
+        """Apply ``n_updates`` updates; returns their chunk losses and smooth losses."""
+        losses = np.empty(n_updates)
+        smooths = np.empty(n_updates)
+        h = self.hyper
+        self._k.train_chunks(losses, smooths, self.params, self.mem, self.grads, self.h, self.best_h,
+                             self.hs, self.ps, self.WT, self.VT, self.dh_out, self.counters,
+                             self.floats, self.book, self.scalar(h.eta), self.scalar(h.eps),
+                             self.scalar(h.clip), h.hidden, self.vocab.size)
+        return losses, smooths
+
+    def state(self) -> State:
+        """A copy of the live model and optimizer state."""
+        k, c = self._k, self.counters
+        cur = c[k.CURRENT]
+        return State(self.vocab, self.hyper, self.params[cur].copy(), self.mem[cur].copy(),
+                     self.h.copy(), int(c[k.UPDATE]), int(c[k.EPOCH]), int(c[k.POSITION]),
+                     float(self.floats[k.SMOOTH]), float(self.floats[k.BEST_SMOOTH]))
+
+    def best_state(self) -> State | None:
+        """The model with the lowest smooth loss seen by this trainer, or None if none yet.
+
+        It is the model *before* the update whose chunk gave that smooth loss: the one that
+        was evaluated. ``smooth_loss`` holds that lowest value.
+        """
+        k, c = self._k, self.counters
+        best = c[k.BEST]
+        if best < 0:
+            return None
+        s = float(self.floats[k.BEST_SMOOTH])
+        return State(self.vocab, self.hyper, self.params[best].copy(), self.mem[best].copy(),
+                     self.best_h.copy(), int(c[k.BEST_UPDATE]), int(c[k.BEST_EPOCH]),
+                     int(c[k.BEST_POSITION]), s, s)
+
+
+def compile_kernels(dtype, index_dtype, on_slow=None, slow_after: float = 0.5) -> float:
+    """Compile (or load from the on-disk cache) every kernel for these dtypes.
+
+    Returns the seconds it took. ``on_slow()`` is called once if it takes longer than
+    ``slow_after`` seconds, which means a real compilation (a cache load takes ~0.2 s).
+    """
+    from .model import Hyper, init_state
+    from .sample import sample_indices
+    from .text import Vocab
+
+    timer = threading.Timer(slow_after, on_slow) if on_slow else None
+    start = time.perf_counter()
+    if timer:
+        timer.start()
+    try:
+        vocab = Vocab(np.arange(2, dtype=np.uint32))
+        hyper = Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name)
+        book = np.zeros(5, dtype=index_dtype)
+        trainer = Trainer(init_state(vocab, hyper), book)
+        trainer.run(1)
+        sample_indices(trainer.params[0], vocab, 2, 2, np.random.default_rng(0))
+    finally:
+        if timer:
+            timer.cancel()
+    return time.perf_counter() - start
+
+
+@dataclass
+class Progress:
+    """What a progress callback is told after each block of updates."""
+
+    update: int
+    total: int
+    epoch: int
+    smooth_loss: float
+    chars_per_s: float
+    seconds: float
+
+
+@dataclass
+class RunOptions:
+    total_updates: int
+    sample_every: int = 10_000
+    sample_len: int = 200
+    final_len: int = 1000
+    log_every: int = 100
+    checkpoint_every: int = 10_000
+    block_seconds: float = 0.25
+    on_progress: object = None  # callable(Progress) or None
+    extra_summary: dict = field(default_factory=dict)
+
+
+def _sample_rng(seed: int, update: int) -> np.random.Generator:
+    # one stream per (seed, update) so samples do not depend on how the run was split up
+    return np.random.default_rng([seed, 1, update])
+
+
+def _training_sample(trainer: Trainer, n: int) -> str:
+    from .sample import sample_indices
+
+    state = trainer.state()
+    pos = state.position if state.position + trainer.hyper.seq_length + 1 <= trainer.book.shape[0] else 0
+    out = sample_indices(state.params, state.vocab, state.hyper.hidden, n,
+                         _sample_rng(state.hyper.seed, state.update), h=state.h,
+                         prime=trainer.book[pos:pos + 1])
+    return state.vocab.decode(out)
+
+
+def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions) -> dict:
+    """Train from ``state`` until ``opts.total_updates`` and fill the run directory.
+
+    Writes metrics.csv, samples.txt, last.npz, best.npz, loss.png and summary.json in
+    ``out_dir`` and returns the summary. Raises FloatingPointError on a non-finite loss
+    (the checkpoints on disk are then those of the last good state).
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    path = lambda name: os.path.join(out_dir, name)  # noqa: E731
+    trainer = Trainer(state, book)
+    n = state.hyper.seq_length
+    per_epoch = updates_per_epoch(book.shape[0], n)
+    best_saved = state.best_smooth_loss
+    fresh = state.update == 0
+    if fresh:
+        save_checkpoint(path("best.npz"), state)
+    samples = open(path("samples.txt"), "w" if fresh else "a", encoding="utf-8")
+    metrics = open(path("metrics.csv"), "w" if fresh else "a")
+    if fresh:
+        metrics.write(METRICS_HEADER)
+
+    def write_sample():
+        text = _training_sample(trainer, opts.sample_len)
+        samples.write(f"--- update {trainer.update}, smooth loss {trainer.floats[0]:.4f} ---\n{text}\n\n")
+        samples.flush()
+
+    def checkpoint():
+        nonlocal best_saved
+        save_checkpoint(path("last.npz"), trainer.state())
+        best = trainer.best_state()
+        if best is not None and best.best_smooth_loss < best_saved:
+            save_checkpoint(path("best.npz"), best)
+            best_saved = best.best_smooth_loss
+
+    try:
+        if trainer.update == 0 and opts.sample_every > 0:
+            write_sample()
+        train_seconds = 0.0
+        block = 16
+        start_update = trainer.update
+        wall_start = time.perf_counter()
+        while trainer.update < opts.total_updates:
+            u = trainer.update
+            stop = opts.total_updates
+            for every in (opts.sample_every, opts.checkpoint_every):
+                if every > 0:
+                    stop = min(stop, (u // every + 1) * every)
+            count = min(block, stop - u)
+            t0 = time.perf_counter()
+            losses, smooths = trainer.run(count)
+            dt = time.perf_counter() - t0
+            train_seconds += dt
+            block = int(np.clip(count * opts.block_seconds / max(dt, 1e-6), 1, 1_000_000))
+            updates = np.arange(u + 1, u + count + 1)
+            keep = updates % opts.log_every == 0
+            if np.any(keep):
+                rows = np.column_stack([updates[keep], (updates[keep] - 1) // per_epoch,
+                                        losses[keep], smooths[keep]])
+                np.savetxt(metrics, rows, fmt=["%d", "%d", "%.6f", "%.6f"], delimiter=",")
+                metrics.flush()
+            if not np.all(np.isfinite(losses)):
+                bad = u + 1 + int(np.argmin(np.isfinite(losses)))
+                raise FloatingPointError(f"the loss became non-finite at update {bad}; "
+                                         f"checkpoints keep the last good state")
+            done = trainer.update
+            if opts.sample_every > 0 and done % opts.sample_every == 0:
+                write_sample()
+            if opts.checkpoint_every > 0 and done % opts.checkpoint_every == 0:
+                checkpoint()
+            if opts.on_progress:
+                chars = (done - start_update) * n
+                opts.on_progress(Progress(done, opts.total_updates, int(trainer.counters[1]),
+                                          float(trainer.floats[0]), chars / max(train_seconds, 1e-9),
+                                          time.perf_counter() - wall_start))
+        checkpoint()
+        final = trainer.state()
+        from .model import load_checkpoint
+        from .sample import sample_text
+
+        best_model = load_checkpoint(path("best.npz"))
+        passage = sample_text(best_model, opts.final_len, seed=state.hyper.seed)
+        samples.write(f"=== best model (update {best_model.update}, smooth loss "
+                      f"{best_model.smooth_loss:.4f}): {opts.final_len} characters ===\n{passage}\n")
+    finally:
+        samples.close()
+        metrics.close()
+
+    chars = (final.update - start_update) * n
+    summary = {
+        "updates": final.update,
+        "updates_this_run": final.update - start_update,
+        "epochs": final.update / per_epoch,
+        "chars": chars,
+        "seconds": train_seconds,
+        "chars_per_s": chars / train_seconds if train_seconds > 0 else None,
+        "wall_seconds": time.perf_counter() - wall_start,
+        "best_smooth_loss": best_model.smooth_loss if np.isfinite(best_model.smooth_loss) else None,
+        "final_smooth_loss": final.smooth_loss if np.isfinite(final.smooth_loss) else None,
+        "book_chars": int(book.shape[0]),
+        "vocab_size": state.vocab.size,
+        "hyper": {k: getattr(state.hyper, k) for k in state.hyper.__dataclass_fields__},
+        **opts.extra_summary,
+    }
+    with open(path("summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
+    _plot(path("metrics.csv"), path("loss.png"))
+    return summary
+
+
+def read_metrics(path: str) -> np.ndarray:
+    """metrics.csv as a (rows, 4) float array: update, epoch, loss, smooth_loss."""
+    with open(path) as f:
+        rows = f.read().splitlines()[1:]
+    return np.loadtxt(rows, delimiter=",", ndmin=2).reshape(-1, 4) if rows else np.empty((0, 4))
+
+
+def _plot(metrics_path: str, png_path: str) -> None:
+    from .plot import plot_loss
+
+    plot_loss(read_metrics(metrics_path), png_path)

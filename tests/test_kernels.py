@@ -1,0 +1,120 @@
+"""The Numba kernels against the NumPy reference, one update at a time from the same state."""
+import numpy as np
+import pytest
+
+from fastrnn import kernels, reference
+from fastrnn.model import Layout
+from fastrnn.sample import sample_indices
+
+from helpers import assert_close, kernel_update, reference_update, small_state
+
+
+# sigma keeps W h of order 1: larger weights make backprop through time explode, and then
+# the gradients themselves are ill-conditioned, whatever computes them.
+@pytest.mark.parametrize("hidden, seq_length, seed, sigma", [(5, 7, 1, 0.3), (20, 25, 2, 0.1), (100, 25, 3, 0.01)])
+def test_each_update_matches_reference(text, hidden, seq_length, seed, sigma):
+    # A book short enough that the walk wraps (epoch end, h reset) within the updates checked.
+    book_text = text[: seq_length * 4 + 3]
+    # clip 1.0 so that the clip is exercised at every size
+    state, book = small_state(book_text, hidden, seq_length, seed, sigma=sigma, clip=1.0)
+    state.h[:] = np.random.default_rng(seed).uniform(-0.5, 0.5, hidden)
+    clipped = False
+    for _ in range(10):
+        expected, ref_loss, ref_grads = reference_update(state, book)
+        _, got, loss, smooth, grads = kernel_update(state, book)
+        assert_close(loss, ref_loss)
+        assert_close(smooth, expected.smooth_loss)
+        for name in ref_grads:
+            assert_close(grads[name], ref_grads[name])
+            clipped |= bool(np.any(np.abs(ref_grads[name]) > state.hyper.clip))
+        assert_close(got.params, expected.params)
+        assert_close(got.adagrad, expected.adagrad)
+        assert_close(got.h, expected.h)
+        assert (got.position, got.epoch, got.update) == (expected.position, expected.epoch, expected.update)
+        state = expected  # the next update starts from the reference's state
+    assert state.epoch >= 2, "the walk should have wrapped around the book"
+    assert clipped, "the gradient clip should have been exercised"
+
+
+def test_many_updates_per_call_equal_single_calls(text):
+    # Same implementation, same order of operations: splitting the work must not change a bit.
+    state, book = small_state(text[:300], hidden=8, seq_length=10)
+    from fastrnn.train import Trainer
+
+    whole = Trainer(state, book)
+    l_whole, s_whole = whole.run(40)
+    parts = Trainer(state, book)
+    pieces = [parts.run(k) for k in (1, 7, 12, 20)]
+    assert np.array_equal(l_whole, np.concatenate([p[0] for p in pieces]))
+    assert np.array_equal(s_whole, np.concatenate([p[1] for p in pieces]))
+    assert np.array_equal(whole.state().params, parts.state().params)
+    assert np.array_equal(whole.h, parts.h)
+
+
+def test_best_model_is_the_one_that_earned_the_lowest_smooth_loss(text):
+    state, book = small_state(text[:400], hidden=8, seq_length=10, sigma=0.5)
+    from fastrnn.train import Trainer
+
+    trainer = Trainer(state, book)
+    snapshots = [trainer.state()]
+    smooths = []
+    for _ in range(60):
+        smooths.append(trainer.run(1)[1][0])
+        snapshots.append(trainer.state())
+    best_index = int(np.argmin(smooths))
+    best = trainer.best_state()
+    # update k+1's smooth loss is earned by the model before that update (snapshot k)
+    assert best.update == best_index
+    assert best.smooth_loss == smooths[best_index]
+    assert np.array_equal(best.params, snapshots[best_index].params)
+    assert np.array_equal(best.adagrad, snapshots[best_index].adagrad)
+    assert np.array_equal(best.h, snapshots[best_index].h)
+    assert np.array_equal(trainer.state().params, snapshots[-1].params)
+
+
+def test_adagrad_update_clips_and_scales():
+    g = np.array([-10.0, -1.0, 0.0, 2.0, 7.0])
+    p = np.arange(5.0)
+    mem = np.full(5, 0.5)
+    p_out, m_out = np.empty(5), np.empty(5)
+    kernels.adagrad_update(p_out, m_out, p, mem, g, 0.1, 1e-8, 5.0)
+    clipped = np.clip(g, -5, 5)
+    assert np.array_equal(m_out, 0.5 + clipped ** 2)
+    assert_close(p_out, p - 0.1 * clipped / np.sqrt(0.5 + clipped ** 2 + 1e-8))
+    rp, rm = {"x": p.copy()}, {"x": mem.copy()}
+    reference.adagrad_step(rp, rm, {"x": g}, 0.1, 1e-8, 5.0)
+    assert_close(p_out, rp["x"])
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_sampler_matches_reference(text, temperature):
+    state, book = small_state(text, hidden=12, sigma=0.5)
+    h = np.random.default_rng(0).uniform(-1, 1, 12)
+    uniforms = np.random.default_rng(5).random(300)
+    expected = reference.sample(state.views(), h, int(book[0]), 300, uniforms, temperature)
+
+    class Fixed:
+        def random(self, n):
+            return uniforms[:n]
+
+    got = sample_indices(state.params, state.vocab, 12, 300, Fixed(), temperature, h=h, prime=book[:1])
+    assert got.tolist() == expected
+    assert len(set(expected)) > 5
+
+
+def test_sampler_without_prime_starts_from_softmax_of_c(text):
+    state, _ = small_state(text, hidden=6)
+    c = state.views()["c"]
+    c[:] = -50.0
+    c[3] = 50.0
+    state.views()["V"][:] = 0.0
+    out = sample_indices(state.params, state.vocab, 6, 5, np.random.default_rng(0))
+    assert out.tolist() == [3] * 5
+
+
+def test_param_views_match_layout():
+    m, K = 4, 3
+    flat = np.arange(Layout(m, K).size, dtype=np.float64)
+    got = kernels.param_views(flat, m, K)
+    for name, view in zip("WUVbc", got):
+        assert np.array_equal(view, Layout(m, K).views(flat)[name])

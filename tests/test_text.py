@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from fastrnn.text import TextError, Vocab, build_vocab, load_book, read_text
+
+
+def test_vocab_is_sorted_distinct_code_points():
+    vocab = build_vocab("baña\tü•b")
+    assert vocab.chars == "".join(sorted(set("baña\tü•b")))
+    assert vocab.codepoints.dtype == np.uint32
+
+
+def test_encode_decode_round_trip_with_non_ascii():
+    text = "Grüße, ‘quotes’ • émoji 🙂\n\ttabs"
+    vocab = build_vocab(text)
+    idx = vocab.encode(text)
+    assert idx.dtype == np.uint8
+    assert idx.shape == (len(text),)
+    assert vocab.decode(idx) == text
+    assert np.array_equal(vocab.codepoints[idx], [ord(ch) for ch in text])
+
+
+def test_large_vocabulary_uses_wider_indices():
+    text = "".join(chr(0x4E00 + i) for i in range(300))
+    vocab = build_vocab(text)
+    idx = vocab.encode(text)
+    assert idx.dtype == np.uint16
+    assert vocab.decode(idx) == text
+
+
+def test_encode_names_characters_outside_vocabulary():
+    vocab = build_vocab("abc")
+    with pytest.raises(TextError, match="'z'"):
+        vocab.encode("abz")
+    assert vocab.missing("xyzab") == "xyz"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty"),
+    (b"\xff\xfe\x00bad", "not valid utf-8"),
+    (b"abc\x00\x01\x02", "binary"),
+])
+def test_bad_files_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "f.txt"
+    path.write_bytes(content)
+    with pytest.raises(TextError, match=message) as info:
+        read_text(path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(TextError, match="no such file"):
+        read_text(tmp_path / "nope.txt")
+    with pytest.raises(TextError, match="directory"):
+        read_text(tmp_path)
+
+
+def test_other_encodings_and_bom(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("café".encode("latin-1"))
+    with pytest.raises(TextError, match="--encoding"):
+        read_text(path)
+    assert read_text(path, "latin-1") == "café"
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufeffhello".encode("utf-8"))
+    assert read_text(bom) == "hello"
+
+
+def test_too_short_for_a_chunk(tmp_path):
+    path = tmp_path / "short.txt"
+    path.write_text("abc")
+    with pytest.raises(TextError, match="at least seq_length"):
+        load_book(path, min_chars=26)
+    vocab, idx = load_book(path, min_chars=3)
+    assert isinstance(vocab, Vocab) and idx.tolist() == [0, 1, 2]

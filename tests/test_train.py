@@ -1,0 +1,73 @@
+import json
+
+import numpy as np
+
+from fastrnn.model import load_checkpoint
+from fastrnn.train import RunOptions, read_metrics, train_run, updates_per_epoch
+
+from helpers import small_state
+
+
+def test_updates_per_epoch_counts_whole_chunks():
+    # chunks start at 0, n, 2n, ... and need n + 1 characters
+    assert updates_per_epoch(26, 25) == 1
+    assert updates_per_epoch(50, 25) == 1
+    assert updates_per_epoch(51, 25) == 2
+
+
+def test_training_lowers_the_smooth_loss(tmp_path, text):
+    state, book = small_state(text, hidden=32, seq_length=25, sigma=0.01)
+    summary = train_run(state, book, str(tmp_path), RunOptions(total_updates=1500, sample_every=500))
+    metrics = read_metrics(tmp_path / "metrics.csv")
+    first, last = metrics[0, 3], metrics[-1, 3]
+    assert last < first - 5.0, (first, last)
+    assert summary["best_smooth_loss"] <= summary["final_smooth_loss"] + 1e-12
+    # a run lowers the raw loss well below uniform guessing (25 ln K)
+    assert np.mean(metrics[-5:, 2]) < 0.7 * 25 * np.log(state.vocab.size)
+
+
+def test_run_directory_contents(tmp_path, text):
+    state, book = small_state(text, hidden=8)
+    per_epoch = updates_per_epoch(book.shape[0], 7)
+    total = per_epoch + 10
+    train_run(state, book, str(tmp_path), RunOptions(total_updates=total, sample_every=100, log_every=10,
+                                                      checkpoint_every=50))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["best.npz", "last.npz", "loss.png", "metrics.csv", "samples.txt", "summary.json"]
+    last = load_checkpoint(tmp_path / "last.npz")
+    assert last.update == total and last.epoch == 1 and last.position == 70
+    best = load_checkpoint(tmp_path / "best.npz")
+    assert best.smooth_loss == last.best_smooth_loss
+    metrics = read_metrics(tmp_path / "metrics.csv")
+    assert metrics[:, 0].tolist() == list(range(10, total + 1, 10))
+    assert set(metrics[:, 1]) == {0, 1}
+    samples = (tmp_path / "samples.txt").read_text(encoding="utf-8")
+    assert samples.count("--- update ") == 1 + total // 100
+    assert "=== best model" in samples
+    passage = samples.split("characters ===\n", 1)[1]
+    assert len(passage) == 1000 + 1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("updates", "chars", "seconds", "chars_per_s", "best_smooth_loss", "final_smooth_loss"):
+        assert key in summary
+    assert summary["chars"] == total * 7
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_zero_steps_writes_initial_parameters(tmp_path, text):
+    state, book = small_state(text, hidden=8)
+    train_run(state, book, str(tmp_path), RunOptions(total_updates=0))
+    for name in ("best.npz", "last.npz"):
+        saved = load_checkpoint(tmp_path / name)
+        assert np.array_equal(saved.params, state.params) and saved.update == 0
+
+
+def test_same_seed_same_run(tmp_path, text):
+    results = []
+    for run in ("a", "b"):
+        state, book = small_state(text, hidden=8, seed=4)
+        train_run(state, book, str(tmp_path / run), RunOptions(total_updates=300, sample_every=100))
+        results.append(((tmp_path / run / "samples.txt").read_text(), load_checkpoint(tmp_path / run / "last.npz")))
+    assert results[0][0] == results[1][0]
+    assert np.array_equal(results[0][1].params, results[1][1].params)
+    other, book = small_state(text, hidden=8, seed=5)
+    assert not np.array_equal(other.params, small_state(text, hidden=8, seed=4)[0].params)
