@@ -185,6 +185,62 @@ def sample(checkpoint, length, seed, temperature, prime):
     click.echo(text)
 
 
+@cli.command()
+@click.argument("book", required=False, type=click.Path(dir_okay=False))
+@click.option("--hidden", default=5, show_default=True, type=POSITIVE, help="Hidden size m.")
+@click.option("--seq-length", default=25, show_default=True, type=POSITIVE, help="Characters per chunk.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
+@click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
+              help="Standard deviation of the weights.")
+@click.option("--chunks", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Chunks at random positions to check besides the first.")
+@click.option("--h", "step", default=1e-4, show_default=True, type=POSITIVE_FLOAT,
+              help="Finite-difference step.")
+@click.option("--tol", type=POSITIVE_FLOAT, help="Largest relative error that passes [default: 1e-6; 1e-3 in float32].")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help="Precision of the kernels under test (the reference runs in float64).")
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, encoding, as_json):
+    """Compare analytic gradients with numerical ones for every parameter.
+
+    Checks the Numba kernels and the NumPy reference on the first chunk of BOOK (a small
+    built-in text without BOOK) and on --chunks more. Prints, per parameter, the largest
+    relative error |ga - gn| / max(1e-6, |ga| + |gn|) and the largest absolute error; exits 1 if
+    any relative error exceeds --tol.
+    """
+    import json
+
+    from .gradcheck import BUILTIN_TEXT, DEFAULT_TOL, check_gradients
+    from .text import TextError, read_text
+
+    try:
+        text = read_text(book, encoding) if book else BUILTIN_TEXT
+    except TextError as err:
+        raise _fail(str(err)) from None
+    if len(text) < seq_length + 1:
+        raise _fail(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
+    tol = tol or DEFAULT_TOL[dtype]
+    results = check_gradients(text, hidden, seq_length, seed, chunks, step, dtype, sigma)
+    failed = [f"{impl} {e.param}" for impl, rows in results.items() for e in rows if not e.max_rel <= tol]
+    if as_json:
+        click.echo(json.dumps({
+            "hidden": hidden, "seq_length": seq_length, "seed": seed, "chunks": chunks + 1, "h": step,
+            "dtype": dtype, "tol": tol, "passed": not failed,
+            "results": {impl: [vars(e) for e in rows] for impl, rows in results.items()},
+        }, indent=2))
+    else:
+        click.echo(f"gradient check: m={hidden}, {chunks + 1} chunk(s) of {seq_length}, h={step:g}, "
+                   f"kernels in {dtype}, tolerance {tol:g}")
+        click.echo(f"{'param':<6}{'kernels rel':>14}{'kernels abs':>14}{'reference rel':>16}{'reference abs':>16}")
+        for k, r in zip(results["kernels"], results["reference"]):
+            click.echo(f"{k.param:<6}{k.max_rel:>14.2e}{k.max_abs:>14.2e}{r.max_rel:>16.2e}{r.max_abs:>16.2e}")
+    if failed:
+        raise _fail(f"gradient check failed (relative error above {tol:g}): {', '.join(failed)}")
+    if not as_json:
+        click.echo("passed")
+
+
 def main():
     cli(prog_name="fastrnn")
 

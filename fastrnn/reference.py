@@ -11,6 +11,24 @@ from __future__ import annotations
 import numpy as np
 
 
+def forward(params, inputs, targets, hprev):
+    """Forward pass over one chunk: returns (loss, xs, hs, ps), the per-timestep one-hot inputs,
+    hidden states (hs[-1] = hprev) and probabilities. Works in the dtype of the parameters."""
+    W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
+    K = V.shape[0]
+    xs, hs, ps = {}, {-1: np.copy(hprev)}, {}
+    loss = 0.0
+    for t in range(len(inputs)):
+        xs[t] = np.zeros(K, dtype=W.dtype)
+        xs[t][inputs[t]] = 1.0
+        hs[t] = np.tanh(np.dot(W, hs[t - 1]) + np.dot(U, xs[t]) + b)
+        o = np.dot(V, hs[t]) + c
+        e = np.exp(o - np.max(o))
+        ps[t] = e / np.sum(e)
+        loss += -np.log(ps[t][targets[t]])
+    return loss, xs, hs, ps
+
+
 def loss_and_grads(params, inputs, targets, hprev):
     """Forward and backward over one chunk.
 
@@ -18,18 +36,8 @@ def loss_and_grads(params, inputs, targets, hprev):
     Returns (loss, grads, h_last): the summed cross-entropy, a dict of raw (unclipped)
     gradients shaped like ``params``, and the hidden state after the last input.
     """
-    W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
-    K = V.shape[0]
-    xs, hs, ps = {}, {-1: np.copy(hprev)}, {}
-    loss = 0.0
-    for t in range(len(inputs)):
-        xs[t] = np.zeros(K)
-        xs[t][inputs[t]] = 1.0
-        hs[t] = np.tanh(np.dot(W, hs[t - 1]) + np.dot(U, xs[t]) + b)
-        o = np.dot(V, hs[t]) + c
-        e = np.exp(o - np.max(o))
-        ps[t] = e / np.sum(e)
-        loss += -np.log(ps[t][targets[t]])
+    W, V = params["W"], params["V"]
+    loss, xs, hs, ps = forward(params, inputs, targets, hprev)
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     dh_next = np.zeros_like(hprev)
     for t in reversed(range(len(inputs))):

@@ -1,0 +1,141 @@
+"""Analytic gradients (of the kernels and of the reference) against centred finite differences.
+
+The numerical gradient is the centred five-point difference
+    f'(x) ~ (-f(x + 2h) + 8 f(x + h) - 8 f(x - h) + f(x - 2h)) / 12h,
+whose truncation error is O(h^4), with the loss evaluated in extended precision. With the
+two-point rule in float64, rounding in a loss of ~80 nats alone is ~1e-9 per entry at h = 1e-5,
+which is larger than many gradient entries of a small network; here it is ~1e-13 at h = 1e-4.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import reference
+from .model import PARAM_NAMES, Hyper, init_state
+from .text import build_vocab
+
+# Used when no book is given: a few lines written for this purpose.
+BUILTIN_TEXT = """\
+A gradient check compares what the chain rule says with what the loss itself does when one
+weight is nudged a little up and a little down. If the two agree to many digits for every
+weight, the backward pass is right; if one parameter disagrees, the error is in its term.
+Small networks make the check fast: five hidden units and a few dozen characters suffice.
+"""
+
+DEFAULT_TOL = {"float64": 1e-6, "float32": 1e-3}
+DEFAULT_STEP = 1e-4
+
+
+@dataclass
+class ParamError:
+    """Worst agreement over all checked entries of one parameter, for one implementation."""
+
+    param: str
+    max_rel: float
+    max_abs: float
+
+
+def relative_error(analytic, numerical, eps: float = 1e-6):
+    """|ga - gn| / max(eps, |ga| + |gn|), elementwise."""
+    return np.abs(analytic - numerical) / np.maximum(eps, np.abs(analytic) + np.abs(numerical))
+
+
+# Extended precision where the platform has it (80-bit on x86): rounding in the loss then stays
+# far below the differences being measured.
+PRECISION = np.longdouble
+STENCIL = ((2, -1.0), (1, 8.0), (-1, -8.0), (-2, 1.0))  # centred five-point: f' = sum w f(x + k h) / 12 h
+BATCH = 256
+
+
+def _batched_loss(params: dict, name: str, stack, x, y, h0):
+    """Chunk losses of ``len(stack)`` models that differ from ``params`` only in ``name``,
+    whose values are ``stack`` (B, *shape). Returns (B,)."""
+    B = stack.shape[0]
+    p = dict(params)
+    p[name] = stack
+    W, U, V, b, c = (p[k] for k in ("W", "U", "V", "b", "c"))
+    batched = lambda a, ndim: a.ndim > ndim  # noqa: E731
+    h = np.broadcast_to(h0, (B, h0.shape[0]))
+    loss = np.zeros(B, dtype=PRECISION)
+    for xt, yt in zip(x, y):
+        Wh = np.matmul(W, h[:, :, None])[:, :, 0] if batched(W, 2) else h @ W.T
+        Ux = U[:, :, xt] if batched(U, 2) else U[:, xt]
+        h = np.tanh(Wh + Ux + b)
+        o = (np.matmul(V, h[:, :, None])[:, :, 0] if batched(V, 2) else h @ V.T) + c
+        top = np.max(o, axis=1, keepdims=True)
+        # -log softmax(o)[y] = log sum exp(o) - o[y]
+        loss += np.log(np.sum(np.exp(o - top), axis=1)) + top[:, 0] - o[:, yt]
+    return loss
+
+
+def numerical_grads(params: dict, x, y, h0, step: float) -> dict:
+    """Centred five-point differences of the chunk loss, entry by entry, computed in extended
+    precision (``PRECISION``) whatever the dtype of ``params``; returned as float64."""
+    work = {k: np.asarray(v, dtype=PRECISION) for k, v in params.items()}
+    h0 = np.asarray(h0, dtype=PRECISION)
+    grads = {}
+    for name in PARAM_NAMES:
+        base = work[name]
+        flat = np.zeros(base.size, dtype=PRECISION)
+        for start in range(0, base.size, BATCH):
+            idx = np.arange(start, min(start + BATCH, base.size))
+            for k, weight in STENCIL:
+                stack = np.repeat(base.reshape(1, -1), idx.size, axis=0)
+                stack[np.arange(idx.size), idx] += k * step
+                flat[idx] += weight * _batched_loss(work, name, stack.reshape((idx.size,) + base.shape), x, y, h0)
+        grads[name] = (flat / (12 * step)).astype(np.float64).reshape(base.shape)
+    return grads
+
+
+def kernel_grads(state, x, y, h0) -> dict:
+    """Raw gradients of one chunk from the Numba kernels, in the state's dtype."""
+    from . import kernels
+
+    m, K, n = state.hyper.hidden, state.vocab.size, len(x)
+    dtype = state.params.dtype
+    grads = np.zeros_like(state.params)
+    hs = np.zeros((n + 1, m), dtype)
+    hs[0] = h0
+    kernels.chunk_loss_and_grads(grads, hs, np.zeros((n, K), dtype), np.zeros((m, m), dtype),
+                                 np.zeros((m, K), dtype), np.zeros((n, m), dtype),
+                                 np.ascontiguousarray(x), np.ascontiguousarray(y), state.params, m, K)
+    return state.layout.views(grads)
+
+
+def check_gradients(text: str = BUILTIN_TEXT, hidden: int = 5, seq_length: int = 25, seed: int = 0,
+                    chunks: int = 0, step: float = DEFAULT_STEP, dtype: str = "float64", sigma: float = 0.01,
+                    eps: float = 1e-6, kernel_grads_fn=None) -> dict[str, list[ParamError]]:
+    """Check the first chunk of ``text`` and ``chunks`` more at random positions.
+
+    Returns {"kernels": [...], "reference": [...]}, one ParamError per parameter, worst over all
+    chunks. The reference is checked in float64; the kernels in ``dtype``. ``kernel_grads_fn``
+    replaces the kernels' gradients (used to prove the check can fail).
+    """
+    if len(text) < seq_length + 1:
+        raise ValueError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
+    vocab = build_vocab(text)
+    book = vocab.encode(text)
+    state = init_state(vocab, Hyper(hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, dtype=dtype))
+    rng = np.random.default_rng(seed)
+    starts = [0] + list(rng.integers(0, len(book) - seq_length, size=chunks))
+    worst = {impl: {n: [0.0, 0.0] for n in PARAM_NAMES} for impl in ("kernels", "reference")}
+    for k, start in enumerate(starts):
+        x, y = book[start:start + seq_length], book[start + 1:start + seq_length + 1]
+        # the first chunk starts from h = 0 as training does; the others from a random state
+        h0 = np.zeros(hidden) if k == 0 else rng.uniform(-0.5, 0.5, hidden)
+        params64 = {name: v.astype(np.float64) for name, v in state.views().items()}
+        numerical = numerical_grads(params64, x, y, h0, step)
+        analytic = {
+            "kernels": (kernel_grads_fn or kernel_grads)(state, x, y, h0.astype(dtype)),
+            "reference": reference.loss_and_grads(params64, x, y, h0)[1],
+        }
+        for impl, grads in analytic.items():
+            for name in PARAM_NAMES:
+                ga = grads[name].astype(np.float64)
+                rel = float(np.max(relative_error(ga, numerical[name], eps)))
+                absolute = float(np.max(np.abs(ga - numerical[name])))
+                w = worst[impl][name]
+                w[0], w[1] = max(w[0], rel), max(w[1], absolute)
+    return {impl: [ParamError(n, *worst[impl][n]) for n in ("b", "c", "U", "W", "V")] for impl in worst}
