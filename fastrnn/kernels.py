@@ -15,7 +15,9 @@ import math
 import numpy as np
 from numba import njit
 
-JIT = dict(cache=True, error_model="numpy")
+# Fused multiply-add only: no flag that assumes away NaN or infinity, and no reordering of sums.
+FASTMATH = {"contract"}
+JIT = dict(cache=True, error_model="numpy", fastmath=FASTMATH)
 
 # Slots of the integer and float run-state arrays shared by train_chunks and its caller.
 POSITION, EPOCH, CURRENT, UPDATE, BEST, BEST_UPDATE, BEST_POSITION, BEST_EPOCH = range(8)
@@ -43,6 +45,30 @@ def transpose_into(out, a):
 
 
 @njit(**JIT)
+def add_rows(out, A, coef):
+    """out (L,) += sum_j coef[j] * A[j, :] for A (J, L), coef (J,).
+
+    Four rows per pass over ``out``: each load and store of ``out`` then carries four
+    multiply-adds, which keeps the vector units busy instead of waiting on memory.
+    """
+    J = A.shape[0]
+    L = out.shape[0]
+    j = 0
+    while j + 4 <= J:
+        c0, c1, c2, c3 = coef[j], coef[j + 1], coef[j + 2], coef[j + 3]
+        a0, a1, a2, a3 = A[j], A[j + 1], A[j + 2], A[j + 3]
+        for i in range(L):
+            out[i] += a0[i] * c0 + a1[i] * c1 + a2[i] * c2 + a3[i] * c3
+        j += 4
+    while j < J:
+        cj = coef[j]
+        aj = A[j]
+        for i in range(L):
+            out[i] += aj[i] * cj
+        j += 1
+
+
+@njit(**JIT)
 def rnn_forward(hs, ps, WT, VT, x, y, W, U, V, b, c):
     """Forward pass over one chunk; returns the summed cross-entropy loss (float64).
 
@@ -55,32 +81,22 @@ def rnn_forward(hs, ps, WT, VT, x, y, W, U, V, b, c):
     K = V.shape[0]
     transpose_into(WT, W)
     transpose_into(VT, V)
-    loss = 0.0
     for t in range(n):
-        h_prev = hs[t]
         h = hs[t + 1]
         xt = x[t]
-        # a_t = b + U[:, x_t] + sum_j W[:, j] h_{t-1}[j]
+        # h_t = tanh(b + U[:, x_t] + sum_j W[:, j] h_{t-1}[j])
         for i in range(m):
             h[i] = b[i] + U[i, xt]
-        for j in range(m):
-            hj = h_prev[j]
-            row = WT[j]
-            for i in range(m):
-                h[i] += row[i] * hj
-        # h_t = tanh(a_t)
+        add_rows(h, WT, hs[t])
         for i in range(m):
             h[i] = math.tanh(h[i])
-        # o_t = c + sum_j V[:, j] h_t[j]
+    loss = 0.0
+    for t in range(n):
+        # o_t = c + sum_j V[:, j] h_t[j], then p_t = softmax(o_t) shifted by max(o_t)
         p = ps[t]
         for k in range(K):
             p[k] = c[k]
-        for j in range(m):
-            hj = h[j]
-            row = VT[j]
-            for k in range(K):
-                p[k] += row[k] * hj
-        # p_t = softmax(o_t), shifted by max(o_t) so exp cannot overflow
+        add_rows(p, VT, hs[t + 1])
         top = p[0]
         for k in range(1, K):
             top = max(top, p[k])
@@ -96,11 +112,11 @@ def rnn_forward(hs, ps, WT, VT, x, y, W, U, V, b, c):
 
 
 @njit(**JIT)
-def rnn_backward(dW, dU, dV, db, dc, dh_out, ps, hs, x, y, W, V):
+def rnn_backward(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, x, y, W, V):
     """Backward pass over the chunk that ``rnn_forward`` just ran.
 
     dW (m, m), dU (m, K), dV (K, m), db (m,), dc (K,): written with the raw gradients.
-    dh_out (n, m): workspace, written with V.T g_t and then with da_t.
+    dh_out (n, m): workspace, written with V.T g_t and then with da_t.   dh_next (m,): workspace.
     ps (n, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
     hs (n+1, m), x, y (n,), W, V: read.
     """
@@ -112,71 +128,74 @@ def rnn_backward(dW, dU, dV, db, dc, dh_out, ps, hs, x, y, W, V):
     dV[:] = 0.0
     db[:] = 0.0
     dc[:] = 0.0
+    # g_t = p_t - onehot(y_t);  dc = sum_t g_t
     for t in range(n):
         g = ps[t]
         g[y[t]] -= 1.0
-        h = hs[t + 1]
-        dh = dh_out[t]
-        dh[:] = 0.0
         for k in range(K):
-            gk = g[k]
-            # dc += g_t;  dV += g_t h_t^T;  dh_out[t] = V^T g_t
-            dc[k] += gk
-            dVk = dV[k]
-            Vk = V[k]
-            for j in range(m):
-                dVk[j] += gk * h[j]
-                dh[j] += Vk[j] * gk
-    dh_next = np.zeros(m, dtype=dh_out.dtype)
+            dc[k] += g[k]
+    # dV[k, :] = sum_t g_t[k] h_t
+    for k in range(K):
+        add_rows(dV[k], hs[1:], ps[:, k])
+    # dh_out[t] = V^T g_t = sum_k g_t[k] V[k, :]
+    for t in range(n):
+        dh_out[t] = 0.0
+        add_rows(dh_out[t], V, ps[t])
+    dh_next[:] = 0.0
     for t in range(n - 1, -1, -1):
         da = dh_out[t]
         h = hs[t + 1]
-        # da_t = (dh_out[t] + dh_next) * (1 - h_t^2)
+        # da_t = (V^T g_t + dh_next) * (1 - h_t^2);  dh_next = W^T da_t = sum_i da_t[i] W[i, :]
         for i in range(m):
             da[i] = (da[i] + dh_next[i]) * (1.0 - h[i] * h[i])
-        # dh_next = W^T da_t = sum_i W[i, :] da_t[i]
         dh_next[:] = 0.0
-        for i in range(m):
-            dai = da[i]
-            Wi = W[i]
-            for j in range(m):
-                dh_next[j] += Wi[j] * dai
+        add_rows(dh_next, W, da)
+    # dW[i, :] = sum_t da_t[i] h_{t-1};  db = sum_t da_t;  dU[:, x_t] += da_t
+    for i in range(m):
+        add_rows(dW[i], hs[:n], dh_out[:, i])
     for t in range(n):
         da = dh_out[t]
-        h_prev = hs[t]
         xt = x[t]
-        # dW += da_t h_{t-1}^T;  dU[:, x_t] += da_t;  db += da_t
         for i in range(m):
-            dai = da[i]
-            dWi = dW[i]
-            for j in range(m):
-                dWi[j] += dai * h_prev[j]
-            dU[i, xt] += dai
-            db[i] += dai
+            db[i] += da[i]
+            dU[i, xt] += da[i]
+
+
+@njit(inline="always")
+def _adagrad_entry(theta, mem, grad, eta, eps, clip):
+    """g = clip(grad) to [-clip, clip];  mem += g^2;  theta -= eta g / sqrt(mem + eps)."""
+    g = min(max(grad, -clip), clip)
+    s = mem + g * g
+    return theta - eta * g / math.sqrt(s + eps), s
 
 
 @njit(**JIT)
 def adagrad_update(params_out, mem_out, params, mem, grads, eta, eps, clip):
-    """Clip each gradient to [-clip, clip], then AdaGrad, in one pass over the flat buffers.
+    """Clip each gradient, then AdaGrad, in one pass over the flat buffers, out of place.
 
-    params_out, mem_out (P,): written (they may be the same arrays as params, mem).
+    params_out, mem_out (P,): written; they must not overlap params, mem (use
+    ``adagrad_update_inplace`` for that: overlapping arrays defeat vectorisation).
     params, mem, grads (P,): read.   eta, eps, clip: scalars of the parameters' dtype.
     """
     for i in range(params.shape[0]):
-        # g = clip(grad);  mem += g^2;  theta -= eta g / sqrt(mem + eps)
-        g = min(max(grads[i], -clip), clip)
-        s = mem[i] + g * g
-        mem_out[i] = s
-        params_out[i] = params[i] - eta * g / math.sqrt(s + eps)
+        params_out[i], mem_out[i] = _adagrad_entry(params[i], mem[i], grads[i], eta, eps, clip)
+
+
+@njit(**JIT)
+def adagrad_update_inplace(params, mem, grads, eta, eps, clip):
+    """``adagrad_update`` writing into params (P,) and mem (P,) themselves."""
+    for i in range(params.shape[0]):
+        params[i], mem[i] = _adagrad_entry(params[i], mem[i], grads[i], eta, eps, clip)
 
 
 @njit(**JIT)
 def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, x, y, params, m, K):
-    """Loss and raw gradients of one chunk. grads (P,) written; hs[0] read as h_prev."""
+    """Loss and raw gradients of one chunk. grads (P,) written; hs[0] read as h_prev.
+    WT (m, m) and VT (m, K) are workspaces; WT[0] doubles as dh_next once the forward is done."""
     W, U, V, b, c = param_views(params, m, K)
     dW, dU, dV, db, dc = param_views(grads, m, K)
     loss = rnn_forward(hs, ps, WT, VT, x, y, W, U, V, b, c)
-    rnn_backward(dW, dU, dV, db, dc, dh_out, ps, hs, x, y, W, V)
+    rnn_backward(dW, dU, dV, db, dc, dh_out, WT[0], ps, hs, x, y, W, V)
     return loss
 
 
@@ -219,7 +238,10 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
             counters[BEST_EPOCH] = counters[EPOCH]
             best_h[:] = h
             dst = 1 - cur
-        adagrad_update(params[dst], mem[dst], params[cur], mem[cur], grads, eta, eps, clip)
+        if dst == cur:
+            adagrad_update_inplace(params[cur], mem[cur], grads, eta, eps, clip)
+        else:
+            adagrad_update(params[dst], mem[dst], params[cur], mem[cur], grads, eta, eps, clip)
         counters[CURRENT] = dst
         h[:] = hs[n]
         counters[POSITION] = pos + n

@@ -118,3 +118,12 @@ def test_param_views_match_layout():
     got = kernels.param_views(flat, m, K)
     for name, view in zip("WUVbc", got):
         assert np.array_equal(view, Layout(m, K).views(flat)[name])
+
+
+def test_inplace_and_out_of_place_adagrad_agree():
+    rng = np.random.default_rng(0)
+    g, p, mem = rng.normal(0, 4, 50), rng.normal(size=50), rng.random(50)
+    p_out, m_out = np.empty(50), np.empty(50)
+    kernels.adagrad_update(p_out, m_out, p, mem, g, 0.1, 1e-8, 5.0)
+    kernels.adagrad_update_inplace(p, mem, g, 0.1, 1e-8, 5.0)
+    assert np.array_equal(p, p_out) and np.array_equal(mem, m_out)

@@ -1,0 +1,254 @@
+"""fastrnn benchmark suite: the Numba kernels against the NumPy reference, on one core.
+
+    python benchmarks/run.py --book BOOK.txt          # full run (a few minutes)
+    python benchmarks/run.py --book BOOK.txt --quick  # under a minute
+
+Variants are interleaved round by round and reported as median (min-max); ratios are the
+median of per-round ratios, so a slow moment of a shared machine hits both sides of a ratio.
+Writes a JSON file with the machine description beside the numbers.
+"""
+from __future__ import annotations
+
+import os
+
+# One thread everywhere: the figures are per core, and BLAS must not use other cores.
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(var, "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from fastrnn import reference  # noqa: E402
+from fastrnn.model import Hyper, init_state, save_checkpoint  # noqa: E402
+from fastrnn.sample import sample_indices  # noqa: E402
+from fastrnn.text import build_vocab, load_book  # noqa: E402
+from fastrnn.train import Trainer, compile_kernels  # noqa: E402
+
+
+def flops_per_char(m: int, K: int) -> int:
+    """Matrix-product flops per training character: forward W h and V h; backward dV, dW,
+    W^T da and V^T g (2 flops per multiply-add)."""
+    return 6 * m * m + 6 * K * m
+
+
+def generated_text(n_chars: int = 400_000, K: int = 80, seed: int = 0) -> str:
+    """A text with K distinct characters and word-like structure, for runs without a book."""
+    rng = np.random.default_rng(seed)
+    alphabet = [chr(c) for c in range(33, 33 + K - 2)] + [" ", "\n"]
+    words = ["".join(rng.choice(alphabet[:-2], size=rng.integers(1, 9))) for _ in range(2000)]
+    text = " ".join(rng.choice(words, size=n_chars // 5))
+    text = "".join(alphabet) + text  # every character occurs
+    return text[:n_chars]
+
+
+def machine() -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import numba
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "numba": numba.__version__, "platform": platform.platform()}
+
+
+def peak_gflops(n: int = 2000, repeats: int = 3) -> float:
+    """Single-threaded float64 GFLOP/s of a large NumPy matrix product: this core's practical peak."""
+    a, b = np.random.default_rng(0).random((2, n, n))
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def reference_train(state, book, updates: int) -> float:
+    """chars/s of the reference: the classic loop in plain NumPy."""
+    params, mem = state.views(), state.layout.views(state.adagrad)
+    h, n, pos = state.h.copy(), state.hyper.seq_length, 0
+    start = time.perf_counter()
+    for _ in range(updates):
+        if pos + n + 1 > book.shape[0]:
+            pos, h = 0, np.zeros_like(h)
+        loss, grads, h = reference.loss_and_grads(params, book[pos:pos + n], book[pos + 1:pos + n + 1], h)
+        reference.adagrad_step(params, mem, grads)
+        pos += n
+    return updates * n / (time.perf_counter() - start)
+
+
+def kernel_train(trainer, updates: int) -> float:
+    n = trainer.hyper.seq_length
+    return updates * n / _timed(lambda: trainer.run(updates))
+
+
+def reference_sample(state, n: int) -> float:
+    uniforms = np.random.default_rng(0).random(n)
+    return n / _timed(lambda: reference.sample(state.views(), state.h, 0, n, uniforms))
+
+
+def kernel_sample(state, n: int) -> float:
+    rng = np.random.default_rng(0)
+    return n / _timed(lambda: sample_indices(state.params, state.vocab, state.hyper.hidden, n, rng))
+
+
+def summarize(values) -> dict:
+    v = np.asarray(values, dtype=float)
+    return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "rounds": v.tolist()}
+
+
+def command_seconds(args, env=None) -> float:
+    t = time.perf_counter()
+    subprocess.run(args, check=True, capture_output=True, env=env)
+    return time.perf_counter() - t
+
+
+def compile_and_startup(tmp: str, trained_state) -> dict:
+    """Cold and warm compile (fresh processes, a fresh cache), `fastrnn --help` and a warm
+    `fastrnn sample --len 1000`, all wall-clock seconds of whole processes."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba-cache"))
+    code = ("import time, numpy as np; from fastrnn.train import compile_kernels; "
+            "print(compile_kernels(np.float64, np.uint8))")
+    run = lambda: float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,  # noqa: E731
+                                       text=True, env=env).stdout)
+    cold = run()
+    warm = run()
+    ckpt = os.path.join(tmp, "model.npz")
+    save_checkpoint(ckpt, trained_state)
+    cli = [sys.executable, "-m", "fastrnn"]
+    help_s = min(command_seconds(cli + ["--help"], env) for _ in range(3))
+    sample_s = min(command_seconds(cli + ["sample", "--checkpoint", ckpt, "--len", "1000", "--seed", "1"], env)
+                   for _ in range(3))
+    return {"cold_compile_s": cold, "warm_compile_s": warm, "help_s": help_s, "sample_1000_s": sample_s}
+
+
+def peak_memory_mb(book_path: str | None, tmp: str) -> float | None:
+    """Peak resident memory of a `fastrnn train` process (2,000 updates), in MB."""
+    if book_path is None:
+        return None
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run([sys.executable, "-m", "fastrnn", "train", book_path, "--out", os.path.join(tmp, "mem"),
+                    "--steps", "2000", "-q"], check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(before, after) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def quality(book, vocab, updates: int) -> dict:
+    """Smooth loss after ``updates`` updates of the classic algorithm (float64, seed 0)."""
+    trainer = Trainer(init_state(vocab, Hyper()), book)
+    smooth = []
+    done = 0
+    t = time.perf_counter()
+    while done < updates:
+        step = min(10_000, updates - done)
+        smooth.append(float(trainer.run(step)[1][-1]))
+        done += step
+    return {"updates": updates, "smooth_loss": smooth[-1], "smooth_loss_every_10000": smooth,
+            "seconds": time.perf_counter() - t}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--book", help="UTF-8 text to train on (default: a generated text with 80 characters)")
+    ap.add_argument("--quick", action="store_true", help="fewer rounds, no quality run: under a minute")
+    ap.add_argument("--rounds", type=int, help="interleaved rounds [5; 3 with --quick]")
+    ap.add_argument("--quality-updates", type=int, default=100_000,
+                    help="updates for the quality check [100000; 0 to skip, skipped with --quick]")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "latest.json"))
+    args = ap.parse_args(argv)
+    rounds = args.rounds or (3 if args.quick else 5)
+    if args.book:
+        vocab, book = load_book(args.book)
+    else:
+        text = generated_text()
+        vocab = build_vocab(text)
+        book = vocab.encode(text)
+    m, n = 100, 25
+    K = vocab.size
+    ref_updates, kern_updates = (40, 2000) if args.quick else (100, 6000)
+    print(f"machine: {machine()['cpu']}, {os.cpu_count()} cores; book: {args.book or 'generated'} "
+          f"({book.shape[0]:,} chars, K={K}); m={m}, n={n}; {rounds} rounds", file=sys.stderr)
+    for dtype in (np.float64, np.float32):
+        compile_kernels(dtype, book.dtype)
+    trainers = {d: Trainer(init_state(vocab, Hyper(dtype=d)), book) for d in ("float64", "float32")}
+    for tr in trainers.values():
+        tr.run(100)  # leave the first steps (and page faults) out
+    sample_state = trainers["float64"].state()
+    results = {k: [] for k in ("reference", "float64", "float32", "sample_reference", "sample_kernel")}
+    for r in range(rounds):
+        results["reference"].append(reference_train(init_state(vocab, Hyper()), book, ref_updates))
+        results["float64"].append(kernel_train(trainers["float64"], kern_updates))
+        results["float32"].append(kernel_train(trainers["float32"], kern_updates))
+        results["sample_reference"].append(reference_sample(sample_state, 500 if args.quick else 2000))
+        results["sample_kernel"].append(kernel_sample(sample_state, 200_000 if args.quick else 1_000_000))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in results.items()),
+              file=sys.stderr)
+    ratio = lambda a, b: summarize(np.asarray(results[a]) / np.asarray(results[b]))  # noqa: E731
+    peak = peak_gflops()
+    fpc = flops_per_char(m, K)
+    report = {
+        "machine": machine(),
+        "book": args.book or "generated", "book_chars": int(book.shape[0]), "K": K, "m": m, "seq_length": n,
+        "chars_per_s": {k: summarize(v) for k, v in results.items()},
+        "ratios": {"float64_vs_reference": ratio("float64", "reference"),
+                   "float32_vs_reference": ratio("float32", "reference"),
+                   "sample_vs_reference": ratio("sample_kernel", "sample_reference")},
+        "peak_gflops_one_core": peak, "flops_per_char": fpc,
+        "fraction_of_peak": {d: float(np.median(results[d])) * fpc / (peak * 1e9) for d in ("float64", "float32")},
+        "epoch_seconds_float64": book.shape[0] / float(np.median(results["float64"])),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        report["startup"] = compile_and_startup(tmp, sample_state)
+        report["peak_rss_mb_train"] = peak_memory_mb(args.book, tmp)
+    if not args.quick and args.quality_updates > 0:
+        report["quality"] = quality(book, vocab, args.quality_updates)
+    print_table(report)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print(f"\nwrote {args.out}")
+    return report
+
+
+def print_table(rep: dict) -> None:
+    c, r = rep["chars_per_s"], rep["ratios"]
+    fmt = lambda s: f"{s['median']:>12,.0f}  ({s['min']:,.0f}-{s['max']:,.0f})"  # noqa: E731
+    fr = lambda s: f"{s['median']:.1f}x ({s['min']:.1f}-{s['max']:.1f})"  # noqa: E731
+    print(f"\n{rep['machine']['cpu']}, one thread; K={rep['K']}, m={rep['m']}, n={rep['seq_length']}")
+    print(f"{'training chars/s':<28}{'median (min-max)':>30}   vs reference")
+    print(f"{'  reference (NumPy)':<28}{fmt(c['reference'])}")
+    print(f"{'  kernels float64':<28}{fmt(c['float64'])}   {fr(r['float64_vs_reference'])}")
+    print(f"{'  kernels float32':<28}{fmt(c['float32'])}   {fr(r['float32_vs_reference'])}")
+    print(f"{'sampling chars/s':<28}")
+    print(f"{'  reference (NumPy)':<28}{fmt(c['sample_reference'])}")
+    print(f"{'  kernel':<28}{fmt(c['sample_kernel'])}   {fr(r['sample_vs_reference'])}")
+    print(f"one core's peak (float64 matmul): {rep['peak_gflops_one_core']:.1f} GFLOP/s; "
+          f"{rep['flops_per_char']:,} flops/char; fraction reached: float64 "
+          f"{rep['fraction_of_peak']['float64']:.0%}, float32 {rep['fraction_of_peak']['float32']:.0%}")
+    print(f"one epoch of this book in float64: {rep['epoch_seconds_float64']:.1f} s")
+    s = rep["startup"]
+    print(f"compile: cold {s['cold_compile_s']:.1f} s, warm (cache) {s['warm_compile_s']:.2f} s; "
+          f"`fastrnn --help` {s['help_s']:.2f} s; `fastrnn sample --len 1000` {s['sample_1000_s']:.2f} s")
+    if rep.get("peak_rss_mb_train"):
+        print(f"peak memory of `fastrnn train`: {rep['peak_rss_mb_train']:.0f} MB")
+    if "quality" in rep:
+        q = rep["quality"]
+        print(f"quality: smooth loss after {q['updates']:,} updates: {q['smooth_loss']:.2f} ({q['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
