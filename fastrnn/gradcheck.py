@@ -100,7 +100,7 @@ def kernel_grads(state, x, y, h0) -> dict:
     hs[0] = h0
     kernels.chunk_loss_and_grads(grads, hs, np.zeros((n, K), dtype), np.zeros((m, m), dtype),
                                  np.zeros((m, K), dtype), np.zeros((n, m), dtype), np.zeros(m, dtype),
-                                 np.ascontiguousarray(x), np.ascontiguousarray(y), state.params, m, K)
+                                 np.zeros((2, max(n * K, m))), np.ascontiguousarray(x), np.ascontiguousarray(y), state.params, m, K)
     return state.layout.views(grads)
 
 

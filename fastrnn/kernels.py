@@ -73,54 +73,161 @@ def add_rows(out, A, coef):
 
 
 @njit(**JIT)
-def tanh_inplace(a):
-    """a (L,) <- tanh(a), as expm1(2a) / (expm1(2a) + 2): one expm1 call costs less than
-    a tanh call, and expm1 keeps full relative accuracy near 0. |a| > 20 gives +-1 exactly."""
-    for i in range(a.shape[0]):
-        x = min(max(a[i], -20.0), 20.0)
-        e = math.expm1(2.0 * x)
-        a[i] = e / (e + 2.0)
+def add_rows_batch(out, coef, A):
+    """out (T, L) += coef (T, J) @ A (J, L): ``add_rows`` for T outputs at once.
+
+    The loop over the T outputs sits inside each block of eight rows of A, so the block is
+    read from cache once for all outputs: 1.6-2x faster than T separate ``add_rows`` calls when
+    A does not fit in L1 (V and V.T at m = 100, K = 80).
+    """
+    T = out.shape[0]
+    L = out.shape[1]
+    J = A.shape[0]
+    j = 0
+    while j + 8 <= J:
+        a0, a1, a2, a3 = A[j], A[j + 1], A[j + 2], A[j + 3]
+        a4, a5, a6, a7 = A[j + 4], A[j + 5], A[j + 6], A[j + 7]
+        for t in range(T):
+            c = coef[t]
+            o = out[t]
+            c0, c1, c2, c3 = c[j], c[j + 1], c[j + 2], c[j + 3]
+            c4, c5, c6, c7 = c[j + 4], c[j + 5], c[j + 6], c[j + 7]
+            for i in range(L):
+                o[i] += (((a0[i] * c0 + a1[i] * c1) + (a2[i] * c2 + a3[i] * c3))
+                         + ((a4[i] * c4 + a5[i] * c5) + (a6[i] * c6 + a7[i] * c7)))
+        j += 8
+    while j < J:
+        aj = A[j]
+        for t in range(T):
+            cj = coef[t, j]
+            o = out[t]
+            for i in range(L):
+                o[i] += aj[i] * cj
+        j += 1
+
+
+# exp and tanh as plain arithmetic that LLVM vectorises: the pip build of llvmlite has no vector
+# math library, so math.exp / math.tanh are scalar calls of ~5 and ~10 ns, a sixth of a step.
+# Both are accurate to a few ulp (tests compare them with math.exp / math.tanh).
+LOG2E = 1.4426950408889634
+LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact (fdlibm)
+LN2_LO = 1.90821492927058770002e-10
+ROUND_MAGIC = 6755399441055744.0  # 1.5 * 2**52: x + ROUND_MAGIC rounds x to an integer kept in the low bits
+ROUND_MAGIC_BITS = int(np.array(ROUND_MAGIC).view(np.int64))
+EXP_COEFFS = tuple(1.0 / math.factorial(k) for k in range(13, -1, -1))  # Taylor, |r| <= ln2 / 2
+TANH_SMALL = 0.25  # below: odd Taylor series of tanh; above: 1 - 2 / (exp(2|x|) + 1)
+
+
+def _tanh_taylor(n_terms):
+    """Odd Taylor coefficients of tanh from tanh' = 1 - tanh^2, highest power first."""
+    from fractions import Fraction
+
+    a = [Fraction(0), Fraction(1)]
+    for n in range(1, 2 * n_terms):
+        a.append(-sum(a[i] * a[n - i] for i in range(n + 1)) / (n + 1))
+    return tuple(float(a[k]) for k in range(2 * n_terms - 1, 0, -2))
+
+
+TANH_COEFFS = _tanh_taylor(12)  # error below 1e-18 relative for |x| < 0.25
 
 
 @njit(**JIT)
-def rnn_forward(hs, ps, WT, VT, x, y, W, U, V, b, c):
+def exp_into(out, x, work):
+    """out (L,) float64 <- exp(x) for x (L,) of any float dtype (out may be x if float64).
+
+    work (L,) float64: workspace. exp(x) = 2^k exp(r), x = k ln2 + r; exp(r) by a Taylor
+    polynomial, 2^k added straight into the exponent bits. x is clamped to [-708, 709], where
+    the result is a normal number (the softmax shifts its inputs to <= 0 first).
+    """
+    for i in range(x.shape[0]):
+        xi = min(max(np.float64(x[i]), -708.0), 709.0)
+        kd = xi * LOG2E + ROUND_MAGIC
+        kf = kd - ROUND_MAGIC
+        r = (xi - kf * LN2_HI) - kf * LN2_LO
+        p = 0.0
+        for coeff in EXP_COEFFS:
+            p = p * r + coeff
+        out[i] = p
+        work[i] = kd
+    out_bits = out.view(np.int64)
+    k_bits = work.view(np.int64)
+    for i in range(x.shape[0]):
+        out_bits[i] += (k_bits[i] - ROUND_MAGIC_BITS) << 52
+
+
+@njit(**JIT)
+def tanh_inplace(a, e, work):
+    """a (L,) <- tanh(a), any float dtype. e, work (L,) float64: workspaces."""
+    L = a.shape[0]
+    for i in range(L):
+        e[i] = 2.0 * abs(np.float64(a[i]))
+    exp_into(e, e, work)
+    for i in range(L):
+        x = np.float64(a[i])
+        x2 = x * x
+        small = 0.0
+        for coeff in TANH_COEFFS:
+            small = small * x2 + coeff
+        small *= x
+        large = 1.0 - 2.0 / (e[i] + 1.0)
+        a[i] = small if abs(x) < TANH_SMALL else (large if x > 0 else -large)
+
+
+@njit(**JIT)
+def softmax_rows(ps, scratch):
+    """Each row of ps (n, K) <- softmax(row), shifted by the row's max so exp cannot overflow.
+    scratch (2, >= n*K) float64: workspace (the exponentials of all rows go through one call)."""
+    n, K = ps.shape
+    e = scratch[0, :n * K]
+    for t in range(n):
+        p = ps[t]
+        top = p[0]
+        for k in range(1, K):
+            top = max(top, p[k])
+        for k in range(K):
+            e[t * K + k] = p[k] - top
+    exp_into(e, e, scratch[1, :n * K])
+    for t in range(n):
+        total = 0.0
+        for k in range(K):
+            total += e[t * K + k]
+        inv = 1.0 / total
+        p = ps[t]
+        for k in range(K):
+            p[k] = e[t * K + k] * inv
+
+
+@njit(**JIT)
+def rnn_forward(hs, ps, WT, VT, scratch, x, y, W, U, V, b, c):
     """Forward pass over one chunk; returns the summed cross-entropy loss (float64).
 
     hs (n+1, m): row 0 read (h_prev), rows 1..n written with h_1..h_n.
     ps (n, K): written with p_t.   WT (m, m), VT (m, K): workspaces, written with W.T, V.T.
+    scratch (2, >= max(n*K, m)) float64: workspace.
     x, y (n,) int: input and target indices.   W, U, V, b, c: read.
     """
     n = x.shape[0]
     m = W.shape[0]
-    K = V.shape[0]
     transpose_into(WT, W)
     transpose_into(VT, V)
+    # b + U[:, x_t] for every t, row by row of U so that U is read once, in order
+    for i in range(m):
+        Ui = U[i]
+        for t in range(n):
+            hs[t + 1, i] = b[i] + Ui[x[t]]
     for t in range(n):
-        h = hs[t + 1]
-        xt = x[t]
         # h_t = tanh(b + U[:, x_t] + sum_j W[:, j] h_{t-1}[j])
-        for i in range(m):
-            h[i] = b[i] + U[i, xt]
+        h = hs[t + 1]
         add_rows(h, WT, hs[t])
-        tanh_inplace(h)
+        tanh_inplace(h, scratch[0, :m], scratch[1, :m])
+    # o_t = c + V h_t for every t at once, then p_t = softmax(o_t)
+    for t in range(n):
+        ps[t] = c
+    add_rows_batch(ps, hs[1:], VT)
+    softmax_rows(ps, scratch)
     loss = 0.0
     for t in range(n):
-        # o_t = c + sum_j V[:, j] h_t[j], then p_t = softmax(o_t) shifted by max(o_t)
-        p = ps[t]
-        for k in range(K):
-            p[k] = c[k]
-        add_rows(p, VT, hs[t + 1])
-        top = p[0]
-        for k in range(1, K):
-            top = max(top, p[k])
-        total = 0.0
-        for k in range(K):
-            p[k] = math.exp(p[k] - top)
-            total += p[k]
-        inv = 1.0 / total
-        for k in range(K):
-            p[k] *= inv
-        loss -= math.log(p[y[t]])
+        loss -= math.log(ps[t, y[t]])
     return loss
 
 
@@ -147,13 +254,11 @@ def rnn_backward(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, x, y, W, V):
         g[y[t]] -= 1.0
         for k in range(K):
             dc[k] += g[k]
-    # dV[k, :] = sum_t g_t[k] h_t
-    for k in range(K):
-        add_rows(dV[k], hs[1:], ps[:, k])
-    # dh_out[t] = V^T g_t = sum_k g_t[k] V[k, :]
-    for t in range(n):
-        dh_out[t] = 0.0
-        add_rows(dh_out[t], V, ps[t])
+    # dV = sum_t g_t h_t^T
+    add_rows_batch(dV, ps.T, hs[1:])
+    # dh_out[t] = V^T g_t
+    dh_out[:] = 0.0
+    add_rows_batch(dh_out, ps, V)
     dh_next[:] = 0.0
     for t in range(n - 1, -1, -1):
         da = dh_out[t]
@@ -163,9 +268,8 @@ def rnn_backward(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, x, y, W, V):
             da[i] = (da[i] + dh_next[i]) * (1.0 - h[i] * h[i])
         dh_next[:] = 0.0
         add_rows(dh_next, W, da)
-    # dW[i, :] = sum_t da_t[i] h_{t-1};  db = sum_t da_t;  dU[:, x_t] += da_t
-    for i in range(m):
-        add_rows(dW[i], hs[:n], dh_out[:, i])
+    # dW = sum_t da_t h_{t-1}^T;  db = sum_t da_t;  dU[:, x_t] += da_t
+    add_rows_batch(dW, dh_out.T, hs[:n])
     for t in range(n):
         da = dh_out[t]
         xt = x[t]
@@ -202,18 +306,19 @@ def adagrad_update_inplace(params, mem, grads, eta, eps, clip):
 
 
 @njit(**JIT)
-def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, x, y, params, m, K):
+def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params, m, K):
     """Loss and raw gradients of one chunk. grads (P,) written; hs[0] read as h_prev.
-    hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), dh_out (n, m), dh_next (m,): workspaces."""
+    hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), dh_out (n, m), dh_next (m,) and
+    scratch (2, max(n*K, m)) float64: workspaces."""
     W, U, V, b, c = param_views(params, m, K)
     dW, dU, dV, db, dc = param_views(grads, m, K)
-    loss = rnn_forward(hs, ps, WT, VT, x, y, W, U, V, b, c)
+    loss = rnn_forward(hs, ps, WT, VT, scratch, x, y, W, U, V, b, c)
     rnn_backward(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, x, y, W, V)
     return loss
 
 
 @njit(**JIT)
-def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT, dh_out, dh_next,
+def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT, dh_out, dh_next, scratch,
                  counters, floats, book, eta, eps, clip, m, K):
     """Run ``losses.shape[0]`` training updates over consecutive chunks of ``book``.
 
@@ -221,8 +326,8 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
     params, mem (2, P): two buffers each; counters[CURRENT] names the live one. When an update
         sets a new best smooth loss, it writes into the other buffer so that the model that
         earned it stays intact (the best model is kept without copying anything).
-    grads (P,), hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), dh_out (n, m), dh_next (m,):
-        workspaces.
+    grads (P,), hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), dh_out (n, m), dh_next (m,),
+        scratch (2, max(n*K, m)) float64: workspaces.
     h (m,): hidden state carried between chunks (read and written).  best_h (m,): written with
         the hidden state the best model started its chunk with.
     counters (8,) int64, floats (2,) float64: run state, see the slot names above (read, written).
@@ -240,7 +345,7 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         y = book[pos + 1:pos + n + 1]
         cur = counters[CURRENT]
         hs[0] = h
-        loss = chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, x, y, params[cur], m, K)
+        loss = chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params[cur], m, K)
         # smooth loss starts at the first chunk's loss
         smooth = loss if math.isnan(floats[SMOOTH]) else SMOOTHING * floats[SMOOTH] + (1.0 - SMOOTHING) * loss
         dst = cur
@@ -279,7 +384,8 @@ def sample_chars(out, h, WT, VT, prime, uniforms, inv_temperature, W, U, V, b, c
     transpose_into(WT, W)
     transpose_into(VT, V)
     a = np.empty(m, dtype=h.dtype)
-    p = np.empty(K, dtype=h.dtype)
+    p = np.empty(K, dtype=np.float64)
+    scratch = np.empty((2, max(m, K)))
     L = prime.shape[0]
     for t in range(L + out.shape[0]):
         if t > 0:
@@ -288,7 +394,7 @@ def sample_chars(out, h, WT, VT, prime, uniforms, inv_temperature, W, U, V, b, c
             for i in range(m):
                 a[i] = b[i] + U[i, xt]
             add_rows(a, WT, h)
-            tanh_inplace(a)
+            tanh_inplace(a, scratch[0, :m], scratch[1, :m])
             h[:] = a
         if t < L:
             continue
@@ -299,9 +405,11 @@ def sample_chars(out, h, WT, VT, prime, uniforms, inv_temperature, W, U, V, b, c
         top = p[0]
         for k in range(1, K):
             top = max(top, p[k])
+        for k in range(K):
+            p[k] = (p[k] - top) * inv_temperature
+        exp_into(p, p, scratch[0, :K])
         total = 0.0
         for k in range(K):
-            p[k] = math.exp((p[k] - top) * inv_temperature)
             total += p[k]
         u = uniforms[t - L] * total
         acc = 0.0

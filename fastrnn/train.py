@@ -45,6 +45,7 @@ class Trainer:
         self.VT = np.zeros((m, K), dtype)
         self.dh_out = np.zeros((n, m), dtype)
         self.dh_next = np.zeros(m, dtype)
+        self.scratch = np.zeros((2, max(n * K, m)))
         self.counters = np.zeros(8, np.int64)
         c = self.counters
         c[kernels.POSITION], c[kernels.EPOCH], c[kernels.UPDATE] = state.position, state.epoch, state.update
@@ -61,7 +62,8 @@ class Trainer:
         smooths = np.empty(n_updates)
         h = self.hyper
         self._k.train_chunks(losses, smooths, self.params, self.mem, self.grads, self.h, self.best_h,
-                             self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.counters,
+                             self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.scratch,
+                             self.counters,
                              self.floats, self.book, self.scalar(h.eta), self.scalar(h.eps),
                              self.scalar(h.clip), h.hidden, self.vocab.size)
         return losses, smooths

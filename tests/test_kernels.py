@@ -127,3 +127,19 @@ def test_inplace_and_out_of_place_adagrad_agree():
     kernels.adagrad_update(p_out, m_out, p, mem, g, 0.1, 1e-8, 5.0)
     kernels.adagrad_update_inplace(p, mem, g, 0.1, 1e-8, 5.0)
     assert np.array_equal(p, p_out) and np.array_equal(mem, m_out)
+
+
+def test_vectorised_exp_and_tanh_are_accurate():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(-708, 709, 20001), rng.normal(0, 1, 5000), rng.normal(0, 1e-3, 1000),
+                        [0.0, -0.0, 1e-300, -1e-300, 0.25, -0.25, np.nextafter(0.25, 0)]])
+    out, work = np.empty_like(x), np.empty_like(x)
+    kernels.exp_into(out, x, work)
+    np.testing.assert_allclose(out, np.exp(x), rtol=4e-16, atol=0)
+    t = x[np.abs(x) < 40].copy()
+    kernels.tanh_inplace(t, np.empty_like(t), np.empty_like(t))
+    np.testing.assert_allclose(t, np.tanh(x[np.abs(x) < 40]), rtol=2e-15, atol=0)
+    assert np.array_equal(np.signbit(t), np.signbit(x[np.abs(x) < 40]))
+    big = np.array([-1e5, -40.0, 40.0, 1e5])
+    kernels.tanh_inplace(big, np.empty(4), np.empty(4))
+    assert big.tolist() == [-1.0, -1.0, 1.0, 1.0]
