@@ -2,6 +2,7 @@
 commands so that ``fastrnn --help`` stays fast."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -75,13 +76,50 @@ def _compile(dtype, index_dtype) -> float:
 
     seconds = compile_kernels(dtype, index_dtype,
                               on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
-    if seconds > 0.5:
+    if seconds > 1.5:
         click.echo(f"compiled kernels in {seconds:.1f}s (cached for later runs)", err=True)
     return seconds
 
 
+MODEL_OPTIONS = ("hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction")
+
+
+class _StopRequest:
+    """SIGINT / SIGTERM ask the training loop to stop after the current kernel call; a second
+    Ctrl-C stops at once."""
+
+    def __init__(self):
+        self.signum = None
+
+    def __enter__(self):
+        import signal
+
+        self._old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        import signal
+
+        if self.signum == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+        click.echo("\nstopping after the current step (Ctrl-C again to abort)...", err=True)
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+        return False
+
+
 @cli.command()
-@click.argument("book", type=click.Path(dir_okay=False))
+@click.argument("book", required=False, type=click.Path(dir_okay=False))
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the run in this directory exactly where its last checkpoint left it.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Run directory [default: runs/<book>-<date>-<time>].")
 @click.option("--force", is_flag=True, help="Overwrite a run already in --out.")
@@ -92,8 +130,9 @@ def _compile(dtype, index_dtype) -> float:
 @click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
               help="Standard deviation of the initial weights.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
-@click.option("--epochs", type=POSITIVE, help="Passes over the book [default: 5 unless --steps].")
-@click.option("--steps", type=click.IntRange(min=0), help="Number of updates (with --epochs: whichever is fewer).")
+@click.option("--epochs", type=POSITIVE, help="Total passes over the book [default: 5 unless --steps].")
+@click.option("--steps", type=click.IntRange(min=0),
+              help="Total number of updates (with --epochs: whichever is fewer).")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
 @click.option("--sample-every", default=10_000, show_default=True, type=click.IntRange(min=0),
               help="Updates between samples in samples.txt (0: none).")
@@ -101,47 +140,159 @@ def _compile(dtype, index_dtype) -> float:
               help="Updates between rows of metrics.csv.")
 @click.option("--checkpoint-every", default=10_000, show_default=True, type=click.IntRange(min=0),
               help="Updates between checkpoints (0: only at the end).")
+@click.option("--val-fraction", default=0.0, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
+              help="Fraction at the end of the book held out for validation (best.npz is then best on it).")
+@click.option("--val-every", default=10_000, show_default=True, type=POSITIVE,
+              help="Updates between validation losses.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def train(book, out_dir, force, encoding, hidden, seq_length, eta, sigma, seed, epochs, steps, dtype,
-          sample_every, log_every, checkpoint_every, quiet):
+def train(book, resume_dir, out_dir, force, encoding, hidden, seq_length, eta, sigma, seed, epochs, steps,
+          dtype, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
     """Train on BOOK (a UTF-8 text file), streaming chunks through a carried hidden state.
 
     Writes last.npz, best.npz, metrics.csv, samples.txt, loss.png and summary.json to the run
-    directory and reports chars/s (compilation excluded).
+    directory and reports chars/s (compilation excluded). Ctrl-C or SIGTERM writes a
+    checkpoint and stops; --resume continues from it exactly.
     """
-    from .runs import default_run_dir, holds_run
-    from .text import TextError, load_book
+    from click.core import ParameterSource
 
-    out_dir = out_dir or default_run_dir(book)
-    if os.path.exists(out_dir) and holds_run(out_dir) and not force:
-        raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it")
+    from .model import CheckpointError, Hyper, init_state, load_checkpoint
+    from .runs import RunError, default_run_dir, file_sha256, holds_run, load_run_config, save_run_config
+    from .text import TextError, load_book, vocab_difference
+
+    ctx = click.get_current_context()
+    given = lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE  # noqa: E731
+    if resume_dir:
+        fixed = [name for name in MODEL_OPTIONS if given(name)]
+        if fixed:
+            raise click.UsageError(f"--{fixed[0].replace('_', '-')} cannot change when resuming: "
+                                   f"a resumed run keeps its settings")
+        if out_dir or force:
+            raise click.UsageError("--out and --force do not go with --resume")
+        try:
+            config = load_run_config(resume_dir)
+            state = load_checkpoint(os.path.join(resume_dir, "last.npz"))
+        except (RunError, CheckpointError) as err:
+            raise _fail(str(err)) from None
+        out_dir = resume_dir
+        book = book or config["book"]
+        encoding = encoding if given("encoding") else config["encoding"]
+        val_fraction = config["val_fraction"]
+        seq_length = state.hyper.seq_length
+        # intervals not given again are those the run was started with
+        sample_every, log_every, checkpoint_every, val_every = (
+            value if given(name) else config[name]
+            for name, value in (("sample_every", sample_every), ("log_every", log_every),
+                                ("checkpoint_every", checkpoint_every), ("val_every", val_every)))
+    else:
+        if book is None:
+            raise click.UsageError("missing BOOK (a text file to train on)")
+        out_dir = out_dir or default_run_dir(book)
+        if os.path.exists(out_dir) and holds_run(out_dir) and not force:
+            raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it or --resume to continue it")
     try:
         vocab, encoded = load_book(book, encoding, min_chars=seq_length + 1)
     except TextError as err:
         raise _fail(str(err)) from None
+    if resume_dir:
+        diff = vocab_difference(state.vocab, vocab)
+        if diff:
+            raise _fail(f"{book}: its characters differ from the run's ({diff}); cannot resume on it")
+        if file_sha256(book) != config.get("book_sha256"):
+            click.echo(f"warning: {book} is not the file this run started with; resuming on it anyway", err=True)
+    val_chars = int(round(val_fraction * encoded.shape[0]))
+    train_part, val_part = encoded[:encoded.shape[0] - val_chars], encoded[encoded.shape[0] - val_chars:]
+    if val_fraction and (val_chars < 2 or train_part.shape[0] < seq_length + 1):
+        raise _fail(f"{book}: too short to hold out {val_fraction:g} of it and still train on "
+                    f"chunks of {seq_length + 1} characters")
 
-    from .model import Hyper, init_state
-    from .train import RunOptions, train_run, updates_per_epoch
+    from .train import Interrupted, NonFiniteError, RunOptions, train_run, updates_per_epoch
 
-    per_epoch = updates_per_epoch(encoded.shape[0], seq_length)
-    if epochs is None and steps is None:
-        epochs = 5
-    total = min(x for x in (steps, epochs * per_epoch if epochs else None) if x is not None)
-    click.echo(f"book {book}: {encoded.shape[0]:,} characters, {vocab.size} distinct; "
-               f"{per_epoch:,} updates per epoch; training {total:,} updates -> {out_dir}", err=True)
-    compile_seconds = _compile(dtype, encoded.dtype)
-    hyper = Hyper(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype)
-    opts = RunOptions(total_updates=total, sample_every=sample_every, log_every=log_every,
-                      checkpoint_every=checkpoint_every, on_progress=None if quiet else _Reporter(),
-                      extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book)})
-    try:
-        summary = train_run(init_state(vocab, hyper), encoded, out_dir, opts)
-    except FloatingPointError as err:
-        raise _fail(str(err)) from None
+    per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
+    if resume_dir and steps is None and epochs is None:
+        total = config["total_updates"]
+    else:
+        if epochs is None and steps is None:
+            epochs = 5
+        total = min(x for x in (steps, epochs * per_epoch if epochs else None) if x is not None)
+    done = state.update if resume_dir else 0
+    if resume_dir and total <= done:
+        click.echo(f"{out_dir} already has {done:,} updates (total {total:,}): nothing to do; "
+                   f"pass a larger --steps or --epochs to train further", err=True)
+        return
+    held = f", {val_chars:,} held out for validation" if val_chars else ""
+    click.echo(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; "
+               f"{per_epoch:,} updates per epoch; "
+               + (f"resuming at update {done:,} of {total:,}" if resume_dir else f"training {total:,} updates")
+               + f" -> {out_dir}", err=True)
+    if not resume_dir:
+        hyper = Hyper(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype)
+        state = init_state(vocab, hyper)
+    compile_seconds = _compile(state.params.dtype, encoded.dtype)
+    save_run_config(out_dir, {
+        "book": os.path.abspath(book), "book_sha256": file_sha256(book), "encoding": encoding,
+        "total_updates": total, "sample_every": sample_every, "log_every": log_every,
+        "checkpoint_every": checkpoint_every, "val_fraction": val_fraction, "val_every": val_every,
+    })
+    with _StopRequest() as stop:
+        opts = RunOptions(total_updates=total, sample_every=sample_every, log_every=log_every,
+                          checkpoint_every=checkpoint_every, val_every=val_every,
+                          on_progress=None if quiet else _Reporter(), should_stop=stop,
+                          extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book)})
+        try:
+            summary = train_run(state, train_part, out_dir, opts, resume=bool(resume_dir),
+                                val_book=val_part if val_chars else None)
+        except NonFiniteError as err:
+            raise _fail(str(err)) from None
+        except Interrupted as err:
+            import signal
+
+            click.echo(f"stopped at update {err.update:,}; checkpoint written. Continue with:\n"
+                       f"  fastrnn train --resume {out_dir}", err=True)
+            sys.exit(143 if stop.signum == signal.SIGTERM else 130)
     speed = f"{summary['chars_per_s']:,.0f} chars/s" if summary["chars_per_s"] else "no updates"
     best = summary["best_smooth_loss"]
+    val = summary["best_val_nats_per_char"]
     click.echo(f"done: {summary['updates']:,} updates, {speed}, best smooth loss "
-               f"{best if best is None else round(best, 3)}; results in {out_dir}", err=True)
+               f"{best if best is None else round(best, 3)}"
+               + (f", best validation {val / math.log(2):.3f} bits/char" if val else "")
+               + f"; results in {out_dir}", err=True)
+
+
+@cli.command(name="eval")
+@click.argument("checkpoint", type=click.Path())
+@click.argument("text_file", metavar="TEXT", type=click.Path(dir_okay=False))
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of TEXT.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def evaluate(checkpoint, text_file, encoding, as_json):
+    """Bits per character and perplexity of a model (a checkpoint or a run directory's
+    best.npz) on TEXT. Characters outside the model's vocabulary are counted and skipped."""
+    import json
+
+    from .evaluate import evaluate_text
+    from .model import CheckpointError, load_checkpoint
+    from .runs import resolve_checkpoint
+    from .text import TextError, read_text
+
+    try:
+        state = load_checkpoint(resolve_checkpoint(checkpoint))
+        text = read_text(text_file, encoding)
+    except (FileNotFoundError, CheckpointError, TextError) as err:
+        raise _fail(str(err)) from None
+    from .train import compile_kernels
+
+    compile_kernels(state.params.dtype, state.vocab.index_dtype(),
+                    on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
+    result = evaluate_text(state, text)
+    if result["predicted"] == 0:
+        raise _fail(f"{text_file}: no two consecutive characters of the model's vocabulary to score")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['bits_per_char']:.4f} bits/char, perplexity {result['perplexity']:.3f}, "
+               f"{result['nats_per_char']:.4f} nats/char over {result['predicted']:,} predictions")
+    if result["unknown_chars"]:
+        click.echo(f"{result['unknown_chars']:,} characters outside the vocabulary were skipped: "
+                   f"{' '.join(repr(c) for c in result['unknown_distinct'])}", err=True)
 
 
 @cli.command()

@@ -318,6 +318,28 @@ def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, 
 
 
 @njit(**JIT)
+def text_loss(hs, ps, WT, VT, scratch, text, params, m, K):
+    """Summed cross-entropy of predicting text[1:] from text[:-1], starting from h = 0 and
+    carrying h through chunks of n = ps.shape[0] characters; returns float64 nats.
+
+    hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), scratch (2, >= max(n*K, m)): workspaces.
+    text (N,) int: read.   params (P,): read.
+    """
+    W, U, V, b, c = param_views(params, m, K)
+    n = ps.shape[0]
+    hs[0] = 0.0
+    total = 0.0
+    pos = 0
+    while pos < text.shape[0] - 1:
+        L = min(n, text.shape[0] - 1 - pos)
+        total += rnn_forward(hs[:L + 1], ps[:L], WT, VT, scratch, text[pos:pos + L],
+                             text[pos + 1:pos + L + 1], W, U, V, b, c)
+        hs[0] = hs[L]
+        pos += L
+    return total
+
+
+@njit(**JIT)
 def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT, dh_out, dh_next, scratch,
                  counters, floats, book, eta, eps, clip, m, K):
     """Run ``losses.shape[0]`` training updates over consecutive chunks of ``book``.

@@ -79,6 +79,7 @@ class State:
     position: int = 0  # index of the next chunk's first input character
     smooth_loss: float = float("nan")  # nan until the first chunk has been seen
     best_smooth_loss: float = float("inf")
+    best_val_loss: float = float("inf")  # lowest validation loss per character seen (runs with held-out text)
 
     @property
     def layout(self) -> Layout:
@@ -89,7 +90,8 @@ class State:
 
     def copy(self) -> "State":
         return State(self.vocab, self.hyper, self.params.copy(), self.adagrad.copy(), self.h.copy(),
-                     self.update, self.epoch, self.position, self.smooth_loss, self.best_smooth_loss)
+                     self.update, self.epoch, self.position, self.smooth_loss, self.best_smooth_loss,
+                     self.best_val_loss)
 
 
 def init_state(vocab: Vocab, hyper: Hyper) -> State:
@@ -107,7 +109,7 @@ def init_state(vocab: Vocab, hyper: Hyper) -> State:
 # ---------------------------------------------------------------------------------------------
 # Checkpoints: a plain .npz (no pickle) holding named arrays; see README for the keys.
 
-_SCALARS = ("update", "epoch", "position", "smooth_loss", "best_smooth_loss")
+_SCALARS = ("update", "epoch", "position", "smooth_loss", "best_smooth_loss", "best_val_loss")
 
 
 def save_checkpoint(path: str | os.PathLike, state: State) -> None:
@@ -197,7 +199,8 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         scalars = {k: data[k].item() for k in _SCALARS}
         state = State(vocab, hyper, params, adagrad, h.copy(),
                       int(scalars["update"]), int(scalars["epoch"]), int(scalars["position"]),
-                      float(scalars["smooth_loss"]), float(scalars["best_smooth_loss"]))
+                      float(scalars["smooth_loss"]), float(scalars["best_smooth_loss"]),
+                      float(scalars["best_val_loss"]))
     except (TypeError, ValueError) as err:
         raise fail(f"bad counters ({err})") from None
     if min(state.update, state.epoch, state.position) < 0:

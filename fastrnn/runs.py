@@ -1,6 +1,8 @@
 """Where runs live: default run directories and finding the most recent one."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 
@@ -46,3 +48,48 @@ def resolve_checkpoint(path: str | None, root: str = RUNS_ROOT) -> str:
             raise FileNotFoundError(f"{path}: no best.npz in this directory")
         return best
     return path
+
+
+RUN_CONFIG = "run.json"
+
+
+class RunError(ValueError):
+    """A run directory that cannot be resumed; the message is meant for the user."""
+
+
+def save_run_config(run_dir: str, config: dict) -> None:
+    os.makedirs(run_dir, exist_ok=True)
+    tmp = os.path.join(run_dir, RUN_CONFIG + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(config, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, os.path.join(run_dir, RUN_CONFIG))
+
+
+def load_run_config(run_dir: str) -> dict:
+    """The settings a run was started with (book, totals, intervals, validation split)."""
+    if not os.path.isdir(run_dir):
+        raise RunError(f"{run_dir}: no such run directory")
+    path = os.path.join(run_dir, RUN_CONFIG)
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise RunError(f"{run_dir}: not a fastrnn run (no {RUN_CONFIG})") from None
+    except (OSError, ValueError) as err:
+        raise RunError(f"{path}: unreadable ({err})") from None
+    missing = [k for k in ("book", "encoding", "total_updates", "sample_every", "log_every",
+                           "checkpoint_every", "val_fraction", "val_every") if k not in config]
+    if missing:
+        raise RunError(f"{path}: missing {', '.join(missing)}")
+    if not os.path.isfile(os.path.join(run_dir, "last.npz")):
+        raise RunError(f"{run_dir}: no last.npz to resume from")
+    return config
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

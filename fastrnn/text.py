@@ -52,6 +52,18 @@ class Vocab:
         return "".join(map(chr, self.codepoints[np.asarray(indices, dtype=np.int64)].tolist()))
 
 
+def vocab_difference(old: Vocab, new: Vocab) -> str:
+    """'' when equal, else a one-line description of which characters differ."""
+    added = np.setdiff1d(new.codepoints, old.codepoints)
+    removed = np.setdiff1d(old.codepoints, new.codepoints)
+    parts = []
+    if added.size:
+        parts.append("not in the run's vocabulary: " + _show("".join(map(chr, added.tolist()))))
+    if removed.size:
+        parts.append("in the run's vocabulary but not in this text: " + _show("".join(map(chr, removed.tolist()))))
+    return "; ".join(parts)
+
+
 def _codepoints(text: str) -> np.ndarray:
     # UTF-32 gives one fixed-width word per code point, so NumPy sees the text without a Python loop.
     return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")

@@ -51,6 +51,7 @@ class Trainer:
         c[kernels.POSITION], c[kernels.EPOCH], c[kernels.UPDATE] = state.position, state.epoch, state.update
         c[kernels.CURRENT], c[kernels.BEST] = 0, -1
         self.floats = np.array([state.smooth_loss, state.best_smooth_loss], np.float64)
+        self.best_val_loss = state.best_val_loss
 
     @property
     def update(self) -> int:
@@ -68,13 +69,17 @@ class Trainer:
                              self.scalar(h.clip), h.hidden, self.vocab.size)
         return losses, smooths
 
+    def live_params(self) -> np.ndarray:
+        """The live parameter buffer (a view, not a copy)."""
+        return self.params[self.counters[self._k.CURRENT]]
+
     def state(self) -> State:
         """A copy of the live model and optimizer state."""
         k, c = self._k, self.counters
         cur = c[k.CURRENT]
         return State(self.vocab, self.hyper, self.params[cur].copy(), self.mem[cur].copy(),
                      self.h.copy(), int(c[k.UPDATE]), int(c[k.EPOCH]), int(c[k.POSITION]),
-                     float(self.floats[k.SMOOTH]), float(self.floats[k.BEST_SMOOTH]))
+                     float(self.floats[k.SMOOTH]), float(self.floats[k.BEST_SMOOTH]), self.best_val_loss)
 
     def best_state(self) -> State | None:
         """The model with the lowest smooth loss seen by this trainer, or None if none yet.
@@ -92,11 +97,11 @@ class Trainer:
                      int(c[k.BEST_POSITION]), s, s)
 
 
-def compile_kernels(dtype, index_dtype, on_slow=None, slow_after: float = 0.5) -> float:
+def compile_kernels(dtype, index_dtype, on_slow=None, slow_after: float = 1.5) -> float:
     """Compile (or load from the on-disk cache) every kernel for these dtypes.
 
     Returns the seconds it took. ``on_slow()`` is called once if it takes longer than
-    ``slow_after`` seconds, which means a real compilation (a cache load takes ~0.2 s).
+    ``slow_after`` seconds, which means a real compilation (a cache load takes ~0.5 s).
     """
     from .model import Hyper, init_state
     from .sample import sample_indices
@@ -113,6 +118,9 @@ def compile_kernels(dtype, index_dtype, on_slow=None, slow_after: float = 0.5) -
         trainer = Trainer(init_state(vocab, hyper), book)
         trainer.run(1)
         sample_indices(trainer.params[0], vocab, 2, 2, np.random.default_rng(0))
+        from .evaluate import TextScorer
+
+        TextScorer(2, 2, trainer.params.dtype, chunk=2).total_loss(trainer.params[0], book)
     finally:
         if timer:
             timer.cancel()
@@ -131,6 +139,18 @@ class Progress:
     seconds: float
 
 
+class Interrupted(Exception):
+    """Training stopped on request (a signal) after writing a checkpoint."""
+
+    def __init__(self, update: int):
+        super().__init__(f"stopped at update {update}")
+        self.update = update
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or the parameters stopped being finite; nothing was written after that."""
+
+
 @dataclass
 class RunOptions:
     total_updates: int
@@ -139,8 +159,10 @@ class RunOptions:
     final_len: int = 1000
     log_every: int = 100
     checkpoint_every: int = 10_000
+    val_every: int = 10_000
     block_seconds: float = 0.25
     on_progress: object = None  # callable(Progress) or None
+    should_stop: object = None  # callable() -> bool, checked between blocks, or None
     extra_summary: dict = field(default_factory=dict)
 
 
@@ -160,51 +182,146 @@ def _training_sample(trainer: Trainer, n: int) -> str:
     return state.vocab.decode(out)
 
 
-def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions) -> dict:
+VALIDATION_HEADER = "update,val_nats_per_char,val_bits_per_char\n"
+SAMPLE_HEADER = "--- update "
+FINAL_HEADER = "=== best model"
+
+
+def truncate_logs(out_dir: str, update: int) -> None:
+    """Drop what a run wrote after the checkpoint it resumes from (update ``update``):
+    metrics and validation rows, samples, and the end-of-run passage."""
+    for name in ("metrics.csv", "validation.csv"):
+        path = os.path.join(out_dir, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                lines = f.read().splitlines(keepends=True)
+            keep = lines[:1] + [ln for ln in lines[1:] if ln.strip() and int(ln.split(",", 1)[0]) <= update]
+            _write_atomic(path, "".join(keep))
+    path = os.path.join(out_dir, "samples.txt")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        end = text.find(FINAL_HEADER)
+        if end >= 0:
+            text = text[:end]
+        blocks = text.split(SAMPLE_HEADER)
+        kept = [b for b in blocks[1:] if int(b.split(",", 1)[0]) <= update]
+        _write_atomic(path, "".join(SAMPLE_HEADER + b for b in kept), encoding="utf-8")
+
+
+def _write_atomic(path: str, text: str, encoding=None) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding=encoding) as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, resume: bool = False,
+              val_book: np.ndarray | None = None) -> dict:
     """Train from ``state`` until ``opts.total_updates`` and fill the run directory.
 
-    Writes metrics.csv, samples.txt, last.npz, best.npz, loss.png and summary.json in
-    ``out_dir`` and returns the summary. Raises FloatingPointError on a non-finite loss
-    (the checkpoints on disk are then those of the last good state).
+    Writes metrics.csv, samples.txt, last.npz, best.npz, loss.png and summary.json (and
+    validation.csv with ``val_book``) in ``out_dir`` and returns the summary. ``resume``
+    continues the logs of an existing run from ``state.update``. With ``val_book``, best.npz is
+    the model with the lowest validation loss (checked every ``opts.val_every`` updates).
+    Raises NonFiniteError on a non-finite loss or parameter (the checkpoints on disk are then
+    those of the last good state) and Interrupted when ``opts.should_stop()`` says so (after
+    writing a checkpoint).
     """
+    from .model import load_checkpoint
+    from .sample import sample_text
+
     os.makedirs(out_dir, exist_ok=True)
     path = lambda name: os.path.join(out_dir, name)  # noqa: E731
     trainer = Trainer(state, book)
     n = state.hyper.seq_length
     per_epoch = updates_per_epoch(book.shape[0], n)
-    best_saved = state.best_smooth_loss
-    fresh = state.update == 0
-    if fresh:
+    scorer = None
+    if val_book is not None:
+        from .evaluate import TextScorer
+
+        scorer = TextScorer(state.hyper.hidden, state.vocab.size, state.params.dtype)
+    best_saved = state.best_val_loss if scorer else state.best_smooth_loss
+    if resume:
+        truncate_logs(out_dir, state.update)
+    else:
         save_checkpoint(path("best.npz"), state)
-    samples = open(path("samples.txt"), "w" if fresh else "a", encoding="utf-8")
-    metrics = open(path("metrics.csv"), "w" if fresh else "a")
-    if fresh:
+    samples = open(path("samples.txt"), "a" if resume else "w", encoding="utf-8")
+    metrics = open(path("metrics.csv"), "a" if resume else "w")
+    validation = open(path("validation.csv"), "a" if resume else "w") if scorer else None
+    if not resume:
         metrics.write(METRICS_HEADER)
+        if validation:
+            validation.write(VALIDATION_HEADER)
 
     def write_sample():
         text = _training_sample(trainer, opts.sample_len)
-        samples.write(f"--- update {trainer.update}, smooth loss {trainer.floats[0]:.4f} ---\n{text}\n\n")
+        samples.write(f"{SAMPLE_HEADER}{trainer.update}, smooth loss {trainer.floats[0]:.4f} ---\n{text}\n\n")
         samples.flush()
+
+    def validate():
+        nonlocal best_saved
+        current = trainer.state()
+        loss, count = scorer.total_loss(current.params, val_book)
+        nats = loss / count
+        validation.write(f"{current.update},{nats:.6f},{nats / np.log(2):.6f}\n")
+        validation.flush()
+        if nats < best_saved:
+            current.best_val_loss = nats
+            save_checkpoint(path("best.npz"), current)
+            best_saved = nats
+        trainer.best_val_loss = best_saved
 
     def checkpoint():
         nonlocal best_saved
         save_checkpoint(path("last.npz"), trainer.state())
-        best = trainer.best_state()
+        best = None if scorer else trainer.best_state()
         if best is not None and best.best_smooth_loss < best_saved:
             save_checkpoint(path("best.npz"), best)
             best_saved = best.best_smooth_loss
 
+    start_update = trainer.update
+    train_seconds = 0.0
+    wall_start = time.perf_counter()
+
+    def summarize(finished: bool) -> dict:
+        final = trainer.state()
+        chars = (final.update - start_update) * n
+        best_model = load_checkpoint(path("best.npz"))
+        finite = lambda x: x if np.isfinite(x) else None  # noqa: E731
+        summary = {
+            "finished": finished,
+            "updates": final.update,
+            "updates_this_run": final.update - start_update,
+            "epochs": final.update / per_epoch,
+            "chars": chars,
+            "seconds": train_seconds,
+            "chars_per_s": chars / train_seconds if train_seconds > 0 else None,
+            "wall_seconds": time.perf_counter() - wall_start,
+            "best_smooth_loss": finite(best_model.smooth_loss),
+            "final_smooth_loss": finite(final.smooth_loss),
+            "best_val_nats_per_char": finite(best_saved) if scorer else None,
+            "book_chars": int(book.shape[0]),
+            "val_chars": int(val_book.shape[0]) if val_book is not None else 0,
+            "vocab_size": state.vocab.size,
+            "hyper": {k: getattr(state.hyper, k) for k in state.hyper.__dataclass_fields__},
+            **opts.extra_summary,
+        }
+        _write_atomic(path("summary.json"), json.dumps(summary, indent=2) + "\n")
+        _plot(path("metrics.csv"), path("loss.png"))
+        return summary
+
     try:
-        if trainer.update == 0 and opts.sample_every > 0:
-            write_sample()
-        train_seconds = 0.0
+        if trainer.update == 0 and not resume:
+            if opts.sample_every > 0:
+                write_sample()
+            if scorer:
+                validate()
         block = 16
-        start_update = trainer.update
-        wall_start = time.perf_counter()
         while trainer.update < opts.total_updates:
             u = trainer.update
             stop = opts.total_updates
-            for every in (opts.sample_every, opts.checkpoint_every):
+            for every in (opts.sample_every, opts.checkpoint_every, opts.val_every if scorer else 0):
                 if every > 0:
                     stop = min(stop, (u // every + 1) * every)
             count = min(block, stop - u)
@@ -213,6 +330,10 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions) ->
             dt = time.perf_counter() - t0
             train_seconds += dt
             block = int(np.clip(count * opts.block_seconds / max(dt, 1e-6), 1, 1_000_000))
+            if not (np.all(np.isfinite(losses)) and np.all(np.isfinite(trainer.live_params()))):
+                bad = u + 1 + int(np.argmin(np.isfinite(losses))) if not np.all(np.isfinite(losses)) else u + count
+                raise NonFiniteError(f"the loss or the parameters became non-finite by update {bad}; "
+                                     f"the checkpoints keep the last good state (try a smaller --eta)")
             updates = np.arange(u + 1, u + count + 1)
             keep = updates % opts.log_every == 0
             if np.any(keep):
@@ -220,13 +341,11 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions) ->
                                         losses[keep], smooths[keep]])
                 np.savetxt(metrics, rows, fmt=["%d", "%d", "%.6f", "%.6f"], delimiter=",")
                 metrics.flush()
-            if not np.all(np.isfinite(losses)):
-                bad = u + 1 + int(np.argmin(np.isfinite(losses)))
-                raise FloatingPointError(f"the loss became non-finite at update {bad}; "
-                                         f"checkpoints keep the last good state")
             done = trainer.update
             if opts.sample_every > 0 and done % opts.sample_every == 0:
                 write_sample()
+            if scorer and opts.val_every > 0 and done % opts.val_every == 0:
+                validate()
             if opts.checkpoint_every > 0 and done % opts.checkpoint_every == 0:
                 checkpoint()
             if opts.on_progress:
@@ -234,40 +353,26 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions) ->
                 opts.on_progress(Progress(done, opts.total_updates, int(trainer.counters[1]),
                                           float(trainer.floats[0]), chars / max(train_seconds, 1e-9),
                                           time.perf_counter() - wall_start))
+            if opts.should_stop and opts.should_stop() and done < opts.total_updates:
+                checkpoint()
+                samples.close()
+                metrics.close()
+                summarize(finished=False)
+                raise Interrupted(done)
+        if scorer and opts.val_every > 0 and trainer.update % opts.val_every != 0:
+            validate()
         checkpoint()
-        final = trainer.state()
-        from .model import load_checkpoint
-        from .sample import sample_text
-
         best_model = load_checkpoint(path("best.npz"))
         passage = sample_text(best_model, opts.final_len, seed=state.hyper.seed)
-        samples.write(f"=== best model (update {best_model.update}, smooth loss "
-                      f"{best_model.smooth_loss:.4f}): {opts.final_len} characters ===\n{passage}\n")
+        what = "validation loss" if scorer else "smooth loss"
+        value = best_model.best_val_loss if scorer else best_model.smooth_loss
+        samples.write(f"{FINAL_HEADER} (update {best_model.update}, {what} {value:.4f}): "
+                      f"{opts.final_len} characters ===\n{passage}\n")
     finally:
-        samples.close()
-        metrics.close()
-
-    chars = (final.update - start_update) * n
-    summary = {
-        "updates": final.update,
-        "updates_this_run": final.update - start_update,
-        "epochs": final.update / per_epoch,
-        "chars": chars,
-        "seconds": train_seconds,
-        "chars_per_s": chars / train_seconds if train_seconds > 0 else None,
-        "wall_seconds": time.perf_counter() - wall_start,
-        "best_smooth_loss": best_model.smooth_loss if np.isfinite(best_model.smooth_loss) else None,
-        "final_smooth_loss": final.smooth_loss if np.isfinite(final.smooth_loss) else None,
-        "book_chars": int(book.shape[0]),
-        "vocab_size": state.vocab.size,
-        "hyper": {k: getattr(state.hyper, k) for k in state.hyper.__dataclass_fields__},
-        **opts.extra_summary,
-    }
-    with open(path("summary.json"), "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-    _plot(path("metrics.csv"), path("loss.png"))
-    return summary
+        for f in (samples, metrics, validation):
+            if f is not None and not f.closed:
+                f.close()
+    return summarize(finished=True)
 
 
 def read_metrics(path: str) -> np.ndarray:

@@ -1,0 +1,64 @@
+"""Loss of a model on a text: validation during training and ``fastrnn eval``."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class TextScorer:
+    """Summed cross-entropy of next-character prediction over texts, with buffers allocated once.
+
+    The hidden state starts at zeros and is carried through the text in chunks of ``chunk``
+    characters (the chunk length changes nothing but speed).
+    """
+
+    def __init__(self, m: int, K: int, dtype, chunk: int = 100):
+        self.m, self.K = m, K
+        self.hs = np.zeros((chunk + 1, m), dtype)
+        self.ps = np.zeros((chunk, K), dtype)
+        self.WT = np.zeros((m, m), dtype)
+        self.VT = np.zeros((m, K), dtype)
+        self.scratch = np.zeros((2, max(chunk * K, m)))
+
+    def total_loss(self, params, indices) -> tuple[float, int]:
+        """(summed loss in nats, number of predictions) for predicting indices[1:]."""
+        from . import kernels
+
+        if len(indices) < 2:
+            return 0.0, 0
+        loss = kernels.text_loss(self.hs, self.ps, self.WT, self.VT, self.scratch,
+                                 np.ascontiguousarray(indices), params, self.m, self.K)
+        return float(loss), len(indices) - 1
+
+
+def evaluate_text(state, text: str) -> dict:
+    """Bits per character and perplexity of ``state``'s model on ``text``.
+
+    Characters outside the model's vocabulary cannot be predicted or fed in: each one is
+    counted, left out, and the text after it is scored from a fresh hidden state.
+    """
+    vocab = state.vocab
+    points = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+    idx = np.searchsorted(vocab.codepoints, points)
+    idx = np.minimum(idx, vocab.size - 1)
+    known = vocab.codepoints[idx] == points
+    scorer = TextScorer(state.hyper.hidden, vocab.size, state.params.dtype)
+    total, count = 0.0, 0
+    # score each run of known characters on its own
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], known.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        loss, n = scorer.total_loss(state.params, idx[start:stop].astype(vocab.index_dtype()))
+        total += loss
+        count += n
+    unknown = points[~known]
+    nats = total / count if count else float("nan")
+    return {
+        "chars": int(points.size),
+        "predicted": count,
+        "nats_per_char": nats,
+        "bits_per_char": nats / math.log(2) if count else float("nan"),
+        "perplexity": math.exp(nats) if count else float("nan"),
+        "unknown_chars": int(unknown.size),
+        "unknown_distinct": "".join(map(chr, np.unique(unknown).tolist())),
+    }
