@@ -164,6 +164,9 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
 
     required = set(PARAM_NAMES) | {"m" + n for n in PARAM_NAMES} | {"h", "vocab", "hyper"} | set(_SCALARS)
     missing = sorted(required - set(data))
+    if not set(PARAM_NAMES) & set(data):
+        found = ", ".join(sorted(data)[:5]) or "none"
+        raise CheckpointError(f"{path}: not a fastrnn checkpoint (its arrays: {found})")
     if missing:
         raise fail("missing " + ", ".join(missing))
     try:

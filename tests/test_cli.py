@@ -24,11 +24,15 @@ def run(args, cwd=None):
         os.chdir(old)
 
 
-def one_line_error(result, code, fragment):
+def one_line_error(result, code, fragment, alone=True):
+    """The command failed with ``code`` and one error line holding ``fragment``; with ``alone``,
+    that line is all of stderr (otherwise it is the last line, after progress output)."""
     assert result.exit_code == code, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ") and fragment in lines[0], lines[0]
+    if alone:
+        assert len(lines) == 1, result.stderr
+    assert [ln for ln in lines if ln.startswith("Error: ")] == lines[-1:], result.stderr
+    assert fragment in lines[-1], lines[-1]
     assert "Traceback" not in result.output
 
 
