@@ -94,6 +94,47 @@ def kernel_train(trainer, updates: int) -> float:
     return updates * n / _timed(lambda: trainer.run(updates))
 
 
+def torch_trainer(vocab, book):
+    """The same model in PyTorch (nn.RNN + Linear, batch 1, float64, Adagrad, value clipping),
+    for an extra column when torch is installed; None otherwise. Returns a function that runs
+    ``updates`` updates and returns chars/s."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    m, K, n = 100, vocab.size, 25
+    rnn = torch.nn.RNN(K, m, nonlinearity="tanh", dtype=torch.float64)
+    out = torch.nn.Linear(m, K, dtype=torch.float64)
+    params = list(rnn.parameters()) + list(out.parameters())
+    with torch.no_grad():
+        for p in params:
+            p.normal_(0.0, 0.01) if p.dim() == 2 else p.zero_()
+    opt = torch.optim.Adagrad(params, lr=0.1, eps=1e-8)
+    loss_fn = torch.nn.CrossEntropyLoss(reduction="sum")
+    data = torch.from_numpy(book.astype(np.int64))
+    state = {"h": torch.zeros(1, 1, m, dtype=torch.float64), "pos": 0}
+
+    def run(updates: int) -> float:
+        start = time.perf_counter()
+        for _ in range(updates):
+            pos = state["pos"]
+            if pos + n + 1 > data.shape[0]:
+                pos, state["h"] = 0, torch.zeros(1, 1, m, dtype=torch.float64)
+            x = torch.nn.functional.one_hot(data[pos:pos + n], K).to(torch.float64).unsqueeze(1)
+            seq, h = rnn(x, state["h"])
+            loss = loss_fn(out(seq.squeeze(1)), data[pos + 1:pos + n + 1])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(params, 5.0)
+            opt.step()
+            state["h"], state["pos"] = h.detach(), pos + n
+        return updates * n / (time.perf_counter() - start)
+
+    return run
+
+
 def reference_sample(state, n: int) -> float:
     uniforms = np.random.default_rng(0).random(n)
     return n / _timed(lambda: reference.sample(state.views(), state.h, 0, n, uniforms))
@@ -134,10 +175,8 @@ def compile_and_startup(tmp: str, trained_state) -> dict:
     return {"cold_compile_s": cold, "warm_compile_s": warm, "help_s": help_s, "sample_1000_s": sample_s}
 
 
-def peak_memory_mb(book_path: str | None, tmp: str) -> float | None:
+def peak_memory_mb(book_path: str, tmp: str) -> float:
     """Peak resident memory of a `fastrnn train` process (2,000 updates), in MB."""
-    if book_path is None:
-        return None
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -169,6 +208,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--quality-updates", type=int, default=100_000,
                     help="updates for the quality check [100000; 0 to skip, skipped with --quick]")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "latest.json"))
+    ap.add_argument("--updates", type=int, nargs=2, metavar=("REFERENCE", "KERNEL"),
+                    help="updates timed per round [100 6000; 40 2000 with --quick]")
+    ap.add_argument("--skip-startup", action="store_true",
+                    help="leave out compile, start-up and memory figures (they start new processes)")
     args = ap.parse_args(argv)
     rounds = args.rounds or (3 if args.quick else 5)
     if args.book:
@@ -179,7 +222,7 @@ def main(argv=None) -> dict:
         book = vocab.encode(text)
     m, n = 100, 25
     K = vocab.size
-    ref_updates, kern_updates = (40, 2000) if args.quick else (100, 6000)
+    ref_updates, kern_updates = args.updates or ((40, 2000) if args.quick else (100, 6000))
     print(f"machine: {machine()['cpu']}, {os.cpu_count()} cores; book: {args.book or 'generated'} "
           f"({book.shape[0]:,} chars, K={K}); m={m}, n={n}; {rounds} rounds", file=sys.stderr)
     for dtype in (np.float64, np.float32):
@@ -188,9 +231,15 @@ def main(argv=None) -> dict:
     for tr in trainers.values():
         tr.run(100)  # leave the first steps (and page faults) out
     sample_state = trainers["float64"].state()
+    torch_run = torch_trainer(vocab, book)
     results = {k: [] for k in ("reference", "float64", "float32", "sample_reference", "sample_kernel")}
+    if torch_run:
+        results["torch"] = []
+        torch_run(20)
     for r in range(rounds):
         results["reference"].append(reference_train(init_state(vocab, Hyper()), book, ref_updates))
+        if torch_run:
+            results["torch"].append(torch_run(ref_updates))
         results["float64"].append(kernel_train(trainers["float64"], kern_updates))
         results["float32"].append(kernel_train(trainers["float32"], kern_updates))
         results["sample_reference"].append(reference_sample(sample_state, 500 if args.quick else 2000))
@@ -206,14 +255,22 @@ def main(argv=None) -> dict:
         "chars_per_s": {k: summarize(v) for k, v in results.items()},
         "ratios": {"float64_vs_reference": ratio("float64", "reference"),
                    "float32_vs_reference": ratio("float32", "reference"),
-                   "sample_vs_reference": ratio("sample_kernel", "sample_reference")},
+                   "sample_vs_reference": ratio("sample_kernel", "sample_reference"),
+                   **({"torch_vs_reference": ratio("torch", "reference"),
+                       "float64_vs_torch": ratio("float64", "torch")} if torch_run else {})},
         "peak_gflops_one_core": peak, "flops_per_char": fpc,
         "fraction_of_peak": {d: float(np.median(results[d])) * fpc / (peak * 1e9) for d in ("float64", "float32")},
         "epoch_seconds_float64": book.shape[0] / float(np.median(results["float64"])),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        report["startup"] = compile_and_startup(tmp, sample_state)
-        report["peak_rss_mb_train"] = peak_memory_mb(args.book, tmp)
+    if not args.skip_startup:
+        with tempfile.TemporaryDirectory() as tmp:
+            book_path = args.book
+            if book_path is None:
+                book_path = os.path.join(tmp, "generated.txt")
+                with open(book_path, "w", encoding="utf-8") as f:
+                    f.write(vocab.decode(book))
+            report["startup"] = compile_and_startup(tmp, sample_state)
+            report["peak_rss_mb_train"] = peak_memory_mb(book_path, tmp)
     if not args.quick and args.quality_updates > 0:
         report["quality"] = quality(book, vocab, args.quality_updates)
     print_table(report)
@@ -231,6 +288,8 @@ def print_table(rep: dict) -> None:
     print(f"\n{rep['machine']['cpu']}, one thread; K={rep['K']}, m={rep['m']}, n={rep['seq_length']}")
     print(f"{'training chars/s':<28}{'median (min-max)':>30}   vs reference")
     print(f"{'  reference (NumPy)':<28}{fmt(c['reference'])}")
+    if "torch" in c:
+        print(f"{'  PyTorch CPU (float64)':<28}{fmt(c['torch'])}   {fr(r['torch_vs_reference'])}")
     print(f"{'  kernels float64':<28}{fmt(c['float64'])}   {fr(r['float64_vs_reference'])}")
     print(f"{'  kernels float32':<28}{fmt(c['float32'])}   {fr(r['float32_vs_reference'])}")
     print(f"{'sampling chars/s':<28}")
@@ -240,9 +299,10 @@ def print_table(rep: dict) -> None:
           f"{rep['flops_per_char']:,} flops/char; fraction reached: float64 "
           f"{rep['fraction_of_peak']['float64']:.0%}, float32 {rep['fraction_of_peak']['float32']:.0%}")
     print(f"one epoch of this book in float64: {rep['epoch_seconds_float64']:.1f} s")
-    s = rep["startup"]
-    print(f"compile: cold {s['cold_compile_s']:.1f} s, warm (cache) {s['warm_compile_s']:.2f} s; "
-          f"`fastrnn --help` {s['help_s']:.2f} s; `fastrnn sample --len 1000` {s['sample_1000_s']:.2f} s")
+    s = rep.get("startup")
+    if s:
+        print(f"compile: cold {s['cold_compile_s']:.1f} s, warm (cache) {s['warm_compile_s']:.2f} s; "
+              f"`fastrnn --help` {s['help_s']:.2f} s; `fastrnn sample --len 1000` {s['sample_1000_s']:.2f} s")
     if rep.get("peak_rss_mb_train"):
         print(f"peak memory of `fastrnn train`: {rep['peak_rss_mb_train']:.0f} MB")
     if "quality" in rep:

@@ -1,0 +1,31 @@
+"""The benchmark suite runs end to end (tiny settings: this checks it works, not its speed)."""
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+
+import run as bench  # noqa: E402
+
+
+def test_generated_text_has_the_book_vocabulary_size():
+    text = bench.generated_text(20_000)
+    assert len(set(text)) == 80 and len(text) == 20_000
+
+
+def test_flops_per_char_matches_the_count_in_the_docs():
+    assert bench.flops_per_char(100, 80) == 108_000
+
+
+def test_suite_writes_a_report(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    report = bench.main(["--rounds", "1", "--updates", "3", "20", "--quality-updates", "0",
+                         "--skip-startup", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["machine"]["cores"] >= 1 and saved["K"] == 80
+    for key in ("reference", "float64", "float32", "sample_reference", "sample_kernel"):
+        assert np.isfinite(saved["chars_per_s"][key]["median"]) and saved["chars_per_s"][key]["median"] > 0
+    assert report["ratios"]["float64_vs_reference"]["median"] > 0
+    assert "kernels float64" in capsys.readouterr().out
