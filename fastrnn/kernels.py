@@ -137,7 +137,8 @@ def exp_into(out, x, work):
 
     work (L,) float64: workspace. exp(x) = 2^k exp(r), x = k ln2 + r; exp(r) by a Taylor
     polynomial, 2^k added straight into the exponent bits. x is clamped to [-708, 709], where
-    the result is a normal number (the softmax shifts its inputs to <= 0 first).
+    the result is a normal number (the softmax shifts its inputs to <= 0 first). A NaN input
+    gives an unspecified value: callers check the parameters for finiteness instead.
     """
     for i in range(x.shape[0]):
         xi = min(max(np.float64(x[i]), -708.0), 709.0)
@@ -405,6 +406,8 @@ def sample_chars(out, h, WT, VT, prime, uniforms, inv_temperature, W, U, V, b, c
     K = V.shape[0]
     transpose_into(WT, W)
     transpose_into(VT, V)
+    UT = np.empty((K, m), dtype=U.dtype)  # rows of UT are the columns U[:, x] read per character
+    transpose_into(UT, U)
     a = np.empty(m, dtype=h.dtype)
     p = np.empty(K, dtype=np.float64)
     scratch = np.empty((2, max(m, K)))
@@ -413,8 +416,9 @@ def sample_chars(out, h, WT, VT, prime, uniforms, inv_temperature, W, U, V, b, c
         if t > 0:
             xt = prime[t - 1] if t <= L else out[t - 1 - L]
             # h = tanh(b + U[:, x] + W h)
+            u = UT[xt]
             for i in range(m):
-                a[i] = b[i] + U[i, xt]
+                a[i] = b[i] + u[i]
             add_rows(a, WT, h)
             tanh_inplace(a, scratch[0, :m], scratch[1, :m])
             h[:] = a
