@@ -48,6 +48,12 @@ class Vocab:
             raise TextError(f"characters not in the model's vocabulary: {_show(self.missing(text))}")
         return idx.astype(self.index_dtype())
 
+    def lookup_table(self) -> np.ndarray:
+        """(0x110000,) array: code point -> index (0 for code points outside the vocabulary)."""
+        table = np.zeros(N_CODEPOINTS, dtype=self.index_dtype())
+        table[self.codepoints] = np.arange(self.size)
+        return table
+
     def decode(self, indices) -> str:
         return "".join(map(chr, self.codepoints[np.asarray(indices, dtype=np.int64)].tolist()))
 
@@ -73,8 +79,16 @@ def _show(chars: str) -> str:
     return " ".join(repr(ch) for ch in chars)
 
 
+N_CODEPOINTS = 0x110000
+BLOCK_BYTES = 1 << 24  # files are decoded and encoded 16 MiB at a time
+
+
 def build_vocab(text: str) -> Vocab:
-    return Vocab(np.unique(_codepoints(text)).astype(np.uint32))
+    return _vocab_from_counts(np.bincount(_codepoints(text), minlength=N_CODEPOINTS))
+
+
+def _vocab_from_counts(counts: np.ndarray) -> Vocab:
+    return Vocab(np.flatnonzero(counts).astype(np.uint32))
 
 
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
@@ -107,13 +121,72 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     return text
 
 
+def _decoded_blocks(path: str, encoding: str):
+    """Yield the text of ``path`` as code-point arrays, one block at a time, without ever holding
+    the whole text; a byte-order mark at the start is dropped. Failures are TextErrors."""
+    import codecs
+
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    except LookupError:
+        raise TextError(f"unknown encoding {encoding!r}") from None
+    offset = 0
+    first = True
+    try:
+        with open(path, "rb") as f:
+            while True:
+                raw = f.read(BLOCK_BYTES)
+                try:
+                    text = decoder.decode(raw, final=not raw)
+                except UnicodeDecodeError as err:
+                    raise TextError(f"{path}: not valid {encoding} (byte {offset + err.start}: {err.reason}); "
+                                    f"pass --encoding if the file uses another encoding") from None
+                offset += len(raw)
+                if first and text.startswith("\ufeff"):
+                    text = text[1:]  # a byte-order mark is not part of the book
+                first = first and not text
+                if text:
+                    yield _codepoints(text)
+                if not raw:
+                    return
+    except OSError as err:
+        raise TextError(f"{path}: cannot read: {err.strerror}") from None
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise TextError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise TextError(f"{path}: is a directory, not a text file")
+    if os.path.getsize(path) == 0:
+        raise TextError(f"{path}: the file is empty")
+
+
 def load_book(path: str | os.PathLike, encoding: str = "utf-8", min_chars: int = 2):
-    """Read and encode a book: returns (vocab, indices). The book must hold ``min_chars``."""
-    text = read_text(path, encoding)
-    if len(text) < min_chars:
-        raise TextError(
-            f"{os.fspath(path)}: the text has {len(text)} characters; "
-            f"training needs at least seq_length + 1 = {min_chars}"
-        )
-    vocab = build_vocab(text)
-    return vocab, vocab.encode(text)
+    """Read and encode a book: returns (vocab, indices). The book must hold ``min_chars``.
+
+    Two streaming passes over the file: the first counts code points (the vocabulary), the
+    second maps each block through a lookup table into the compact index array. Peak memory is
+    the index array (1 byte per character when K <= 256) plus a few blocks, never the text.
+    """
+    path = os.fspath(path)
+    _check_file(path)
+    counts = np.zeros(N_CODEPOINTS, dtype=np.int64)
+    for points in _decoded_blocks(path, encoding):
+        counts += np.bincount(points, minlength=N_CODEPOINTS)
+    n_chars = int(counts.sum())
+    if counts[0]:
+        raise TextError(f"{path}: looks like a binary file (it contains NUL characters), not text")
+    if n_chars < min_chars:
+        raise TextError(f"{path}: the text has {n_chars} characters; "
+                        f"training needs at least seq_length + 1 = {min_chars}")
+    vocab = _vocab_from_counts(counts)
+    table = vocab.lookup_table()
+    indices = np.empty(n_chars, dtype=vocab.index_dtype())
+    pos = 0
+    for points in _decoded_blocks(path, encoding):
+        indices[pos:pos + points.size] = table[points]
+        pos += points.size
+    if pos != n_chars:
+        raise TextError(f"{path}: the file changed while it was being read")
+    return vocab, indices

@@ -73,3 +73,21 @@ def test_too_short_for_a_chunk(tmp_path):
         load_book(path, min_chars=26)
     vocab, idx = load_book(path, min_chars=3)
     assert isinstance(vocab, Vocab) and idx.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 1 << 24])
+def test_streaming_encoder_matches_whole_text_at_any_block_size(tmp_path, monkeypatch, block):
+    import fastrnn.text as text_module
+
+    monkeypatch.setattr(text_module, "BLOCK_BYTES", block)
+    text = "\ufeff" + "Grüße • ‘quotes’ 🙂 Ünïcödé\n\tend" * 3
+    path = tmp_path / "b.txt"
+    path.write_text(text, encoding="utf-8")
+    vocab, idx = load_book(path)
+    body = text[1:]
+    assert vocab.chars == "".join(sorted(set(body)))
+    assert vocab.decode(idx) == body
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes("ok ü".encode() + b"\xff rest")
+    with pytest.raises(TextError, match="byte 5"):
+        load_book(bad)
