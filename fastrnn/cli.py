@@ -149,6 +149,9 @@ def train(book, resume_dir, out_dir, force, encoding, hidden, seq_length, eta, s
           dtype, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
     """Train on BOOK (a UTF-8 text file), streaming chunks through a carried hidden state.
 
+    Without BOOK it trains on a demo corpus built from the Python standard library's
+    docstrings (no network, no download).
+
     Writes last.npz, best.npz, metrics.csv, samples.txt, loss.png and summary.json to the run
     directory and reports chars/s (compilation excluded). Ctrl-C or SIGTERM writes a
     checkpoint and stops; --resume continues from it exactly.
@@ -185,7 +188,11 @@ def train(book, resume_dir, out_dir, force, encoding, hidden, seq_length, eta, s
                                 ("checkpoint_every", checkpoint_every), ("val_every", val_every)))
     else:
         if book is None:
-            raise click.UsageError("missing BOOK (a text file to train on)")
+            from .demo import DEMO_MODULES, demo_corpus_path
+
+            book = demo_corpus_path()
+            click.echo(f"no BOOK given: training on the built-in demo corpus, the docstrings of "
+                       f"{len(DEMO_MODULES)} Python standard-library modules ({book})", err=True)
         out_dir = out_dir or default_run_dir(book)
         if os.path.exists(out_dir) and holds_run(out_dir) and not force:
             raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it or --resume to continue it")
