@@ -117,13 +117,16 @@ class _StopRequest:
 
 
 @cli.command()
-@click.argument("book", required=False, type=click.Path(dir_okay=False))
+@click.argument("book", required=False, type=click.Path())
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the run in this directory exactly where its last checkpoint left it.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Run directory [default: runs/<book>-<date>-<time>].")
 @click.option("--force", is_flag=True, help="Overwrite a run already in --out.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "text", "json", "dir"]), default="auto",
+              show_default=True, help="BOOK is a text file, tweets in JSON, or a directory of .txt files "
+              "(auto: by what BOOK is and its name).")
 @click.option("--hidden", default=100, show_default=True, type=POSITIVE, help="Hidden size m.")
 @click.option("--seq-length", default=25, show_default=True, type=POSITIVE, help="Characters per chunk.")
 @click.option("--eta", default=0.1, show_default=True, type=POSITIVE_FLOAT, help="AdaGrad learning rate.")
@@ -145,9 +148,10 @@ class _StopRequest:
 @click.option("--val-every", default=10_000, show_default=True, type=POSITIVE,
               help="Updates between validation losses.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-def train(book, resume_dir, out_dir, force, encoding, hidden, seq_length, eta, sigma, seed, epochs, steps,
+def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, eta, sigma, seed, epochs, steps,
           dtype, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
-    """Train on BOOK (a UTF-8 text file), streaming chunks through a carried hidden state.
+    """Train on BOOK (a UTF-8 text file, a directory of .txt files, or tweets in JSON), streaming
+    chunks through a carried hidden state.
 
     Without BOOK it trains on a demo corpus built from the Python standard library's
     docstrings (no network, no download).
@@ -159,8 +163,9 @@ def train(book, resume_dir, out_dir, force, encoding, hidden, seq_length, eta, s
     from click.core import ParameterSource
 
     from .model import CheckpointError, Hyper, init_state, load_checkpoint
-    from .runs import RunError, default_run_dir, file_sha256, holds_run, load_run_config, save_run_config
-    from .text import TextError, load_book, vocab_difference
+    from .formats import load_corpus
+    from .runs import RunError, corpus_sha256, default_run_dir, holds_run, load_run_config, save_run_config
+    from .text import TextError, vocab_difference
 
     ctx = click.get_current_context()
     given = lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE  # noqa: E731
@@ -179,6 +184,7 @@ def train(book, resume_dir, out_dir, force, encoding, hidden, seq_length, eta, s
         out_dir = resume_dir
         book = book or config["book"]
         encoding = encoding if given("encoding") else config["encoding"]
+        fmt = fmt if given("fmt") else config["format"]
         val_fraction = config["val_fraction"]
         seq_length = state.hyper.seq_length
         # intervals not given again are those the run was started with
@@ -197,14 +203,14 @@ def train(book, resume_dir, out_dir, force, encoding, hidden, seq_length, eta, s
         if os.path.exists(out_dir) and holds_run(out_dir) and not force:
             raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it or --resume to continue it")
     try:
-        vocab, encoded = load_book(book, encoding, min_chars=seq_length + 1)
+        vocab, encoded = load_corpus(book, fmt, encoding, min_chars=seq_length + 1)
     except TextError as err:
         raise _fail(str(err)) from None
     if resume_dir:
         diff = vocab_difference(state.vocab, vocab)
         if diff:
             raise _fail(f"{book}: its characters differ from the run's ({diff}); cannot resume on it")
-        if file_sha256(book) != config.get("book_sha256"):
+        if corpus_sha256(book) != config.get("book_sha256"):
             click.echo(f"warning: {book} is not the file this run started with; resuming on it anyway", err=True)
     val_chars = int(round(val_fraction * encoded.shape[0]))
     train_part, val_part = encoded[:encoded.shape[0] - val_chars], encoded[encoded.shape[0] - val_chars:]
@@ -236,7 +242,7 @@ def train(book, resume_dir, out_dir, force, encoding, hidden, seq_length, eta, s
         state = init_state(vocab, hyper)
     compile_seconds = _compile(state.params.dtype, encoded.dtype)
     save_run_config(out_dir, {
-        "book": os.path.abspath(book), "book_sha256": file_sha256(book), "encoding": encoding,
+        "book": os.path.abspath(book), "book_sha256": corpus_sha256(book), "encoding": encoding, "format": fmt,
         "total_updates": total, "sample_every": sample_every, "log_every": log_every,
         "checkpoint_every": checkpoint_every, "val_fraction": val_fraction, "val_every": val_every,
     })
@@ -311,7 +317,9 @@ def evaluate(checkpoint, text_file, encoding, as_json):
 @click.option("--temperature", default=1.0, show_default=True, type=POSITIVE_FLOAT,
               help="Below 1: more likely characters; above 1: more varied.")
 @click.option("--prime", default="", help="Text fed to the model first (printed before the sample).")
-def sample(checkpoint, length, seed, temperature, prime):
+@click.option("--until-end", is_flag=True,
+              help="For models trained on tweets: start a new text and stop at its end (--len is then a maximum).")
+def sample(checkpoint, length, seed, temperature, prime, until_end):
     """Generate text from a trained model. Only the text goes to stdout."""
     from .model import CheckpointError, load_checkpoint
     from .runs import resolve_checkpoint
@@ -326,6 +334,11 @@ def sample(checkpoint, length, seed, temperature, prime):
     if missing:
         raise click.BadParameter(f"characters not in the model's vocabulary: "
                                  f"{' '.join(repr(c) for c in missing)}", param_hint="'--prime'")
+    from .formats import END_OF_TEXT
+
+    if until_end and END_OF_TEXT not in state.vocab.chars:
+        raise _fail("this model has no end-of-text character: --until-end needs a model trained on "
+                    "tweets (--format json)")
     if seed is None:
         import secrets
 
@@ -336,10 +349,15 @@ def sample(checkpoint, length, seed, temperature, prime):
 
     compile_kernels(state.params.dtype, state.vocab.index_dtype(),
                     on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
+    start = END_OF_TEXT if until_end else ""
     try:
-        text = sample_text(state, length, seed=seed, temperature=temperature, prime=prime)
+        text = sample_text(state, length, seed=seed, temperature=temperature, prime=start + prime)
     except TextError as err:
         raise _fail(str(err)) from None
+    if until_end:
+        text = text[len(start):]
+        end = text.find(END_OF_TEXT, len(prime))
+        text = text if end < 0 else text[:end]
     click.echo(text)
 
 

@@ -78,6 +78,7 @@ def load_run_config(run_dir: str) -> dict:
         raise RunError(f"{run_dir}: not a fastrnn run (no {RUN_CONFIG})") from None
     except (OSError, ValueError) as err:
         raise RunError(f"{path}: unreadable ({err})") from None
+    config.setdefault("format", "auto")
     missing = [k for k in ("book", "encoding", "total_updates", "sample_every", "log_every",
                            "checkpoint_every", "val_fraction", "val_every") if k not in config]
     if missing:
@@ -87,9 +88,19 @@ def load_run_config(run_dir: str) -> dict:
     return config
 
 
-def file_sha256(path: str) -> str:
+def corpus_sha256(path: str) -> str:
+    """sha256 of a file, or of a directory's .txt files (their relative names and contents)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    if os.path.isdir(path):
+        from .formats import text_files
+
+        files = text_files(path)
+        for name in files:
+            digest.update(os.path.relpath(name, path).encode("utf-8") + b"\0")
+    else:
+        files = [path]
+    for name in files:
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()

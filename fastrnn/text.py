@@ -163,30 +163,39 @@ def _check_file(path: str) -> None:
 
 
 def load_book(path: str | os.PathLike, encoding: str = "utf-8", min_chars: int = 2):
-    """Read and encode a book: returns (vocab, indices). The book must hold ``min_chars``.
-
-    Two streaming passes over the file: the first counts code points (the vocabulary), the
-    second maps each block through a lookup table into the compact index array. Peak memory is
-    the index array (1 byte per character when K <= 256) plus a few blocks, never the text.
-    """
+    """Read and encode a book: returns (vocab, indices). The book must hold ``min_chars``."""
     path = os.fspath(path)
     _check_file(path)
+    return encode_blocks(lambda: _decoded_blocks(path, encoding), path, min_chars)
+
+
+def encode_blocks(blocks, name: str, min_chars: int = 2):
+    """Encode the text that ``blocks()`` yields as code-point arrays: returns (vocab, indices).
+
+    Two streaming passes: the first counts code points (the vocabulary), the second maps each
+    block through a lookup table into the compact index array. Peak memory is the index array
+    (1 byte per character when K <= 256) plus a few blocks, never the whole text.
+    """
     counts = np.zeros(N_CODEPOINTS, dtype=np.int64)
-    for points in _decoded_blocks(path, encoding):
+    for points in blocks():
         counts += np.bincount(points, minlength=N_CODEPOINTS)
     n_chars = int(counts.sum())
     if counts[0]:
-        raise TextError(f"{path}: looks like a binary file (it contains NUL characters), not text")
+        raise TextError(f"{name}: looks like a binary file (it contains NUL characters), not text")
+    if n_chars == 0:
+        raise TextError(f"{name}: the text is empty")
     if n_chars < min_chars:
-        raise TextError(f"{path}: the text has {n_chars} characters; "
+        raise TextError(f"{name}: the text has {n_chars} characters; "
                         f"training needs at least seq_length + 1 = {min_chars}")
     vocab = _vocab_from_counts(counts)
     table = vocab.lookup_table()
     indices = np.empty(n_chars, dtype=vocab.index_dtype())
     pos = 0
-    for points in _decoded_blocks(path, encoding):
+    for points in blocks():
+        if pos + points.size > n_chars:
+            break
         indices[pos:pos + points.size] = table[points]
         pos += points.size
     if pos != n_chars:
-        raise TextError(f"{path}: the file changed while it was being read")
+        raise TextError(f"{name}: the text changed while it was being read")
     return vocab, indices

@@ -1,0 +1,90 @@
+"""Corpus formats: a plain text file, a directory of .txt files, or tweets in JSON.
+
+Tweets (a JSON array of objects with a ``text`` field, or JSON lines of such objects) have their
+HTML entities decoded and each is closed by an end-of-text character, so a model learns where
+a tweet ends and ``fastrnn sample --until-end`` can produce whole ones.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+
+import numpy as np
+
+from .text import TextError, _check_file, _codepoints, _decoded_blocks, encode_blocks
+
+END_OF_TEXT = "\x03"
+FORMATS = ("auto", "text", "json", "dir")
+
+
+def detect_format(path: str) -> str:
+    """'dir' for a directory, 'json' for .json / .jsonl files, else 'text'."""
+    if os.path.isdir(path):
+        return "dir"
+    return "json" if path.lower().endswith((".json", ".jsonl")) else "text"
+
+
+def text_files(directory: str) -> list[str]:
+    """The .txt files under ``directory`` (recursively), in sorted order."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(".txt")]
+    return found
+
+
+def tweet_texts(path: str, encoding: str = "utf-8") -> list[str]:
+    """The ``text`` fields of a JSON array of objects or of JSON lines, HTML entities decoded."""
+    _check_file(path)
+    try:
+        with open(path, encoding=encoding) as f:
+            raw = f.read()
+    except UnicodeDecodeError as err:
+        raise TextError(f"{path}: not valid {encoding} (byte {err.start}: {err.reason})") from None
+    except OSError as err:
+        raise TextError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        items = json.loads(raw)
+        if isinstance(items, dict):
+            items = [items]
+    except json.JSONDecodeError:
+        try:
+            items = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        except json.JSONDecodeError as err:
+            raise TextError(f"{path}: neither a JSON array nor JSON lines (line {err.lineno}: {err.msg})") from None
+    if not isinstance(items, list):
+        raise TextError(f"{path}: expected a JSON array of objects with a 'text' field")
+    texts = [html.unescape(item["text"]) for item in items
+             if isinstance(item, dict) and isinstance(item.get("text"), str)]
+    if not texts:
+        raise TextError(f"{path}: no objects with a 'text' field")
+    return texts
+
+
+def load_corpus(path: str, fmt: str = "auto", encoding: str = "utf-8", min_chars: int = 2):
+    """Read and encode a corpus in any supported format: returns (vocab, indices)."""
+    path = os.fspath(path)
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == "dir":
+        if not os.path.isdir(path):
+            raise TextError(f"{path}: not a directory")
+        files = text_files(path)
+        if not files:
+            raise TextError(f"{path}: no .txt files in this directory")
+        newline = np.array([ord("\n")], dtype=np.uint32)
+
+        def blocks():
+            for i, name in enumerate(files):
+                if i:
+                    yield newline  # files are joined by a line break
+                if os.path.getsize(name):
+                    yield from _decoded_blocks(name, encoding)
+
+        return encode_blocks(blocks, path, min_chars)
+    if fmt == "json":
+        text = "".join(t + END_OF_TEXT for t in tweet_texts(path, encoding))
+        return encode_blocks(lambda: iter([_codepoints(text)]), path, min_chars)
+    from .text import load_book
+
+    return load_book(path, encoding, min_chars)
