@@ -150,8 +150,8 @@ class _StopRequest:
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, eta, sigma, seed, epochs, steps,
           dtype, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
-    """Train on BOOK (a UTF-8 text file, a directory of .txt files, or tweets in JSON), streaming
-    chunks through a carried hidden state.
+    """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
+    a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
 
     Without BOOK it trains on a demo corpus built from the Python standard library's
     docstrings (no network, no download).
@@ -199,6 +199,14 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
             book = demo_corpus_path()
             click.echo(f"no BOOK given: training on the built-in demo corpus, the docstrings of "
                        f"{len(DEMO_MODULES)} Python standard-library modules ({book})", err=True)
+        elif not os.path.exists(book):
+            from .corpora import REGISTRY, CorpusError, get
+
+            if book in REGISTRY:
+                try:
+                    book = get(book)
+                except CorpusError as err:
+                    raise _fail(str(err)) from None
         out_dir = out_dir or default_run_dir(book)
         if os.path.exists(out_dir) and holds_run(out_dir) and not force:
             raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it or --resume to continue it")
@@ -415,6 +423,34 @@ def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, e
         raise _fail(f"gradient check failed (relative error above {tol:g}): {', '.join(failed)}")
     if not as_json:
         click.echo("passed")
+
+
+@cli.group()
+def corpus():
+    """Public-domain texts to train on, downloaded once into $FASTRNN_DATA."""
+
+
+@corpus.command(name="list")
+def corpus_list():
+    """The registry: name, size, whether it is downloaded, and what it is."""
+    from .corpora import REGISTRY, corpus_path
+
+    for c in REGISTRY.values():
+        have = "downloaded" if os.path.isfile(corpus_path(c.name)) else "-"
+        size = f"{c.size / 1e6:.1f} MB" if c.size else "?"
+        click.echo(f"{c.name:<14}{size:>9}  {have:<11} {c.title}  <{c.url}>")
+
+
+@corpus.command(name="get")
+@click.argument("name")
+def corpus_get(name):
+    """Download corpus NAME (once) and print the path of its text."""
+    from .corpora import CorpusError, get
+
+    try:
+        click.echo(get(name))
+    except CorpusError as err:
+        raise _fail(str(err)) from None
 
 
 def main():

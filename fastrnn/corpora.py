@@ -1,0 +1,107 @@
+"""A registry of public-domain texts and their download cache.
+
+``fastrnn corpus get NAME`` downloads a text once into the data directory ($FASTRNN_DATA),
+checks it (size and sha256 where the registry pins them; Project Gutenberg files, which the
+site regenerates from time to time, are checked for their start and end markers instead),
+strips the Project Gutenberg licence header and footer, and stores it. A failed or corrupt
+download leaves nothing behind.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from .demo import data_dir
+
+
+class CorpusError(RuntimeError):
+    """A corpus that cannot be had; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    title: str
+    url: str
+    size: int | None = None  # bytes of the download, where fixed
+    sha256: str | None = None  # of the download, where fixed
+    gutenberg: bool = False  # strip the Project Gutenberg header and footer
+
+
+def _gutenberg(name: str, number: int, title: str) -> Corpus:
+    return Corpus(name, title, f"https://www.gutenberg.org/cache/epub/{number}/pg{number}.txt", gutenberg=True)
+
+
+REGISTRY = {c.name: c for c in (
+    Corpus("shakespeare", "tiny shakespeare: 40,000 lines of the plays (the char-rnn benchmark text)",
+           "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+           size=1_115_394, sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"),
+    _gutenberg("alice", 11, "Lewis Carroll, Alice's Adventures in Wonderland"),
+    _gutenberg("pride", 1342, "Jane Austen, Pride and Prejudice"),
+    _gutenberg("frankenstein", 84, "Mary Shelley, Frankenstein"),
+    _gutenberg("holmes", 1661, "Arthur Conan Doyle, The Adventures of Sherlock Holmes"),
+    _gutenberg("mobydick", 2701, "Herman Melville, Moby Dick"),
+    _gutenberg("twocities", 98, "Charles Dickens, A Tale of Two Cities"),
+)}
+
+
+def corpus_path(name: str) -> str:
+    return os.path.join(data_dir(), "corpora", f"{name}.txt")
+
+
+def strip_gutenberg(text: str) -> str:
+    """The book between the '*** START OF ...' and '*** END OF ...' marker lines."""
+    start = text.find("*** START OF")
+    end = text.find("*** END OF", start + 1)
+    if start < 0 or end < 0:
+        raise CorpusError("not a Project Gutenberg text: no '*** START OF' / '*** END OF' markers")
+    return text[text.index("\n", start) + 1:end].strip() + "\n"
+
+
+def fetch(corpus: Corpus, timeout: float = 30.0) -> str:
+    """Download ``corpus`` unless it is cached; returns the path of the stored text."""
+    path = corpus_path(corpus.name)
+    if os.path.isfile(path):
+        return path
+    hint = (f"download it by hand with: curl -L -o {corpus.name}.txt {corpus.url} "
+            f"and train on that file")
+    try:
+        with urllib.request.urlopen(corpus.url, timeout=timeout) as response:
+            raw = response.read()
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise CorpusError(f"cannot download {corpus.name} from {corpus.url} ({reason}); {hint}") from None
+    if corpus.size is not None and len(raw) != corpus.size:
+        raise CorpusError(f"the download of {corpus.name} is corrupt ({len(raw):,} bytes, expected "
+                          f"{corpus.size:,}); nothing was saved")
+    if corpus.sha256 is not None and hashlib.sha256(raw).hexdigest() != corpus.sha256:
+        raise CorpusError(f"the download of {corpus.name} is corrupt (sha256 mismatch); nothing was saved")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise CorpusError(f"the download of {corpus.name} is not UTF-8 text; nothing was saved") from None
+    if corpus.gutenberg:
+        try:
+            text = strip_gutenberg(text)
+        except CorpusError as err:
+            raise CorpusError(f"the download of {corpus.name} is corrupt ({err}); nothing was saved") from None
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def get(name: str) -> str:
+    if name not in REGISTRY:
+        raise CorpusError(f"no corpus named {name!r}; `fastrnn corpus list` shows them")
+    return fetch(REGISTRY[name])
