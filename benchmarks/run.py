@@ -186,6 +186,35 @@ def peak_memory_mb(book_path: str, tmp: str) -> float:
     return max(before, after) / 1024  # ru_maxrss is in KiB on Linux
 
 
+def huge_texts(sizes_mb=(100, 500)) -> list[dict]:
+    """Time and peak memory of `fastrnn train` (one update) on generated texts of these sizes,
+    first with an empty encoded-book cache, then again with the cache filled."""
+    rows = []
+    block = generated_text(1 << 20, seed=1).encode("utf-8")
+    measure = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+               "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+               "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    for mb in sizes_mb:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, f"generated-{mb}mb.txt")
+            with open(path, "wb") as f:
+                for _ in range(mb * 1_000_000 // len(block)):
+                    f.write(block)
+            env = dict(os.environ, FASTRNN_DATA=os.path.join(tmp, "data"))
+            row = {"mb": os.path.getsize(path) / 1e6}
+            for run_name in ("first", "cached"):
+                cmd = [sys.executable, "-c", measure, sys.executable, "-m", "fastrnn", "train", path, "--out",
+                       os.path.join(tmp, run_name), "--steps", "1", "--sample-every", "0", "-q"]
+                seconds, rss_kb = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                                 env=env).stdout.split()
+                row[f"{run_name}_s"], row[f"{run_name}_peak_mb"] = float(seconds), int(rss_kb) / 1024
+            rows.append(row)
+            print(f"huge text {row['mb']:.0f} MB: first run {row['first_s']:.1f} s "
+                  f"(peak {row['first_peak_mb']:.0f} MB), cached {row['cached_s']:.1f} s "
+                  f"(peak {row['cached_peak_mb']:.0f} MB)", file=sys.stderr)
+    return rows
+
+
 def quality(book, vocab, updates: int) -> dict:
     """Smooth loss after ``updates`` updates of the classic algorithm (float64, seed 0)."""
     trainer = Trainer(init_state(vocab, Hyper()), book)
@@ -210,6 +239,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "latest.json"))
     ap.add_argument("--updates", type=int, nargs=2, metavar=("REFERENCE", "KERNEL"),
                     help="updates timed per round [100 6000; 40 2000 with --quick]")
+    ap.add_argument("--huge", action="store_true",
+                    help="also time `fastrnn train` start-up on generated 100 MB and 500 MB texts (needs ~1.5 GB of disk)")
     ap.add_argument("--skip-startup", action="store_true",
                     help="leave out compile, start-up and memory figures (they start new processes)")
     args = ap.parse_args(argv)
@@ -271,6 +302,8 @@ def main(argv=None) -> dict:
                     f.write(vocab.decode(book))
             report["startup"] = compile_and_startup(tmp, sample_state)
             report["peak_rss_mb_train"] = peak_memory_mb(book_path, tmp)
+    if args.huge:
+        report["huge_texts"] = huge_texts()
     if not args.quick and args.quality_updates > 0:
         report["quality"] = quality(book, vocab, args.quality_updates)
     print_table(report)
@@ -305,6 +338,10 @@ def print_table(rep: dict) -> None:
               f"`fastrnn --help` {s['help_s']:.2f} s; `fastrnn sample --len 1000` {s['sample_1000_s']:.2f} s")
     if rep.get("peak_rss_mb_train"):
         print(f"peak memory of `fastrnn train`: {rep['peak_rss_mb_train']:.0f} MB")
+    for row in rep.get("huge_texts", []):
+        print(f"`fastrnn train` on a generated {row['mb']:.0f} MB text, one update: {row['first_s']:.1f} s "
+              f"(peak {row['first_peak_mb']:.0f} MB), again with the encoded book cached {row['cached_s']:.1f} s "
+              f"(peak {row['cached_peak_mb']:.0f} MB)")
     if "quality" in rep:
         q = rep["quality"]
         print(f"quality: smooth loss after {q['updates']:,} updates: {q['smooth_loss']:.2f} ({q['seconds']:.0f} s)")

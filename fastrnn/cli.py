@@ -163,7 +163,7 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
     from click.core import ParameterSource
 
     from .model import CheckpointError, Hyper, init_state, load_checkpoint
-    from .formats import load_corpus
+    from .cache import load_corpus_cached
     from .runs import RunError, corpus_sha256, default_run_dir, holds_run, load_run_config, save_run_config
     from .text import TextError, vocab_difference
 
@@ -211,14 +211,15 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
         if os.path.exists(out_dir) and holds_run(out_dir) and not force:
             raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it or --resume to continue it")
     try:
-        vocab, encoded = load_corpus(book, fmt, encoding, min_chars=seq_length + 1)
+        book_sha256 = corpus_sha256(book) if os.path.exists(book) else ""
+        vocab, encoded = load_corpus_cached(book, fmt, encoding, seq_length + 1, book_sha256)
     except TextError as err:
         raise _fail(str(err)) from None
     if resume_dir:
         diff = vocab_difference(state.vocab, vocab)
         if diff:
             raise _fail(f"{book}: its characters differ from the run's ({diff}); cannot resume on it")
-        if corpus_sha256(book) != config.get("book_sha256"):
+        if book_sha256 != config.get("book_sha256"):
             click.echo(f"warning: {book} is not the file this run started with; resuming on it anyway", err=True)
     val_chars = int(round(val_fraction * encoded.shape[0]))
     train_part, val_part = encoded[:encoded.shape[0] - val_chars], encoded[encoded.shape[0] - val_chars:]
@@ -250,7 +251,7 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
         state = init_state(vocab, hyper)
     compile_seconds = _compile(state.params.dtype, encoded.dtype)
     save_run_config(out_dir, {
-        "book": os.path.abspath(book), "book_sha256": corpus_sha256(book), "encoding": encoding, "format": fmt,
+        "book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding, "format": fmt,
         "total_updates": total, "sample_every": sample_every, "log_every": log_every,
         "checkpoint_every": checkpoint_every, "val_fraction": val_fraction, "val_every": val_every,
     })

@@ -80,7 +80,7 @@ def _show(chars: str) -> str:
 
 
 N_CODEPOINTS = 0x110000
-BLOCK_BYTES = 1 << 24  # files are decoded and encoded 16 MiB at a time
+BLOCK_BYTES = 1 << 22  # files are decoded and encoded 4 MiB at a time (temporaries ~16x that)
 
 
 def build_vocab(text: str) -> Vocab:

@@ -91,3 +91,27 @@ def test_streaming_encoder_matches_whole_text_at_any_block_size(tmp_path, monkey
     bad.write_bytes("ok ü".encode() + b"\xff rest")
     with pytest.raises(TextError, match="byte 5"):
         load_book(bad)
+
+
+def test_large_text_is_encoded_in_bounded_memory(tmp_path):
+    """A 64 MB text: peak memory stays near the one-byte-per-character index array, far below
+    what holding the text as a string (and its UTF-32 copy) would take."""
+    import subprocess
+    import sys
+
+    from conftest import make_text
+
+    block = make_text(n_words=200_000, seed=9).encode("utf-8")
+    path = tmp_path / "large.txt"
+    with open(path, "wb") as f:
+        while f.tell() < 64 << 20:
+            f.write(block)
+    size_mb = path.stat().st_size / 2**20
+    code = ("import resource, sys; from fastrnn.text import load_book; "
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+            "vocab, idx = load_book(sys.argv[1]); "
+            "print(idx.shape[0], idx.dtype, before / 1024, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True).stdout
+    n_chars, dtype, before_mb, peak_mb = out.split()
+    assert int(n_chars) == path.stat().st_size and dtype == "uint8"
+    assert float(peak_mb) - float(before_mb) < size_mb + 120, (size_mb, before_mb, peak_mb)
