@@ -175,15 +175,26 @@ def compile_and_startup(tmp: str, trained_state) -> dict:
     return {"cold_compile_s": cold, "warm_compile_s": warm, "help_s": help_s, "sample_1000_s": sample_s}
 
 
-def peak_memory_mb(book_path: str, tmp: str) -> float:
-    """Peak resident memory of a `fastrnn train` process (2,000 updates), in MB."""
-    import resource
+# Runs a command in a child and prints its wall seconds and peak RSS (KiB): RUSAGE_CHILDREN of a
+# fresh process covers that one command only.
+MEASURE = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+           "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+           "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, "-m", "fastrnn", "train", book_path, "--out", os.path.join(tmp, "mem"),
-                    "--steps", "2000", "-q"], check=True, capture_output=True)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(before, after) / 1024  # ru_maxrss is in KiB on Linux
+
+def measured_run(args, env=None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one command."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, *args], check=True, capture_output=True,
+                         text=True, env=env).stdout.split()
+    return float(out[0]), int(out[1]) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def peak_memory_mb(book_path: str, tmp: str) -> float:
+    """Peak resident memory of a `fastrnn train` process (2,000 updates, compiled kernels
+    cached by an earlier run), in MB."""
+    train = [sys.executable, "-m", "fastrnn", "train", book_path, "--steps", "2000", "-q", "--force"]
+    measured_run(train + ["--out", os.path.join(tmp, "warm")])  # fills the compile cache
+    return measured_run(train + ["--out", os.path.join(tmp, "mem")])[1]
 
 
 def huge_texts(sizes_mb=(100, 500)) -> list[dict]:
@@ -191,9 +202,6 @@ def huge_texts(sizes_mb=(100, 500)) -> list[dict]:
     first with an empty encoded-book cache, then again with the cache filled."""
     rows = []
     block = generated_text(1 << 20, seed=1).encode("utf-8")
-    measure = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-               "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-               "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
     for mb in sizes_mb:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, f"generated-{mb}mb.txt")
@@ -203,11 +211,9 @@ def huge_texts(sizes_mb=(100, 500)) -> list[dict]:
             env = dict(os.environ, FASTRNN_DATA=os.path.join(tmp, "data"))
             row = {"mb": os.path.getsize(path) / 1e6}
             for run_name in ("first", "cached"):
-                cmd = [sys.executable, "-c", measure, sys.executable, "-m", "fastrnn", "train", path, "--out",
-                       os.path.join(tmp, run_name), "--steps", "1", "--sample-every", "0", "-q"]
-                seconds, rss_kb = subprocess.run(cmd, check=True, capture_output=True, text=True,
-                                                 env=env).stdout.split()
-                row[f"{run_name}_s"], row[f"{run_name}_peak_mb"] = float(seconds), int(rss_kb) / 1024
+                row[f"{run_name}_s"], row[f"{run_name}_peak_mb"] = measured_run(
+                    [sys.executable, "-m", "fastrnn", "train", path, "--out", os.path.join(tmp, run_name),
+                     "--steps", "1", "--sample-every", "0", "-q"], env)
             rows.append(row)
             print(f"huge text {row['mb']:.0f} MB: first run {row['first_s']:.1f} s "
                   f"(peak {row['first_peak_mb']:.0f} MB), cached {row['cached_s']:.1f} s "
