@@ -26,8 +26,12 @@ def load_encoded(key: str):
         indices = np.load(idx_path, mmap_mode="c", allow_pickle=False)
     except (OSError, ValueError):
         return None
+    # a damaged entry is a miss: the kernels do not bounds-check their indices
+    if (codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
+            or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.max() >= 0x110000):
+        return None
     vocab = Vocab(codepoints.astype(np.uint32))
-    if indices.ndim != 1 or indices.dtype != vocab.index_dtype():
+    if indices.ndim != 1 or indices.dtype != vocab.index_dtype() or indices.size == 0 or indices.max() >= vocab.size:
         return None
     return vocab, np.asarray(indices)
 
@@ -50,11 +54,12 @@ def save_encoded(key: str, vocab: Vocab, indices: np.ndarray) -> None:
 
 def load_corpus_cached(path: str, fmt: str, encoding: str, min_chars: int, sha256: str):
     """``formats.load_corpus`` through the cache for texts of at least MIN_CACHED_BYTES."""
-    from .formats import detect_format, load_corpus
+    from .formats import detect_format, load_corpus, text_files
     from .text import TextError
 
     fmt = detect_format(path) if fmt == "auto" else fmt
-    size = os.path.getsize(path) if os.path.isfile(path) else 0
+    files = text_files(path) if os.path.isdir(path) else [path] if os.path.isfile(path) else []
+    size = sum(os.path.getsize(f) for f in files)
     key = f"{sha256}-{fmt}-{encoding.lower()}"
     if size >= MIN_CACHED_BYTES:
         hit = load_encoded(key)

@@ -2,6 +2,7 @@
 commands so that ``fastrnn --help`` stays fast."""
 from __future__ import annotations
 
+import functools
 import math
 import os
 import sys
@@ -42,6 +43,21 @@ def cli():
 
 def _fail(message: str) -> click.ClickException:
     return click.ClickException(message)
+
+
+def _os_errors(command):
+    """A file that cannot be read or written (permissions, a full disk, a path through a
+    file) becomes one line of error instead of a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            raise _fail(f"{where}{err.strerror or err}") from None
+
+    return wrapper
 
 
 class _Reporter:
@@ -148,6 +164,7 @@ class _StopRequest:
 @click.option("--val-every", default=10_000, show_default=True, type=POSITIVE,
               help="Updates between validation losses.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@_os_errors
 def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, eta, sigma, seed, epochs, steps,
           dtype, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
@@ -164,11 +181,20 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
 
     from .model import CheckpointError, Hyper, init_state, load_checkpoint
     from .cache import load_corpus_cached
-    from .runs import RunError, corpus_sha256, default_run_dir, holds_run, load_run_config, save_run_config
+    from .runs import (RunError, clear_run, corpus_sha256, default_run_dir, holds_run, load_run_config,
+                       save_run_config)
     from .text import TextError, vocab_difference
 
     ctx = click.get_current_context()
     given = lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE  # noqa: E731
+    if book is not None and not os.path.exists(book):
+        from .corpora import REGISTRY, CorpusError, get
+
+        if book in REGISTRY:
+            try:
+                book = get(book)
+            except CorpusError as err:
+                raise _fail(str(err)) from None
     if resume_dir:
         fixed = [name for name in MODEL_OPTIONS if given(name)]
         if fixed:
@@ -199,14 +225,6 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
             book = demo_corpus_path()
             click.echo(f"no BOOK given: training on the built-in demo corpus, the docstrings of "
                        f"{len(DEMO_MODULES)} Python standard-library modules ({book})", err=True)
-        elif not os.path.exists(book):
-            from .corpora import REGISTRY, CorpusError, get
-
-            if book in REGISTRY:
-                try:
-                    book = get(book)
-                except CorpusError as err:
-                    raise _fail(str(err)) from None
         out_dir = out_dir or default_run_dir(book)
         if os.path.exists(out_dir) and holds_run(out_dir) and not force:
             raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it or --resume to continue it")
@@ -250,6 +268,8 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
         hyper = Hyper(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype)
         state = init_state(vocab, hyper)
     compile_seconds = _compile(state.params.dtype, encoded.dtype)
+    if force and not resume_dir and holds_run(out_dir):
+        clear_run(out_dir)
     save_run_config(out_dir, {
         "book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding, "format": fmt,
         "total_updates": total, "sample_every": sample_every, "log_every": log_every,
@@ -285,6 +305,7 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
 @click.argument("text_file", metavar="TEXT", type=click.Path(dir_okay=False))
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of TEXT.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@_os_errors
 def evaluate(checkpoint, text_file, encoding, as_json):
     """Bits per character and perplexity of a model (a checkpoint or a run directory's
     best.npz) on TEXT. Characters outside the model's vocabulary are counted and skipped."""
@@ -328,6 +349,7 @@ def evaluate(checkpoint, text_file, encoding, as_json):
 @click.option("--prime", default="", help="Text fed to the model first (printed before the sample).")
 @click.option("--until-end", is_flag=True,
               help="For models trained on tweets: start a new text and stop at its end (--len is then a maximum).")
+@_os_errors
 def sample(checkpoint, length, seed, temperature, prime, until_end):
     """Generate text from a trained model. Only the text goes to stdout."""
     from .model import CheckpointError, load_checkpoint
@@ -339,7 +361,10 @@ def sample(checkpoint, length, seed, temperature, prime, until_end):
         state = load_checkpoint(path)
     except (FileNotFoundError, CheckpointError) as err:
         raise _fail(str(err)) from None
-    missing = state.vocab.missing(prime) if prime else ""
+    try:
+        missing = state.vocab.missing(prime) if prime else ""
+    except TextError as err:
+        raise click.BadParameter(str(err), param_hint="'--prime'") from None
     if missing:
         raise click.BadParameter(f"characters not in the model's vocabulary: "
                                  f"{' '.join(repr(c) for c in missing)}", param_hint="'--prime'")
@@ -386,6 +411,7 @@ def sample(checkpoint, length, seed, temperature, prime, until_end):
               help="Precision of the kernels under test (the reference runs in float64).")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@_os_errors
 def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, encoding, as_json):
     """Compare analytic gradients with numerical ones for every parameter.
 
@@ -444,6 +470,7 @@ def corpus_list():
 
 @corpus.command(name="get")
 @click.argument("name")
+@_os_errors
 def corpus_get(name):
     """Download corpus NAME (once) and print the path of its text."""
     from .corpora import CorpusError, get

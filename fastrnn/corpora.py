@@ -9,6 +9,7 @@ download leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tempfile
 import urllib.error
@@ -59,7 +60,10 @@ def strip_gutenberg(text: str) -> str:
     end = text.find("*** END OF", start + 1)
     if start < 0 or end < 0:
         raise CorpusError("not a Project Gutenberg text: no '*** START OF' / '*** END OF' markers")
-    return text[text.index("\n", start) + 1:end].strip() + "\n"
+    body = text.find("\n", start) + 1
+    if body == 0 or body > end:
+        raise CorpusError("not a Project Gutenberg text: nothing between its '*** START OF' and '*** END OF' lines")
+    return text[body:end].strip() + "\n"
 
 
 def fetch(corpus: Corpus, timeout: float = 30.0) -> str:
@@ -72,7 +76,7 @@ def fetch(corpus: Corpus, timeout: float = 30.0) -> str:
     try:
         with urllib.request.urlopen(corpus.url, timeout=timeout) as response:
             raw = response.read()
-    except (urllib.error.URLError, OSError) as err:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
         raise CorpusError(f"cannot download {corpus.name} from {corpus.url} ({reason}); {hint}") from None
     if corpus.size is not None and len(raw) != corpus.size:

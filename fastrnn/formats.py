@@ -9,12 +9,14 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 
 import numpy as np
 
 from .text import TextError, _check_file, _codepoints, _decoded_blocks, encode_blocks
 
 END_OF_TEXT = "\x03"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 FORMATS = ("auto", "text", "json", "dir")
 
 
@@ -37,9 +39,13 @@ def text_files(directory: str) -> list[str]:
 def tweet_texts(path: str, encoding: str = "utf-8") -> list[str]:
     """The ``text`` fields of a JSON array of objects or of JSON lines, HTML entities decoded."""
     _check_file(path)
+    if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # a byte-order mark is not part of the JSON
     try:
         with open(path, encoding=encoding) as f:
             raw = f.read()
+    except LookupError:
+        raise TextError(f"unknown encoding {encoding!r}") from None
     except UnicodeDecodeError as err:
         raise TextError(f"{path}: not valid {encoding} (byte {err.start}: {err.reason})") from None
     except OSError as err:
@@ -55,7 +61,8 @@ def tweet_texts(path: str, encoding: str = "utf-8") -> list[str]:
             raise TextError(f"{path}: neither a JSON array nor JSON lines (line {err.lineno}: {err.msg})") from None
     if not isinstance(items, list):
         raise TextError(f"{path}: expected a JSON array of objects with a 'text' field")
-    texts = [html.unescape(item["text"]) for item in items
+    # lone UTF-16 surrogates (tweets cut in the middle of an emoji) become U+FFFD
+    texts = [_LONE_SURROGATE.sub("\ufffd", html.unescape(item["text"])) for item in items
              if isinstance(item, dict) and isinstance(item.get("text"), str)]
     if not texts:
         raise TextError(f"{path}: no objects with a 'text' field")

@@ -150,7 +150,10 @@ def load_checkpoint(path: str | os.PathLike) -> State:
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array
+            raise CheckpointError(f"{path}: not a fastrnn checkpoint (a single array, not an .npz archive)")
+        with loaded as z:
             data = {k: z[k] for k in z.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as err:
         reason = "it holds pickled objects" if "pickle" in str(err) else "not a readable .npz file"
@@ -175,6 +178,15 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         raise fail(f"unreadable hyperparameters ({err})") from None
     if hyper.dtype not in ("float64", "float32"):
         raise fail(f"unsupported dtype {hyper.dtype!r}")
+    for name in ("hidden", "seq_length", "seed"):
+        value = getattr(hyper, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "seed" else 1):
+            raise fail(f"hyperparameter {name} must be a {'non-negative' if name == 'seed' else 'positive'} "
+                       f"integer, not {value!r}")
+    for name in ("eta", "sigma", "eps", "clip"):
+        value = getattr(hyper, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):
+            raise fail(f"hyperparameter {name} must be a positive number, not {value!r}")
     codepoints = data["vocab"]
     if (codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
             or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.max() > 0x10FFFF):

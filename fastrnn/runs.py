@@ -20,8 +20,20 @@ def default_run_dir(book_path: str, root: str = RUNS_ROOT) -> str:
     return path
 
 
+RUN_FILES = ("last.npz", "best.npz", "metrics.csv", "validation.csv", "samples.txt", "summary.json",
+             "loss.png", "run.json")
+
+
 def holds_run(path: str) -> bool:
-    return any(os.path.exists(os.path.join(path, f)) for f in ("last.npz", "best.npz", "metrics.csv"))
+    return any(os.path.exists(os.path.join(path, f)) for f in RUN_FILES)
+
+
+def clear_run(path: str) -> None:
+    """Remove the files of a run (``--force``), so that nothing of it can mix with a new one."""
+    for name in RUN_FILES:
+        target = os.path.join(path, name)
+        if os.path.exists(target):
+            os.unlink(target)
 
 
 def latest_run(root: str = RUNS_ROOT) -> str | None:

@@ -72,7 +72,11 @@ def vocab_difference(old: Vocab, new: Vocab) -> str:
 
 def _codepoints(text: str) -> np.ndarray:
     # UTF-32 gives one fixed-width word per code point, so NumPy sees the text without a Python loop.
-    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+    try:
+        return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
+    except UnicodeEncodeError as err:
+        raise TextError(f"the text holds a character that is not valid Unicode "
+                        f"({text[err.start]!r} at character {err.start})") from None
 
 
 def _show(chars: str) -> str:
@@ -142,9 +146,10 @@ def _decoded_blocks(path: str, encoding: str):
                     raise TextError(f"{path}: not valid {encoding} (byte {offset + err.start}: {err.reason}); "
                                     f"pass --encoding if the file uses another encoding") from None
                 offset += len(raw)
-                if first and text.startswith("\ufeff"):
-                    text = text[1:]  # a byte-order mark is not part of the book
-                first = first and not text
+                if first and text:
+                    first = False
+                    if text.startswith("\ufeff"):
+                        text = text[1:]  # a byte-order mark is not part of the book
                 if text:
                     yield _codepoints(text)
                 if not raw:

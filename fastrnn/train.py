@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -175,9 +176,11 @@ def _training_sample(trainer: Trainer, n: int) -> str:
     from .sample import sample_indices
 
     state = trainer.state()
-    pos = state.position if state.position + trainer.hyper.seq_length + 1 <= trainer.book.shape[0] else 0
+    pos, h = state.position, state.h
+    if pos + trainer.hyper.seq_length + 1 > trainer.book.shape[0]:
+        pos, h = 0, np.zeros_like(h)  # the next update starts a new epoch from h = 0
     out = sample_indices(state.params, state.vocab, state.hyper.hidden, n,
-                         _sample_rng(state.hyper.seed, state.update), h=state.h,
+                         _sample_rng(state.hyper.seed, state.update), h=h,
                          prime=trainer.book[pos:pos + 1])
     return state.vocab.decode(out)
 
@@ -187,26 +190,43 @@ SAMPLE_HEADER = "--- update "
 FINAL_HEADER = "=== best model"
 
 
+_SAMPLE_LINE = re.compile(r"^--- update (\d+), smooth loss [^\n]* ---$", re.MULTILINE)
+_FINAL_LINE = re.compile(r"^=== best model \(", re.MULTILINE)
+
+
 def truncate_logs(out_dir: str, update: int) -> None:
     """Drop what a run wrote after the checkpoint it resumes from (update ``update``):
-    metrics and validation rows, samples, and the end-of-run passage."""
+    metrics and validation rows, samples, and the end-of-run passage. A row cut short by a
+    crash (no line end) or one that does not parse is dropped too."""
     for name in ("metrics.csv", "validation.csv"):
         path = os.path.join(out_dir, name)
         if os.path.exists(path):
             with open(path) as f:
                 lines = f.read().splitlines(keepends=True)
-            keep = lines[:1] + [ln for ln in lines[1:] if ln.strip() and int(ln.split(",", 1)[0]) <= update]
+            keep = lines[:1] + [ln for ln in lines[1:] if _row_update(ln) is not None and _row_update(ln) <= update]
             _write_atomic(path, "".join(keep))
     path = os.path.join(out_dir, "samples.txt")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        end = text.find(FINAL_HEADER)
-        if end >= 0:
-            text = text[:end]
-        blocks = text.split(SAMPLE_HEADER)
-        kept = [b for b in blocks[1:] if int(b.split(",", 1)[0]) <= update]
-        _write_atomic(path, "".join(SAMPLE_HEADER + b for b in kept), encoding="utf-8")
+        cut = len(text)
+        final = _FINAL_LINE.search(text)
+        if final:
+            cut = final.start()
+        for header in _SAMPLE_LINE.finditer(text, 0, cut):
+            if int(header.group(1)) > update:
+                cut = header.start()
+                break
+        _write_atomic(path, text[:cut], encoding="utf-8")
+
+
+def _row_update(line: str) -> int | None:
+    if not line.endswith("\n"):
+        return None
+    try:
+        return int(line.split(",", 1)[0])
+    except ValueError:
+        return None
 
 
 def _write_atomic(path: str, text: str, encoding=None) -> None:
@@ -245,7 +265,10 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
     if resume:
         truncate_logs(out_dir, state.update)
     else:
+        # the starting point, so that --resume after a crash before the first checkpoint
+        # continues this run and never whatever an overwritten run left behind
         save_checkpoint(path("best.npz"), state)
+        save_checkpoint(path("last.npz"), state)
     samples = open(path("samples.txt"), "a" if resume else "w", encoding="utf-8")
     metrics = open(path("metrics.csv"), "a" if resume else "w")
     validation = open(path("validation.csv"), "a" if resume else "w") if scorer else None
@@ -274,11 +297,12 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
 
     def checkpoint():
         nonlocal best_saved
-        save_checkpoint(path("last.npz"), trainer.state())
+        # best.npz first: a crash in between must not leave last.npz claiming a best on disk
         best = None if scorer else trainer.best_state()
         if best is not None and best.best_smooth_loss < best_saved:
             save_checkpoint(path("best.npz"), best)
             best_saved = best.best_smooth_loss
+        save_checkpoint(path("last.npz"), trainer.state())
 
     start_update = trainer.update
     train_seconds = 0.0
@@ -298,7 +322,8 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
             "seconds": train_seconds,
             "chars_per_s": chars / train_seconds if train_seconds > 0 else None,
             "wall_seconds": time.perf_counter() - wall_start,
-            "best_smooth_loss": finite(best_model.smooth_loss),
+            "best_smooth_loss": finite(final.best_smooth_loss),
+            "best_model_update": best_model.update,
             "final_smooth_loss": finite(final.smooth_loss),
             "best_val_nats_per_char": finite(best_saved) if scorer else None,
             "book_chars": int(book.shape[0]),
@@ -359,8 +384,6 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
                 metrics.close()
                 summarize(finished=False)
                 raise Interrupted(done)
-        if scorer and opts.val_every > 0 and trainer.update % opts.val_every != 0:
-            validate()
         checkpoint()
         best_model = load_checkpoint(path("best.npz"))
         passage = sample_text(best_model, opts.final_len, seed=state.hyper.seed)

@@ -74,9 +74,10 @@ def test_resume_refuses_changes_and_foreign_books(tmp_path, book):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def _wait_for(path, timeout=120.0):
+def _wait_for_checkpoint(path, timeout=120.0):
+    """Until ``path`` holds a checkpoint past the starting point (update > 0)."""
     start = time.monotonic()
-    while not path.exists():
+    while not (path.exists() and load_checkpoint(path).update > 0):
         if time.monotonic() - start > timeout:
             raise TimeoutError(path)
         time.sleep(0.05)
@@ -97,7 +98,7 @@ def test_stopped_process_resumes_to_the_same_result(tmp_path, how):
     out = tmp_path / "run"
     proc = subprocess.Popen(["fastrnn", "train", str(book), "--out", str(out), "--steps", total] + args,
                             stderr=subprocess.PIPE, text=True)
-    _wait_for(out / "last.npz")
+    _wait_for_checkpoint(out / "last.npz")
     proc.send_signal(getattr(signal, how))
     _, err = proc.communicate(timeout=120)
     expected_code = {"SIGTERM": 143, "SIGINT": 130, "SIGKILL": -signal.SIGKILL}[how]
@@ -132,7 +133,7 @@ def test_non_finite_run_is_one_line_error(tmp_path, book):
     out = tmp_path / "run"
     result = run(["train", str(book), "--out", str(out), "--eta", "1e308", "--steps", "50", "-q"])
     one_line_error(result, 1, "non-finite", alone=False)
-    assert not (out / "last.npz").exists()
+    assert load_checkpoint(out / "last.npz").update == 0  # the last good state: where it started
 
 
 def test_validation_picks_best_model_and_logs(tmp_path, book):
