@@ -259,6 +259,7 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
         click.echo(f"{out_dir} already has {done:,} updates (total {total:,}): nothing to do; "
                    f"pass a larger --steps or --epochs to train further", err=True)
         return
+    os.makedirs(out_dir, exist_ok=True)  # an unusable --out fails here, before any work
     held = f", {val_chars:,} held out for validation" if val_chars else ""
     click.echo(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; "
                f"{per_epoch:,} updates per epoch; "

@@ -151,13 +151,14 @@ def load_checkpoint(path: str | os.PathLike) -> State:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         loaded = np.load(path, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array
-            raise CheckpointError(f"{path}: not a fastrnn checkpoint (a single array, not an .npz archive)")
-        with loaded as z:
-            data = {k: z[k] for k in z.files}
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded as z:
+                data = {k: z[k] for k in z.files}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as err:
         reason = "it holds pickled objects" if "pickle" in str(err) else "not a readable .npz file"
         raise CheckpointError(f"{path}: not a fastrnn checkpoint ({reason})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array
+        raise CheckpointError(f"{path}: not a fastrnn checkpoint (a single array, not an .npz archive)")
     return _state_from_arrays(path, data)
 
 

@@ -36,6 +36,22 @@ def test_each_update_matches_reference(text, hidden, seq_length, seed, sigma):
     assert clipped, "the gradient clip should have been exercised"
 
 
+def test_in_place_update_path_matches_reference(text):
+    # With no new best, train_chunks updates the live buffer in place (the other path).
+    state, book = small_state(text[:120], hidden=10, seq_length=9, sigma=0.3, clip=1.0)
+    for _ in range(5):
+        state.best_smooth_loss = -np.inf
+        expected, ref_loss, ref_grads = reference_update(state, book)
+        trainer, got, loss, _, grads = kernel_update(state, book)
+        assert trainer.best_state() is None  # no new best: the in-place branch ran
+        assert_close(loss, ref_loss)
+        for name in ref_grads:
+            assert_close(grads[name], ref_grads[name])
+        assert_close(got.params, expected.params)
+        assert_close(got.adagrad, expected.adagrad)
+        state = expected
+
+
 def test_many_updates_per_call_equal_single_calls(text):
     # Same implementation, same order of operations: splitting the work must not change a bit.
     state, book = small_state(text[:300], hidden=8, seq_length=10)

@@ -198,3 +198,42 @@ def test_foreign_and_hand_edited_checkpoints(tmp_path, book):
     bad_hyper = dict(arrays, hyper=np.array("{not json"))
     np.savez(tmp_path / "hyper.npz", **bad_hyper)
     one_line_error(run(["sample", "--checkpoint", str(tmp_path / "hyper.npz")]), 1, "hyperparameters")
+
+
+def test_resumed_run_with_validation_equals_uninterrupted_run(tmp_path, book):
+    val = ["--val-fraction", "0.2", "--val-every", "50"]
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert run(["train", str(book), "--out", str(full), "--steps", "200"] + SMALL + val).exit_code == 0
+    assert run(["train", str(book), "--out", str(split), "--steps", "95"] + SMALL + val).exit_code == 0
+    assert run(["train", "--resume", str(split), "--steps", "200", "-q"]).exit_code == 0
+    assert_same_run(full, split)
+    assert (full / "validation.csv").read_text() == (split / "validation.csv").read_text()
+
+
+def test_force_replaces_the_whole_old_run(tmp_path, book):
+    out = tmp_path / "run"
+    old = ["train", str(book), "--out", str(out), "--steps", "60", "--val-fraction", "0.2", "--val-every", "20"]
+    assert run(old + SMALL).exit_code == 0
+    assert (out / "validation.csv").exists()
+    # the new run fails at its first update: what is left must be the new run's start, not the old run
+    result = run(["train", str(book), "--out", str(out), "--force", "--eta", "1e308", "--seed", "9"] + SMALL)
+    assert result.exit_code == 1
+    assert not (out / "validation.csv").exists()
+    last = load_checkpoint(out / "last.npz")
+    assert last.update == 0 and last.hyper.seed == 9
+    assert json.loads((out / "run.json").read_text())["val_fraction"] == 0
+
+
+def test_truncation_drops_torn_rows_and_keeps_odd_sample_text(tmp_path):
+    from fastrnn.train import truncate_logs
+
+    (tmp_path / "metrics.csv").write_text("update,epoch,loss,smooth_loss\n100,0,1,2\n200,0,1,2\n3")
+    (tmp_path / "samples.txt").write_text(
+        "--- update 0, smooth loss nan ---\nsome text\n--- update foo, bar\n\n"
+        "--- update 100, smooth loss 5.0 ---\nmore\n\n--- update 300, smooth loss 4.0 ---\nlater\n\n"
+        "=== best model (update 250, smooth loss 4.0): 1000 characters ===\npassage\n", encoding="utf-8")
+    truncate_logs(str(tmp_path), 200)
+    assert (tmp_path / "metrics.csv").read_text() == "update,epoch,loss,smooth_loss\n100,0,1,2\n200,0,1,2\n"
+    samples = (tmp_path / "samples.txt").read_text(encoding="utf-8")
+    assert samples.endswith("--- update 100, smooth loss 5.0 ---\nmore\n\n")
+    assert "--- update foo, bar" in samples and "later" not in samples and "passage" not in samples

@@ -70,4 +70,6 @@ def test_same_seed_same_run(tmp_path, text):
     assert results[0][0] == results[1][0]
     assert np.array_equal(results[0][1].params, results[1][1].params)
     other, book = small_state(text, hidden=8, seed=5)
-    assert not np.array_equal(other.params, small_state(text, hidden=8, seed=4)[0].params)
+    train_run(other, book, str(tmp_path / "c"), RunOptions(total_updates=300, sample_every=100))
+    assert (tmp_path / "c" / "samples.txt").read_text() != results[0][0]
+    assert not np.array_equal(load_checkpoint(tmp_path / "c" / "last.npz").params, results[0][1].params)
