@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import Layout, State, save_checkpoint
+from .model import State, save_checkpoint
 
 METRICS_HEADER = "update,epoch,loss,smooth_loss\n"
 
@@ -65,8 +65,7 @@ class Trainer:
         h = self.hyper
         self._k.train_chunks(losses, smooths, self.params, self.mem, self.grads, self.h, self.best_h,
                              self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.scratch,
-                             self.counters,
-                             self.floats, self.book, self.scalar(h.eta), self.scalar(h.eps),
+                             self.counters, self.floats, self.book, self.scalar(h.eta), self.scalar(h.eps),
                              self.scalar(h.clip), h.hidden, self.vocab.size)
         return losses, smooths
 

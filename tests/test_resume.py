@@ -1,10 +1,8 @@
 """Runs you can trust: exact resume, interruption, kill -9, non-finite stops, validation."""
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import replace
 
