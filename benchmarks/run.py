@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 
-# One thread everywhere: the figures are per core, and BLAS must not use other cores.
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+# BLAS on one thread: the reference figures are per core (the kernels' threads are set per
+# measurement with numba.set_num_threads).
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(var, "1")
 
 import argparse  # noqa: E402
@@ -26,7 +27,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fastrnn import reference  # noqa: E402
-from fastrnn.model import Hyper, init_state, save_checkpoint  # noqa: E402
+from fastrnn.model import Hyper, init_state, save_checkpoint, with_streams  # noqa: E402
 from fastrnn.sample import sample_indices  # noqa: E402
 from fastrnn.text import build_vocab, load_book  # noqa: E402
 from fastrnn.train import Trainer, compile_kernels  # noqa: E402
@@ -221,6 +222,36 @@ def huge_texts(sizes_mb=(100, 500)) -> list[dict]:
     return rows
 
 
+def scaling(vocab, book, rounds: int, chars: int = 400_000, streams=(1, 4, 16, 64)) -> list[dict]:
+    """Training chars/s (float64) for B streams on 1..all cores, interleaved round by round,
+    with the ratio to one stream on one core measured in the same round."""
+    import numba
+
+    threads = range(1, numba.config.NUMBA_NUM_THREADS + 1)
+    cases = [(b, t) for b in streams for t in threads]
+    trainers = {b: Trainer(with_streams(init_state(vocab, Hyper(streams=b)), book.shape[0]), book) for b in streams}
+    for b in streams:
+        trainers[b].run(2)  # compiles the stream kernel once
+    speeds = {case: [] for case in cases}
+    for _ in range(rounds):
+        for b, t in cases:
+            numba.set_num_threads(t)
+            speeds[(b, t)].append(kernel_train(trainers[b], max(1, chars // (25 * b))) * b)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    single = np.asarray(speeds[(1, 1)])
+    return [{"streams": b, "threads": t, "chars_per_s": summarize(speeds[(b, t)]),
+             "vs_one_stream": summarize(np.asarray(speeds[(b, t)]) / single)} for b, t in cases]
+
+
+def stream_quality(book, vocab, chars: int) -> dict:
+    """Smooth loss after the same number of characters with 1 and with 16 streams."""
+    out = {}
+    for b in (1, 16):
+        trainer = Trainer(with_streams(init_state(vocab, Hyper(streams=b)), book.shape[0]), book)
+        out[b] = float(trainer.run(chars // (25 * b))[1][-1])
+    return {"chars": chars, "smooth_loss_1_stream": out[1], "smooth_loss_16_streams": out[16]}
+
+
 def quality(book, vocab, updates: int) -> dict:
     """Smooth loss after ``updates`` updates of the classic algorithm (float64, seed 0)."""
     trainer = Trainer(init_state(vocab, Hyper()), book)
@@ -247,6 +278,8 @@ def main(argv=None) -> dict:
                     help="updates timed per round [100 6000; 40 2000 with --quick]")
     ap.add_argument("--huge", action="store_true",
                     help="also time `fastrnn train` start-up on generated 100 MB and 500 MB texts (needs ~1.5 GB of disk)")
+    ap.add_argument("--scaling", action="store_true",
+                    help="also the streams x threads table and the 1- vs 16-stream quality check")
     ap.add_argument("--skip-startup", action="store_true",
                     help="leave out compile, start-up and memory figures (they start new processes)")
     args = ap.parse_args(argv)
@@ -308,6 +341,10 @@ def main(argv=None) -> dict:
                     f.write(vocab.decode(book))
             report["startup"] = compile_and_startup(tmp, sample_state)
             report["peak_rss_mb_train"] = peak_memory_mb(book_path, tmp)
+    if args.scaling:
+        report["scaling"] = scaling(vocab, book, rounds, chars=100_000 if args.quick else 400_000)
+        if not args.quick:
+            report["stream_quality"] = stream_quality(book, vocab, 2_500_000)
     if args.huge:
         report["huge_texts"] = huge_texts()
     if not args.quick and args.quality_updates > 0:
@@ -344,6 +381,14 @@ def print_table(rep: dict) -> None:
               f"`fastrnn --help` {s['help_s']:.2f} s; `fastrnn sample --len 1000` {s['sample_1000_s']:.2f} s")
     if rep.get("peak_rss_mb_train"):
         print(f"peak memory of `fastrnn train`: {rep['peak_rss_mb_train']:.0f} MB")
+    if "scaling" in rep:
+        print(f"\n{'streams':>8}{'threads':>8}{'chars/s median (min-max)':>34}   vs 1 stream, 1 thread")
+        for row in rep["scaling"]:
+            print(f"{row['streams']:>8}{row['threads']:>8}{fmt(row['chars_per_s'])}   {fr(row['vs_one_stream'])}")
+    if "stream_quality" in rep:
+        q = rep["stream_quality"]
+        print(f"smooth loss after {q['chars']:,} characters: 1 stream {q['smooth_loss_1_stream']:.2f}, "
+              f"16 streams {q['smooth_loss_16_streams']:.2f}")
     for row in rep.get("huge_texts", []):
         print(f"`fastrnn train` on a generated {row['mb']:.0f} MB text, one update: {row['first_s']:.1f} s "
               f"(peak {row['first_peak_mb']:.0f} MB), again with the encoded book cached {row['cached_s']:.1f} s "

@@ -87,17 +87,17 @@ class _Reporter:
         self.stream.flush()
 
 
-def _compile(dtype, index_dtype) -> float:
+def _compile(dtype, index_dtype, streams: bool = False) -> float:
     from .train import compile_kernels
 
-    seconds = compile_kernels(dtype, index_dtype,
+    seconds = compile_kernels(dtype, index_dtype, streams=streams,
                               on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
     if seconds > 1.5:
         click.echo(f"compiled kernels in {seconds:.1f}s (cached for later runs)", err=True)
     return seconds
 
 
-MODEL_OPTIONS = ("hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction")
+MODEL_OPTIONS = ("hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams")
 
 
 class _StopRequest:
@@ -153,6 +153,10 @@ class _StopRequest:
 @click.option("--steps", type=click.IntRange(min=0),
               help="Total number of updates (with --epochs: whichever is fewer).")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
+@click.option("--streams", default=1, show_default=True, type=POSITIVE,
+              help="Chunks per update, from positions spread evenly through the book; their gradients are "
+              "averaged (1: the classic algorithm).")
+@click.option("--threads", type=POSITIVE, help="Cores for the streams [default: all]; results do not depend on it.")
 @click.option("--sample-every", default=10_000, show_default=True, type=click.IntRange(min=0),
               help="Updates between samples in samples.txt (0: none).")
 @click.option("--log-every", default=100, show_default=True, type=POSITIVE,
@@ -166,7 +170,7 @@ class _StopRequest:
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_os_errors
 def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, eta, sigma, seed, epochs, steps,
-          dtype, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
+          dtype, streams, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
 
@@ -179,8 +183,8 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
     """
     from click.core import ParameterSource
 
-    from .model import CheckpointError, Hyper, init_state, load_checkpoint
     from .cache import load_corpus_cached
+    from .model import CheckpointError, Hyper, init_state, load_checkpoint, with_streams
     from .runs import (RunError, clear_run, corpus_sha256, default_run_dir, holds_run, load_run_config,
                        save_run_config)
     from .text import TextError, vocab_difference
@@ -248,12 +252,14 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
     from .train import Interrupted, NonFiniteError, RunOptions, train_run, updates_per_epoch
 
     per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
+    streams = state.hyper.streams if resume_dir else streams
     if resume_dir and steps is None and epochs is None:
         total = config["total_updates"]
     else:
         if epochs is None and steps is None:
             epochs = 5
-        total = min(x for x in (steps, epochs * per_epoch if epochs else None) if x is not None)
+        by_epochs = -(-epochs * per_epoch // streams) if epochs else None  # B chunks per update
+        total = min(x for x in (steps, by_epochs) if x is not None)
     done = state.update if resume_dir else 0
     if resume_dir and total <= done:
         click.echo(f"{out_dir} already has {done:,} updates (total {total:,}): nothing to do; "
@@ -261,14 +267,23 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
         return
     os.makedirs(out_dir, exist_ok=True)  # an unusable --out fails here, before any work
     held = f", {val_chars:,} held out for validation" if val_chars else ""
-    click.echo(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; "
-               f"{per_epoch:,} updates per epoch; "
+    if threads is not None:
+        import numba
+
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            raise click.BadParameter(f"at most {numba.config.NUMBA_NUM_THREADS} on this machine",
+                                     param_hint="'--threads'")
+        numba.set_num_threads(threads)
+    per_update = f"{streams} streams, " if streams > 1 else ""
+    click.echo(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; {per_update}"
+               f"{-(-per_epoch // streams):,} updates per epoch; "
                + (f"resuming at update {done:,} of {total:,}" if resume_dir else f"training {total:,} updates")
                + f" -> {out_dir}", err=True)
     if not resume_dir:
-        hyper = Hyper(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype)
-        state = init_state(vocab, hyper)
-    compile_seconds = _compile(state.params.dtype, encoded.dtype)
+        hyper = Hyper(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype,
+                      streams=streams)
+        state = with_streams(init_state(vocab, hyper), train_part.shape[0])
+    compile_seconds = _compile(state.params.dtype, encoded.dtype, streams > 1)
     if force and not resume_dir and holds_run(out_dir):
         clear_run(out_dir)
     save_run_config(out_dir, {
@@ -348,10 +363,12 @@ def evaluate(checkpoint, text_file, encoding, as_json):
 @click.option("--temperature", default=1.0, show_default=True, type=POSITIVE_FLOAT,
               help="Below 1: more likely characters; above 1: more varied.")
 @click.option("--prime", default="", help="Text fed to the model first (printed before the sample).")
+@click.option("--num", default=1, show_default=True, type=POSITIVE,
+              help="Texts to generate, one after another from the same seed, separated by blank lines.")
 @click.option("--until-end", is_flag=True,
               help="For models trained on tweets: start a new text and stop at its end (--len is then a maximum).")
 @_os_errors
-def sample(checkpoint, length, seed, temperature, prime, until_end):
+def sample(checkpoint, length, seed, temperature, prime, num, until_end):
     """Generate text from a trained model. Only the text goes to stdout."""
     from .model import CheckpointError, load_checkpoint
     from .runs import resolve_checkpoint
@@ -384,16 +401,22 @@ def sample(checkpoint, length, seed, temperature, prime, until_end):
 
     compile_kernels(state.params.dtype, state.vocab.index_dtype(),
                     on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
+    import numpy as np
+
     start = END_OF_TEXT if until_end else ""
-    try:
-        text = sample_text(state, length, seed=seed, temperature=temperature, prime=start + prime)
-    except TextError as err:
-        raise _fail(str(err)) from None
-    if until_end:
-        text = text[len(start):]
-        end = text.find(END_OF_TEXT, len(prime))
-        text = text if end < 0 else text[:end]
-    click.echo(text)
+    rng = np.random.default_rng(seed)
+    texts = []
+    for _ in range(num):
+        try:
+            text = sample_text(state, length, rng=rng, temperature=temperature, prime=start + prime)
+        except TextError as err:
+            raise _fail(str(err)) from None
+        if until_end:
+            text = text[len(start):]
+            end = text.find(END_OF_TEXT, len(prime))
+            text = text if end < 0 else text[:end]
+        texts.append(text)
+    click.echo("\n\n".join(texts))
 
 
 @cli.command()

@@ -13,7 +13,7 @@ vectorise them without reordering any floating-point sum.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 # Fused multiply-add only: no flag that assumes away NaN or infinity, and no reordering of sums.
 FASTMATH = {"contract"}
@@ -368,6 +368,77 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         counters[CURRENT] = dst
         h[:] = hs[n]
         counters[POSITION] = pos + n
+        counters[UPDATE] += 1
+        floats[SMOOTH] = smooth
+        losses[step] = loss
+        smooths[step] = smooth
+
+
+@njit(**dict(JIT, parallel=True))
+def train_streams(losses, smooths, params, mem, grads, stream_grads, stream_losses, H, best_H, positions,
+                  best_positions, hs, ps, WT, VT, dh_out, dh_next, scratch, counters, floats, book,
+                  eta, eps, clip, m, K):
+    """``train_chunks`` for B streams walked in step: per update, each stream takes the next
+    chunk at its own position with its own hidden state, and the B gradients are averaged
+    (so eta keeps its meaning) before one clip and AdaGrad update.
+
+    The streams run in parallel (numba.prange), each into its own workspaces and gradient
+    buffer; the average sums them in stream order. Nothing depends on how streams are shared
+    among threads, so results are the same bit for bit with any thread count.
+
+    losses, smooths (N,) float64: written with each update's mean chunk loss and smooth loss.
+    params, mem (2, P), grads (P,), counters, floats, book, eta, eps, clip, m, K: as in
+        ``train_chunks`` (counters[POSITION] and counters[EPOCH] are not used).
+    stream_grads (B, P), stream_losses (B,): per-stream workspaces.
+    H (B, m): hidden states (read, written).  positions (B,) int64: next chunk starts (read, written).
+    best_H (B, m), best_positions (B,): written with the start states of the best model's chunks.
+    hs (B, n+1, m), ps (B, n, K), WT (B, m, m), VT (B, m, K), dh_out (B, n, m), dh_next (B, m),
+        scratch (B, 2, max(n*K, m)) float64: per-stream workspaces.
+    """
+    B = H.shape[0]
+    n = hs.shape[1] - 1
+    P = params.shape[1]
+    for step in range(losses.shape[0]):
+        # a stream with fewer than n + 1 characters left starts again at 0 with h = 0
+        for s in range(B):
+            if positions[s] + n + 1 > book.shape[0]:
+                positions[s] = 0
+                H[s] = 0.0
+        cur = counters[CURRENT]
+        live = params[cur]
+        for s in prange(B):
+            pos = positions[s]
+            hs[s, 0] = H[s]
+            stream_losses[s] = chunk_loss_and_grads(stream_grads[s], hs[s], ps[s], WT[s], VT[s], dh_out[s],
+                                                    dh_next[s], scratch[s], book[pos:pos + n],
+                                                    book[pos + 1:pos + n + 1], live, m, K)
+        loss = 0.0
+        for s in range(B):
+            loss += stream_losses[s]
+        loss /= B
+        smooth = loss if math.isnan(floats[SMOOTH]) else SMOOTHING * floats[SMOOTH] + (1.0 - SMOOTHING) * loss
+        # g = (g_0 + ... + g_{B-1}) / B, summed in stream order
+        for i in prange(P):
+            acc = 0.0
+            for s in range(B):
+                acc += stream_grads[s, i]
+            grads[i] = acc / B
+        dst = cur
+        if smooth < floats[BEST_SMOOTH]:
+            floats[BEST_SMOOTH] = smooth
+            counters[BEST] = cur
+            counters[BEST_UPDATE] = counters[UPDATE]
+            best_H[:] = H
+            best_positions[:] = positions
+            dst = 1 - cur
+        if dst == cur:
+            adagrad_update_inplace(params[cur], mem[cur], grads, eta, eps, clip)
+        else:
+            adagrad_update(params[dst], mem[dst], params[cur], mem[cur], grads, eta, eps, clip)
+        counters[CURRENT] = dst
+        for s in range(B):
+            H[s] = hs[s, n]
+            positions[s] += n
         counters[UPDATE] += 1
         floats[SMOOTH] = smooth
         losses[step] = loss

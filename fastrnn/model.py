@@ -63,6 +63,7 @@ class Hyper:
     clip: float = 5.0
     seed: int = 0
     dtype: str = "float64"
+    streams: int = 1  # chunks per update, from positions spread evenly through the book
 
 
 @dataclass
@@ -80,6 +81,10 @@ class State:
     smooth_loss: float = float("nan")  # nan until the first chunk has been seen
     best_smooth_loss: float = float("inf")
     best_val_loss: float = float("inf")  # lowest validation loss per character seen (runs with held-out text)
+    # with several streams: every stream's hidden state (B, m) and next chunk start (B,);
+    # h and position above are then those of stream 0
+    stream_h: np.ndarray | None = None
+    stream_positions: np.ndarray | None = None
 
     @property
     def layout(self) -> Layout:
@@ -89,9 +94,10 @@ class State:
         return self.layout.views(self.params)
 
     def copy(self) -> "State":
+        copy = lambda a: None if a is None else a.copy()  # noqa: E731
         return State(self.vocab, self.hyper, self.params.copy(), self.adagrad.copy(), self.h.copy(),
                      self.update, self.epoch, self.position, self.smooth_loss, self.best_smooth_loss,
-                     self.best_val_loss)
+                     self.best_val_loss, copy(self.stream_h), copy(self.stream_positions))
 
 
 def init_state(vocab: Vocab, hyper: Hyper) -> State:
@@ -104,6 +110,16 @@ def init_state(vocab: Vocab, hyper: Hyper) -> State:
     for name in ("W", "U", "V"):
         views[name][...] = rng.normal(0.0, hyper.sigma, size=views[name].shape)
     return State(vocab, hyper, params, np.zeros_like(params), np.zeros(hyper.hidden, dtype=dtype))
+
+
+def with_streams(state: State, n_chars: int) -> State:
+    """``state`` with its B = hyper.streams streams set up, if it has none yet: stream s starts
+    at s * (n_chars // B) with h = 0 (stream 0 is the classic walk)."""
+    B = state.hyper.streams
+    if B > 1 and state.stream_h is None:
+        state.stream_h = np.zeros((B, state.hyper.hidden), dtype=state.params.dtype)
+        state.stream_positions = np.arange(B, dtype=np.int64) * (n_chars // B)
+    return state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,6 +138,8 @@ def save_checkpoint(path: str | os.PathLike, state: State) -> None:
     arrays["format_version"] = np.array(FORMAT_VERSION)
     for key in _SCALARS:
         arrays[key] = np.array(getattr(state, key))
+    if state.stream_h is not None:
+        arrays["stream_h"], arrays["stream_positions"] = state.stream_h, state.stream_positions
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
@@ -179,7 +197,7 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         raise fail(f"unreadable hyperparameters ({err})") from None
     if hyper.dtype not in ("float64", "float32"):
         raise fail(f"unsupported dtype {hyper.dtype!r}")
-    for name in ("hidden", "seq_length", "seed"):
+    for name in ("hidden", "seq_length", "seed", "streams"):
         value = getattr(hyper, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "seed" else 1):
             raise fail(f"hyperparameter {name} must be a {'non-negative' if name == 'seed' else 'positive'} "
@@ -221,4 +239,13 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         raise fail(f"bad counters ({err})") from None
     if min(state.update, state.epoch, state.position) < 0:
         raise fail("negative update, epoch or position")
+    if hyper.streams > 1:
+        sh, sp = data.get("stream_h"), data.get("stream_positions")
+        if sh is None or sp is None:
+            raise fail(f"{hyper.streams} streams but no stream_h / stream_positions")
+        if sh.shape != (hyper.streams, hyper.hidden) or sh.dtype != dtype or not np.all(np.isfinite(sh)):
+            raise fail(f"stream_h must be finite {dtype} of shape ({hyper.streams}, {hyper.hidden})")
+        if sp.shape != (hyper.streams,) or sp.dtype.kind not in "iu" or np.any(sp < 0):
+            raise fail(f"stream_positions must be {hyper.streams} non-negative integers")
+        state.stream_h, state.stream_positions = sh.copy(), sp.astype(np.int64)
     return state

@@ -31,10 +31,12 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
     return out
 
 
-def sample_text(state, n: int, seed: int = 0, temperature: float = 1.0, prime: str = "") -> str:
-    """Text from a ``model.State``, starting from h = 0, after ``prime`` (which is included)."""
+def sample_text(state, n: int, seed: int = 0, temperature: float = 1.0, prime: str = "",
+                rng: np.random.Generator | None = None) -> str:
+    """Text from a ``model.State``, starting from h = 0, after ``prime`` (which is included).
+    Random numbers come from ``rng`` when given, else from a generator seeded with ``seed``."""
     prime_idx = state.vocab.encode(prime) if prime else ()
-    rng = np.random.default_rng(seed)
+    rng = rng if rng is not None else np.random.default_rng(seed)
     out = sample_indices(state.params, state.vocab, state.hyper.hidden, n, rng, temperature,
                          prime=prime_idx)
     return prime + state.vocab.decode(out)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import State, save_checkpoint
+from .model import State, save_checkpoint, with_streams
 
 METRICS_HEADER = "update,epoch,loss,smooth_loss\n"
 
@@ -25,15 +25,19 @@ def updates_per_epoch(n_chars: int, seq_length: int) -> int:
 
 
 class Trainer:
-    """Owns every buffer ``kernels.train_chunks`` works on, allocated once."""
+    """Owns every buffer ``kernels.train_chunks`` (one stream) or ``kernels.train_streams``
+    (hyper.streams > 1, or ``streams_kernel=True``) works on, allocated once."""
 
-    def __init__(self, state: State, book: np.ndarray):
+    def __init__(self, state: State, book: np.ndarray, streams_kernel: bool | None = None):
         from . import kernels
 
         self._k = kernels
         self.vocab, self.hyper, self.book = state.vocab, state.hyper, book
         m, K, n = state.hyper.hidden, state.vocab.size, state.hyper.seq_length
         dtype = state.params.dtype
+        B = state.hyper.streams
+        self.multi = B > 1 if streams_kernel is None else streams_kernel
+        self.per_epoch = updates_per_epoch(book.shape[0], n)
         self.scalar = dtype.type
         self.params = np.stack([state.params, state.params])
         self.mem = np.stack([state.adagrad, state.adagrad])
@@ -53,6 +57,24 @@ class Trainer:
         c[kernels.CURRENT], c[kernels.BEST] = 0, -1
         self.floats = np.array([state.smooth_loss, state.best_smooth_loss], np.float64)
         self.best_val_loss = state.best_val_loss
+        if self.multi:
+            if state.stream_h is None and B > 1:
+                state = with_streams(state.copy(), book.shape[0])
+            elif state.stream_h is None:  # the stream kernel on the one classic stream
+                state = State(**{**vars(state), "stream_h": state.h[None, :],
+                                 "stream_positions": np.array([state.position], np.int64)})
+            B = state.stream_h.shape[0]
+            self.H, self.positions = state.stream_h.copy(), state.stream_positions.copy()
+            self.best_H, self.best_positions = np.zeros_like(self.H), np.zeros_like(self.positions)
+            self.stream_grads = np.zeros((B, self.grads.shape[0]), dtype)
+            self.stream_losses = np.zeros(B)
+            self.hs = np.zeros((B, n + 1, m), dtype)
+            self.ps = np.zeros((B, n, K), dtype)
+            self.WT = np.zeros((B, m, m), dtype)
+            self.VT = np.zeros((B, m, K), dtype)
+            self.dh_out = np.zeros((B, n, m), dtype)
+            self.dh_next = np.zeros((B, m), dtype)
+            self.scratch = np.zeros((B, 2, max(n * K, m)))
 
     @property
     def update(self) -> int:
@@ -62,12 +84,26 @@ class Trainer:
         """Apply ``n_updates`` updates; returns their chunk losses and smooth losses."""
         losses = np.empty(n_updates)
         smooths = np.empty(n_updates)
-        h = self.hyper
-        self._k.train_chunks(losses, smooths, self.params, self.mem, self.grads, self.h, self.best_h,
-                             self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.scratch,
-                             self.counters, self.floats, self.book, self.scalar(h.eta), self.scalar(h.eps),
-                             self.scalar(h.clip), h.hidden, self.vocab.size)
+        h, k, c = self.hyper, self._k, self.counters
+        scalars = (self.scalar(h.eta), self.scalar(h.eps), self.scalar(h.clip), h.hidden, self.vocab.size)
+        if not self.multi:
+            k.train_chunks(losses, smooths, self.params, self.mem, self.grads, self.h, self.best_h,
+                           self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.scratch,
+                           c, self.floats, self.book, *scalars)
+            return losses, smooths
+        k.train_streams(losses, smooths, self.params, self.mem, self.grads, self.stream_grads,
+                        self.stream_losses, self.H, self.best_H, self.positions, self.best_positions,
+                        self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.scratch,
+                        c, self.floats, self.book, *scalars)
+        # stream 0 stands for the run in h, position and epoch (passes' worth of chunks)
+        self.h[:] = self.H[0]
+        c[k.POSITION] = self.positions[0]
+        c[k.EPOCH] = self.epoch_of(int(c[k.UPDATE]))
         return losses, smooths
+
+    def epoch_of(self, update: int) -> int:
+        """Completed passes over the book after ``update`` updates (B chunks each)."""
+        return update * self.hyper.streams // self.per_epoch if self.multi else int(self.counters[self._k.EPOCH])
 
     def live_params(self) -> np.ndarray:
         """The live parameter buffer (a view, not a copy)."""
@@ -77,9 +113,12 @@ class Trainer:
         """A copy of the live model and optimizer state."""
         k, c = self._k, self.counters
         cur = c[k.CURRENT]
-        return State(self.vocab, self.hyper, self.params[cur].copy(), self.mem[cur].copy(),
-                     self.h.copy(), int(c[k.UPDATE]), int(c[k.EPOCH]), int(c[k.POSITION]),
-                     float(self.floats[k.SMOOTH]), float(self.floats[k.BEST_SMOOTH]), self.best_val_loss)
+        state = State(self.vocab, self.hyper, self.params[cur].copy(), self.mem[cur].copy(),
+                      self.h.copy(), int(c[k.UPDATE]), int(c[k.EPOCH]), int(c[k.POSITION]),
+                      float(self.floats[k.SMOOTH]), float(self.floats[k.BEST_SMOOTH]), self.best_val_loss)
+        if self.multi and self.hyper.streams > 1:
+            state.stream_h, state.stream_positions = self.H.copy(), self.positions.copy()
+        return state
 
     def best_state(self) -> State | None:
         """The model with the lowest smooth loss seen by this trainer, or None if none yet.
@@ -92,13 +131,21 @@ class Trainer:
         if best < 0:
             return None
         s = float(self.floats[k.BEST_SMOOTH])
-        return State(self.vocab, self.hyper, self.params[best].copy(), self.mem[best].copy(),
-                     self.best_h.copy(), int(c[k.BEST_UPDATE]), int(c[k.BEST_EPOCH]),
-                     int(c[k.BEST_POSITION]), s, s)
+        if not self.multi:
+            return State(self.vocab, self.hyper, self.params[best].copy(), self.mem[best].copy(),
+                         self.best_h.copy(), int(c[k.BEST_UPDATE]), int(c[k.BEST_EPOCH]),
+                         int(c[k.BEST_POSITION]), s, s)
+        update = int(c[k.BEST_UPDATE])
+        state = State(self.vocab, self.hyper, self.params[best].copy(), self.mem[best].copy(),
+                      self.best_H[0].copy(), update, self.epoch_of(update), int(self.best_positions[0]), s, s)
+        if self.hyper.streams > 1:
+            state.stream_h, state.stream_positions = self.best_H.copy(), self.best_positions.copy()
+        return state
 
 
-def compile_kernels(dtype, index_dtype, on_slow=None, slow_after: float = 1.5) -> float:
-    """Compile (or load from the on-disk cache) every kernel for these dtypes.
+def compile_kernels(dtype, index_dtype, on_slow=None, slow_after: float = 1.5, streams: bool = False) -> float:
+    """Compile (or load from the on-disk cache) every kernel for these dtypes (with ``streams``,
+    the multi-stream training kernel too).
 
     Returns the seconds it took. ``on_slow()`` is called once if it takes longer than
     ``slow_after`` seconds, which means a real compilation (a cache load takes ~0.5 s).
@@ -117,6 +164,8 @@ def compile_kernels(dtype, index_dtype, on_slow=None, slow_after: float = 1.5) -
         book = np.zeros(5, dtype=index_dtype)
         trainer = Trainer(init_state(vocab, hyper), book)
         trainer.run(1)
+        if streams:
+            Trainer(init_state(vocab, hyper), book, streams_kernel=True).run(1)
         sample_indices(trainer.params[0], vocab, 2, 2, np.random.default_rng(0))
         from .evaluate import TextScorer
 
@@ -254,6 +303,7 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
     path = lambda name: os.path.join(out_dir, name)  # noqa: E731
     trainer = Trainer(state, book)
     n = state.hyper.seq_length
+    chars_per_update = n * state.hyper.streams
     per_epoch = updates_per_epoch(book.shape[0], n)
     scorer = None
     if val_book is not None:
@@ -309,14 +359,14 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
 
     def summarize(finished: bool) -> dict:
         final = trainer.state()
-        chars = (final.update - start_update) * n
+        chars = (final.update - start_update) * chars_per_update
         best_model = load_checkpoint(path("best.npz"))
         finite = lambda x: x if np.isfinite(x) else None  # noqa: E731
         summary = {
             "finished": finished,
             "updates": final.update,
             "updates_this_run": final.update - start_update,
-            "epochs": final.update / per_epoch,
+            "epochs": final.update * state.hyper.streams / per_epoch,
             "chars": chars,
             "seconds": train_seconds,
             "chars_per_s": chars / train_seconds if train_seconds > 0 else None,
@@ -361,7 +411,8 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
             updates = np.arange(u + 1, u + count + 1)
             keep = updates % opts.log_every == 0
             if np.any(keep):
-                rows = np.column_stack([updates[keep], (updates[keep] - 1) // per_epoch,
+                rows = np.column_stack([updates[keep], [trainer.epoch_of(u - 1) for u in updates[keep]]
+                                        if trainer.multi else (updates[keep] - 1) // per_epoch,
                                         losses[keep], smooths[keep]])
                 np.savetxt(metrics, rows, fmt=["%d", "%d", "%.6f", "%.6f"], delimiter=",")
                 metrics.flush()
@@ -373,8 +424,8 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
             if opts.checkpoint_every > 0 and done % opts.checkpoint_every == 0:
                 checkpoint()
             if opts.on_progress:
-                chars = (done - start_update) * n
-                opts.on_progress(Progress(done, opts.total_updates, int(trainer.counters[1]),
+                chars = (done - start_update) * chars_per_update
+                opts.on_progress(Progress(done, opts.total_updates, trainer.epoch_of(done),
                                           float(trainer.floats[0]), chars / max(train_seconds, 1e-9),
                                           time.perf_counter() - wall_start))
             if opts.should_stop and opts.should_stop() and done < opts.total_updates:

@@ -29,3 +29,13 @@ def test_suite_writes_a_report(tmp_path, capsys):
         assert np.isfinite(saved["chars_per_s"][key]["median"]) and saved["chars_per_s"][key]["median"] > 0
     assert report["ratios"]["float64_vs_reference"]["median"] > 0
     assert "kernels float64" in capsys.readouterr().out
+
+
+def test_scaling_table_rows():
+    text = bench.generated_text(20_000)
+    from fastrnn.text import build_vocab
+
+    vocab = build_vocab(text)
+    rows = bench.scaling(vocab, vocab.encode(text), rounds=1, chars=2_000, streams=(1, 4))
+    assert {(r["streams"], r["threads"]) for r in rows} >= {(1, 1), (4, 1)}
+    assert all(r["chars_per_s"]["median"] > 0 for r in rows)
