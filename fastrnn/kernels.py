@@ -322,6 +322,30 @@ def text_loss(hs, ps, WT, VT, scratch, text, params, m, K):
 
 
 @njit(**JIT)
+def step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, clip):
+    """Record ``smooth`` as the run's smooth loss and apply the AdaGrad step; returns whether it
+    is a new best, in which case the step writes into the other buffer of params and mem (2, P)
+    so that the model that earned it stays intact (kept without copying anything), and
+    counters[BEST] names it. The caller records what else the best model needs."""
+    cur = counters[CURRENT]
+    dst = cur
+    best = smooth < floats[BEST_SMOOTH]
+    if best:
+        floats[BEST_SMOOTH] = smooth
+        counters[BEST] = cur
+        counters[BEST_UPDATE] = counters[UPDATE]
+        dst = 1 - cur
+    if dst == cur:
+        adagrad_update_inplace(params[cur], mem[cur], grads, eta, eps, clip)
+    else:
+        adagrad_update(params[dst], mem[dst], params[cur], mem[cur], grads, eta, eps, clip)
+    counters[CURRENT] = dst
+    counters[UPDATE] += 1
+    floats[SMOOTH] = smooth
+    return best
+
+
+@njit(**JIT)
 def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT, dh_out, dh_next, scratch,
                  counters, floats, book, eta, eps, clip, m, K):
     """Run ``losses.shape[0]`` training updates over consecutive chunks of ``book``.
@@ -352,24 +376,12 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         loss = chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params[cur], m, K)
         # smooth loss starts at the first chunk's loss
         smooth = loss if math.isnan(floats[SMOOTH]) else SMOOTHING * floats[SMOOTH] + (1.0 - SMOOTHING) * loss
-        dst = cur
-        if smooth < floats[BEST_SMOOTH]:
-            floats[BEST_SMOOTH] = smooth
-            counters[BEST] = cur
-            counters[BEST_UPDATE] = counters[UPDATE]
+        if step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, clip):
             counters[BEST_POSITION] = pos
             counters[BEST_EPOCH] = counters[EPOCH]
             best_h[:] = h
-            dst = 1 - cur
-        if dst == cur:
-            adagrad_update_inplace(params[cur], mem[cur], grads, eta, eps, clip)
-        else:
-            adagrad_update(params[dst], mem[dst], params[cur], mem[cur], grads, eta, eps, clip)
-        counters[CURRENT] = dst
         h[:] = hs[n]
         counters[POSITION] = pos + n
-        counters[UPDATE] += 1
-        floats[SMOOTH] = smooth
         losses[step] = loss
         smooths[step] = smooth
 
@@ -423,24 +435,12 @@ def train_streams(losses, smooths, params, mem, grads, stream_grads, stream_loss
             for s in range(B):
                 acc += stream_grads[s, i]
             grads[i] = acc / B
-        dst = cur
-        if smooth < floats[BEST_SMOOTH]:
-            floats[BEST_SMOOTH] = smooth
-            counters[BEST] = cur
-            counters[BEST_UPDATE] = counters[UPDATE]
+        if step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, clip):
             best_H[:] = H
             best_positions[:] = positions
-            dst = 1 - cur
-        if dst == cur:
-            adagrad_update_inplace(params[cur], mem[cur], grads, eta, eps, clip)
-        else:
-            adagrad_update(params[dst], mem[dst], params[cur], mem[cur], grads, eta, eps, clip)
-        counters[CURRENT] = dst
         for s in range(B):
             H[s] = hs[s, n]
             positions[s] += n
-        counters[UPDATE] += 1
-        floats[SMOOTH] = smooth
         losses[step] = loss
         smooths[step] = smooth
 
