@@ -66,10 +66,11 @@ def test_each_stream_update_matches_reference(text):
     assert 0 in state.stream_positions or min(state.stream_positions) < 133
 
 
-def test_results_do_not_depend_on_the_thread_count(text):
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_results_do_not_depend_on_the_thread_count(text, dtype):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("one core")
-    state, book = stream_state(text, 5, hidden=16, seq_length=10)
+    state, book = stream_state(text, 5, hidden=16, seq_length=10, dtype=dtype)
     results = []
     for threads in (1, 2):
         numba.set_num_threads(threads)
