@@ -1,4 +1,4 @@
-"""Where runs live: default run directories and finding the most recent one."""
+"""Run directories: default names, the latest run, clearing one, and run.json (what --resume needs)."""
 from __future__ import annotations
 
 import hashlib
