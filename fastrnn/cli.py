@@ -191,6 +191,13 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
 
     ctx = click.get_current_context()
     given = lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE  # noqa: E731
+    if threads is not None:
+        import numba
+
+        if threads > numba.config.NUMBA_NUM_THREADS:
+            raise click.BadParameter(f"at most {numba.config.NUMBA_NUM_THREADS} on this machine",
+                                     param_hint="'--threads'")
+        numba.set_num_threads(threads)
     if book is not None and not os.path.exists(book):
         from .corpora import REGISTRY, CorpusError, get
 
@@ -253,6 +260,9 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
 
     per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
     streams = state.hyper.streams if resume_dir else streams
+    if streams > per_epoch:
+        raise click.BadParameter(f"{book} has only {per_epoch} chunks of {seq_length} characters to "
+                                 f"spread {streams} streams over", param_hint="'--streams'")
     if resume_dir and steps is None and epochs is None:
         total = config["total_updates"]
     else:
@@ -267,13 +277,6 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
         return
     os.makedirs(out_dir, exist_ok=True)  # an unusable --out fails here, before any work
     held = f", {val_chars:,} held out for validation" if val_chars else ""
-    if threads is not None:
-        import numba
-
-        if threads > numba.config.NUMBA_NUM_THREADS:
-            raise click.BadParameter(f"at most {numba.config.NUMBA_NUM_THREADS} on this machine",
-                                     param_hint="'--threads'")
-        numba.set_num_threads(threads)
     per_update = f"{streams} streams, " if streams > 1 else ""
     click.echo(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; {per_update}"
                f"{-(-per_epoch // streams):,} updates per epoch; "

@@ -245,7 +245,8 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
             raise fail(f"{hyper.streams} streams but no stream_h / stream_positions")
         if sh.shape != (hyper.streams, hyper.hidden) or sh.dtype != dtype or not np.all(np.isfinite(sh)):
             raise fail(f"stream_h must be finite {dtype} of shape ({hyper.streams}, {hyper.hidden})")
-        if sp.shape != (hyper.streams,) or sp.dtype.kind not in "iu" or np.any(sp < 0):
-            raise fail(f"stream_positions must be {hyper.streams} non-negative integers")
+        if (sp.shape != (hyper.streams,) or sp.dtype.kind not in "iu"
+                or np.any(sp.astype(np.float64) < 0) or np.any(sp.astype(np.float64) >= 2.0**62)):
+            raise fail(f"stream_positions must be {hyper.streams} non-negative integers below 2**62")
         state.stream_h, state.stream_positions = sh.copy(), sp.astype(np.int64)
     return state

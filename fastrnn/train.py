@@ -37,7 +37,11 @@ class Trainer:
         dtype = state.params.dtype
         B = state.hyper.streams
         self.multi = B > 1 if streams_kernel is None else streams_kernel
+        if B > 1 and not self.multi:
+            raise ValueError(f"{B} streams need the stream kernel")
         self.per_epoch = updates_per_epoch(book.shape[0], n)
+        if B > self.per_epoch:
+            raise ValueError(f"{B} streams on a text of {self.per_epoch} chunks: streams would coincide")
         self.scalar = dtype.type
         self.params = np.stack([state.params, state.params])
         self.mem = np.stack([state.adagrad, state.adagrad])
@@ -102,8 +106,11 @@ class Trainer:
         return losses, smooths
 
     def epoch_of(self, update: int) -> int:
-        """Completed passes over the book after ``update`` updates (B chunks each)."""
-        return update * self.hyper.streams // self.per_epoch if self.multi else int(self.counters[self._k.EPOCH])
+        """The pass over the book that update number ``update`` (B chunks each) belongs to,
+        counted from 0: for one stream, the wraps so far, as the classic kernel counts them."""
+        if not self.multi:
+            return int(self.counters[self._k.EPOCH])
+        return max(0, update * self.hyper.streams - 1) // self.per_epoch
 
     def live_params(self) -> np.ndarray:
         """The live parameter buffer (a view, not a copy)."""
@@ -411,7 +418,7 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
             updates = np.arange(u + 1, u + count + 1)
             keep = updates % opts.log_every == 0
             if np.any(keep):
-                rows = np.column_stack([updates[keep], [trainer.epoch_of(u - 1) for u in updates[keep]]
+                rows = np.column_stack([updates[keep], [trainer.epoch_of(u) for u in updates[keep]]
                                         if trainer.multi else (updates[keep] - 1) // per_epoch,
                                         losses[keep], smooths[keep]])
                 np.savetxt(metrics, rows, fmt=["%d", "%d", "%.6f", "%.6f"], delimiter=",")

@@ -34,7 +34,9 @@ def reference_stream_update(state, book):
     mean = {k: v / B for k, v in total.items()}
     reference.adagrad_step(params, mem, mean, state.hyper.eta, state.hyper.eps, state.hyper.clip)
     new.update += 1
-    return new, loss / B, mean
+    loss /= B
+    new.smooth_loss = loss if np.isnan(state.smooth_loss) else 0.999 * state.smooth_loss + 0.001 * loss
+    return new, loss, mean
 
 
 def stream_state(text, streams, **kw):
@@ -48,13 +50,16 @@ def stream_state(text, streams, **kw):
 def test_each_stream_update_matches_reference(text):
     state, book = stream_state(text[:400], 3, hidden=12, seq_length=10, sigma=0.1, clip=1.0)
     assert state.stream_positions.tolist() == [0, 133, 266]
-    for step in range(12):  # long enough for streams to wrap around the book
+    wrapped = False
+    for step in range(30):  # long enough for every stream past 266 to wrap around the book
         state.best_smooth_loss = -np.inf if step % 2 else np.inf  # both AdaGrad paths
         expected, ref_loss, ref_grads = reference_stream_update(state, book)
         trainer = Trainer(state, book)
-        losses, _ = trainer.run(1)
+        losses, smooths = trainer.run(1)
         got = trainer.state()
         assert_close(losses[0], ref_loss)
+        assert_close(smooths[0], expected.smooth_loss)
+        wrapped |= bool(np.any(expected.stream_positions < state.stream_positions))
         grads = state.layout.views(trainer.grads)
         for name in ref_grads:
             assert_close(grads[name], ref_grads[name])
@@ -63,7 +68,21 @@ def test_each_stream_update_matches_reference(text):
         assert_close(got.stream_h, expected.stream_h)
         assert got.stream_positions.tolist() == expected.stream_positions.tolist()
         state = expected
-    assert 0 in state.stream_positions or min(state.stream_positions) < 133
+    assert wrapped, "a stream should have wrapped around the book"
+
+
+def test_best_model_of_several_streams_replays_its_update(text):
+    state, book = stream_state(text[:600], 4, hidden=10, seq_length=10, sigma=0.5)
+    trainer = Trainer(state, book)
+    _, smooths = trainer.run(80)
+    best = trainer.best_state()
+    assert best.update == int(np.argmin(smooths))
+    assert best.stream_h.shape == (4, 10) and best.stream_positions.shape == (4,)
+    replay = best.copy()
+    replay.smooth_loss = smooths[best.update - 1] if best.update else np.nan
+    again = Trainer(replay, book)
+    _, replayed = again.run(1)
+    assert replayed[0] == smooths[best.update]
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -86,16 +105,20 @@ def test_results_do_not_depend_on_the_thread_count(text, dtype):
 def test_one_stream_through_the_stream_kernel_is_the_classic_path(text):
     state, book = small_state(text, hidden=8, seq_length=10)
     classic, streamed = Trainer(state, book), Trainer(state, book, streams_kernel=True)
-    l1, s1 = classic.run(300)  # past the end of the book: wraps included
-    l2, s2 = streamed.run(300)
-    assert np.array_equal(l1, l2) and np.array_equal(s1, s2)
-    assert np.array_equal(classic.state().params, streamed.state().params)
-    assert np.array_equal(classic.h, streamed.h)
-    assert classic.state().position == streamed.state().position
+    for count in (classic.per_epoch, 1, 300):  # to the end of an epoch, past it, and on: wraps included
+        l1, s1 = classic.run(count)
+        l2, s2 = streamed.run(count)
+        assert np.array_equal(l1, l2) and np.array_equal(s1, s2)
+        a, b = classic.state(), streamed.state()
+        assert np.array_equal(a.params, b.params) and np.array_equal(a.h, b.h)
+        assert (a.position, a.epoch, a.update) == (b.position, b.epoch, b.update)
+    best_a, best_b = classic.best_state(), streamed.best_state()
+    assert np.array_equal(best_a.params, best_b.params) and np.array_equal(best_a.h, best_b.h)
+    assert (best_a.update, best_a.position) == (best_b.update, best_b.position)
 
 
 def test_streams_through_the_command_line_resume_exactly(tmp_path, book):
-    opts = ["--streams", "4", "--threads", "2"] + SMALL
+    opts = ["--streams", "4", "--threads", str(min(2, numba.config.NUMBA_NUM_THREADS))] + SMALL
     full, split = tmp_path / "full", tmp_path / "split"
     assert run(["train", str(book), "--out", str(full), "--steps", "120"] + opts).exit_code == 0
     assert run(["train", str(book), "--out", str(split), "--steps", "50"] + opts).exit_code == 0
@@ -127,3 +150,12 @@ def test_sample_several_texts(tmp_path, book):
     texts = result.stdout[:-1].split("\n\n")
     single = run(["sample", "--checkpoint", str(out), "--len", "40", "--seed", "4"]).stdout[:-1]
     assert texts[0] == single and len(set(texts)) == 3
+
+
+def test_stream_options_are_checked_before_any_work(tmp_path, book, text):
+    out = tmp_path / "run"
+    too_many = str(numba.config.NUMBA_NUM_THREADS + 1)
+    one_line_error(run(["train", str(book), "--out", str(out), "--threads", too_many]), 2, "--threads")
+    per_epoch = (len(text) - 1) // 25
+    one_line_error(run(["train", str(book), "--out", str(out), "--streams", str(per_epoch + 1)]), 2, "--streams")
+    assert not out.exists()
