@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 
+from .text import codepoints
+
 
 class TextScorer:
     """Summed cross-entropy of next-character prediction over texts, with buffers allocated once.
@@ -39,16 +41,14 @@ def evaluate_text(state, text: str) -> dict:
     counted, left out, and the text after it is scored from a fresh hidden state.
     """
     vocab = state.vocab
-    points = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
-    idx = np.searchsorted(vocab.codepoints, points)
-    idx = np.minimum(idx, vocab.size - 1)
-    known = vocab.codepoints[idx] == points
+    points = codepoints(text)
+    idx, known = vocab.lookup(points)
     scorer = TextScorer(state.hyper.hidden, vocab.size, state.params.dtype)
     total, count = 0.0, 0
     # score each run of known characters on its own
     edges = np.flatnonzero(np.diff(np.concatenate([[0], known.astype(np.int8), [0]])))
     for start, stop in zip(edges[::2], edges[1::2]):
-        loss, n = scorer.total_loss(state.params, idx[start:stop].astype(vocab.index_dtype()))
+        loss, n = scorer.total_loss(state.params, idx[start:stop])
         total += loss
         count += n
     unknown = points[~known]

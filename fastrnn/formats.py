@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from .text import TextError, _check_file, _codepoints, _decoded_blocks, encode_blocks
+from .text import TextError, check_file, codepoints, decoded_blocks, encode_blocks
 
 END_OF_TEXT = "\x03"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -38,7 +38,7 @@ def text_files(directory: str) -> list[str]:
 
 def tweet_texts(path: str, encoding: str = "utf-8") -> list[str]:
     """The ``text`` fields of a JSON array of objects or of JSON lines, HTML entities decoded."""
-    _check_file(path)
+    check_file(path)
     if encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         encoding = "utf-8-sig"  # a byte-order mark is not part of the JSON
     try:
@@ -86,12 +86,12 @@ def load_corpus(path: str, fmt: str = "auto", encoding: str = "utf-8", min_chars
                 if i:
                     yield newline  # files are joined by a line break
                 if os.path.getsize(name):
-                    yield from _decoded_blocks(name, encoding)
+                    yield from decoded_blocks(name, encoding)
 
         return encode_blocks(blocks, path, min_chars)
     if fmt == "json":
         text = "".join(t + END_OF_TEXT for t in tweet_texts(path, encoding))
-        return encode_blocks(lambda: iter([_codepoints(text)]), path, min_chars)
+        return encode_blocks(lambda: iter([codepoints(text)]), path, min_chars)
     from .text import load_book
 
     return load_book(path, encoding, min_chars)

@@ -35,18 +35,21 @@ class Vocab:
 
     def missing(self, text: str) -> str:
         """Distinct characters of ``text`` that are not in the vocabulary, in sorted order."""
-        points = _codepoints(text)
+        points = codepoints(text)
         absent = np.setdiff1d(np.unique(points), self.codepoints)
         return "".join(map(chr, absent.tolist()))
 
+    def lookup(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Code points -> (indices, known): indices are valid only where ``known`` is True."""
+        idx = np.minimum(np.searchsorted(self.codepoints, points), self.size - 1)
+        return idx.astype(self.index_dtype()), self.codepoints[idx] == points
+
     def encode(self, text: str) -> np.ndarray:
         """Text -> index array. Raises TextError naming characters outside the vocabulary."""
-        points = _codepoints(text)
-        idx = np.searchsorted(self.codepoints, points)
-        idx = np.minimum(idx, self.size - 1)
-        if points.size and not np.array_equal(self.codepoints[idx], points):
+        idx, known = self.lookup(codepoints(text))
+        if not np.all(known):
             raise TextError(f"characters not in the model's vocabulary: {_show(self.missing(text))}")
-        return idx.astype(self.index_dtype())
+        return idx
 
     def lookup_table(self) -> np.ndarray:
         """(0x110000,) array: code point -> index (0 for code points outside the vocabulary)."""
@@ -70,7 +73,7 @@ def vocab_difference(old: Vocab, new: Vocab) -> str:
     return "; ".join(parts)
 
 
-def _codepoints(text: str) -> np.ndarray:
+def codepoints(text: str) -> np.ndarray:
     # UTF-32 gives one fixed-width word per code point, so NumPy sees the text without a Python loop.
     try:
         return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
@@ -88,7 +91,7 @@ BLOCK_BYTES = 1 << 22  # files are decoded and encoded 4 MiB at a time (temporar
 
 
 def build_vocab(text: str) -> Vocab:
-    return _vocab_from_counts(np.bincount(_codepoints(text), minlength=N_CODEPOINTS))
+    return _vocab_from_counts(np.bincount(codepoints(text), minlength=N_CODEPOINTS))
 
 
 def _vocab_from_counts(counts: np.ndarray) -> Vocab:
@@ -96,36 +99,18 @@ def _vocab_from_counts(counts: np.ndarray) -> Vocab:
 
 
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
-    """Read a whole text file; every failure becomes a TextError with a one-line message."""
+    """Read a whole text file (for small and held-out texts; books go through ``load_book``).
+    Every failure becomes a TextError with a one-line message."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise TextError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise TextError(f"{path}: is a directory, not a text file")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except OSError as err:
-        raise TextError(f"{path}: cannot read: {err.strerror}") from None
-    if not raw:
-        raise TextError(f"{path}: the file is empty")
-    try:
-        text = raw.decode(encoding)
-    except LookupError:
-        raise TextError(f"unknown encoding {encoding!r}") from None
-    except UnicodeDecodeError as err:
-        raise TextError(
-            f"{path}: not valid {encoding} (byte {err.start}: {err.reason}); "
-            f"pass --encoding if the file uses another encoding"
-        ) from None
-    if "\x00" in text:
+    check_file(path)
+    blocks = list(decoded_blocks(path, encoding))
+    points = np.concatenate(blocks) if blocks else np.zeros(0, np.uint32)
+    if np.any(points == 0):
         raise TextError(f"{path}: looks like a binary file (it contains NUL characters), not text")
-    if text.startswith("\ufeff"):
-        text = text[1:]  # a byte-order mark is not part of the book
-    return text
+    return points.astype("<u4").tobytes().decode("utf-32-le")
 
 
-def _decoded_blocks(path: str, encoding: str):
+def decoded_blocks(path: str, encoding: str):
     """Yield the text of ``path`` as code-point arrays, one block at a time, without ever holding
     the whole text; a byte-order mark at the start is dropped. Failures are TextErrors."""
     import codecs
@@ -151,14 +136,14 @@ def _decoded_blocks(path: str, encoding: str):
                     if text.startswith("\ufeff"):
                         text = text[1:]  # a byte-order mark is not part of the book
                 if text:
-                    yield _codepoints(text)
+                    yield codepoints(text)
                 if not raw:
                     return
     except OSError as err:
         raise TextError(f"{path}: cannot read: {err.strerror}") from None
 
 
-def _check_file(path: str) -> None:
+def check_file(path: str) -> None:
     if not os.path.exists(path):
         raise TextError(f"{path}: no such file")
     if os.path.isdir(path):
@@ -170,8 +155,8 @@ def _check_file(path: str) -> None:
 def load_book(path: str | os.PathLike, encoding: str = "utf-8", min_chars: int = 2):
     """Read and encode a book: returns (vocab, indices). The book must hold ``min_chars``."""
     path = os.fspath(path)
-    _check_file(path)
-    return encode_blocks(lambda: _decoded_blocks(path, encoding), path, min_chars)
+    check_file(path)
+    return encode_blocks(lambda: decoded_blocks(path, encoding), path, min_chars)
 
 
 def encode_blocks(blocks, name: str, min_chars: int = 2):
