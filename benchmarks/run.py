@@ -151,10 +151,18 @@ def summarize(values) -> dict:
     return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "rounds": v.tolist()}
 
 
-def command_seconds(args, env=None) -> float:
-    t = time.perf_counter()
-    subprocess.run(args, check=True, capture_output=True, env=env)
-    return time.perf_counter() - t
+# Runs a command in a child and prints its wall seconds and peak RSS (KiB): RUSAGE_CHILDREN of a
+# fresh process covers that one command only.
+MEASURE = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+           "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+           "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+
+
+def measured_run(args, env=None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MB) of one command."""
+    out = subprocess.run([sys.executable, "-c", MEASURE, *args], check=True, capture_output=True,
+                         text=True, env=env).stdout.split()
+    return float(out[0]), int(out[1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
 def compile_and_startup(tmp: str, trained_state) -> dict:
@@ -170,24 +178,10 @@ def compile_and_startup(tmp: str, trained_state) -> dict:
     ckpt = os.path.join(tmp, "model.npz")
     save_checkpoint(ckpt, trained_state)
     cli = [sys.executable, "-m", "fastrnn"]
-    help_s = min(command_seconds(cli + ["--help"], env) for _ in range(3))
-    sample_s = min(command_seconds(cli + ["sample", "--checkpoint", ckpt, "--len", "1000", "--seed", "1"], env)
+    help_s = min(measured_run(cli + ["--help"], env)[0] for _ in range(3))
+    sample_s = min(measured_run(cli + ["sample", "--checkpoint", ckpt, "--len", "1000", "--seed", "1"], env)[0]
                    for _ in range(3))
     return {"cold_compile_s": cold, "warm_compile_s": warm, "help_s": help_s, "sample_1000_s": sample_s}
-
-
-# Runs a command in a child and prints its wall seconds and peak RSS (KiB): RUSAGE_CHILDREN of a
-# fresh process covers that one command only.
-MEASURE = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-           "subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-           "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-
-
-def measured_run(args, env=None) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of one command."""
-    out = subprocess.run([sys.executable, "-c", MEASURE, *args], check=True, capture_output=True,
-                         text=True, env=env).stdout.split()
-    return float(out[0]), int(out[1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
 def peak_memory_mb(book_path: str, tmp: str) -> float:

@@ -98,9 +98,11 @@ def kernel_grads(state, x, y, h0) -> dict:
     grads = np.zeros_like(state.params)
     hs = np.zeros((n + 1, m), dtype)
     hs[0] = h0
-    kernels.chunk_loss_and_grads(grads, hs, np.zeros((n, K), dtype), np.zeros((m, m), dtype),
-                                 np.zeros((m, K), dtype), np.zeros((n, m), dtype), np.zeros(m, dtype),
-                                 np.zeros((2, max(n * K, m))), np.ascontiguousarray(x), np.ascontiguousarray(y), state.params, m, K)
+    WT, VT = np.zeros((m, m), dtype), np.zeros((m, K), dtype)
+    kernels.transposes_into(WT, VT, state.params, m, K)
+    kernels.chunk_loss_and_grads(grads, hs, np.zeros((n, K), dtype), WT, VT, np.zeros((n, m), dtype),
+                                 np.zeros(m, dtype), np.zeros((2, max(n * K, m))), np.ascontiguousarray(x),
+                                 np.ascontiguousarray(y), state.params, m, K)
     return state.layout.views(grads)
 
 

@@ -45,6 +45,15 @@ def transpose_into(out, a):
 
 
 @njit(**JIT)
+def transposes_into(WT, VT, params, m, K):
+    """WT (m, m), VT (m, K) written with W.T and V.T of flat params (P,): the layouts the
+    forward products read row by row. Once per parameter change, however many chunks use them."""
+    W, U, V, b, c = param_views(params, m, K)
+    transpose_into(WT, W)
+    transpose_into(VT, V)
+
+
+@njit(**JIT)
 def add_rows_batch(out, coef, A):
     """out (T, L) += coef (T, J) @ A (J, L), as sums of scaled rows of A.
 
@@ -180,18 +189,16 @@ def softmax_rows(ps, scratch):
 
 
 @njit(**JIT)
-def rnn_forward(hs, ps, WT, VT, scratch, x, y, W, U, V, b, c):
+def rnn_forward(hs, ps, WT, VT, scratch, x, y, U, b, c):
     """Forward pass over one chunk; returns the summed cross-entropy loss (float64).
 
     hs (n+1, m): row 0 read (h_prev), rows 1..n written with h_1..h_n.
-    ps (n, K): written with p_t.   WT (m, m), VT (m, K): workspaces, written with W.T, V.T.
+    ps (n, K): written with p_t.   WT (m, m), VT (m, K): read, W.T and V.T (see ``transposes_into``).
     scratch (2, >= max(n*K, m)) float64: workspace.
-    x, y (n,) int: input and target indices.   W, U, V, b, c: read.
+    x, y (n,) int: input and target indices.   U, b, c: read.
     """
     n = x.shape[0]
-    m = W.shape[0]
-    transpose_into(WT, W)
-    transpose_into(VT, V)
+    m = WT.shape[0]
     # b + U[:, x_t] for every t, row by row of U so that U is read once, in order
     for i in range(m):
         Ui = U[i]
@@ -289,12 +296,12 @@ def adagrad_update_inplace(params, mem, grads, eta, eps, clip):
 
 @njit(**JIT)
 def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params, m, K):
-    """Loss and raw gradients of one chunk. grads (P,) written; hs[0] read as h_prev.
-    hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), dh_out (n, m), dh_next (m,) and
-    scratch (2, max(n*K, m)) float64: workspaces."""
+    """Loss and raw gradients of one chunk. grads (P,) written; hs[0] read as h_prev;
+    WT (m, m), VT (m, K) read: the ``transposes_into`` of params. hs (n+1, m), ps (n, K),
+    dh_out (n, m), dh_next (m,) and scratch (2, max(n*K, m)) float64: workspaces."""
     W, U, V, b, c = param_views(params, m, K)
     dW, dU, dV, db, dc = param_views(grads, m, K)
-    loss = rnn_forward(hs, ps, WT, VT, scratch, x, y, W, U, V, b, c)
+    loss = rnn_forward(hs, ps, WT, VT, scratch, x, y, U, b, c)
     rnn_backward(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, x, y, W, V)
     return loss
 
@@ -308,6 +315,7 @@ def text_loss(hs, ps, WT, VT, scratch, text, params, m, K):
     text (N,) int: read.   params (P,): read.
     """
     W, U, V, b, c = param_views(params, m, K)
+    transposes_into(WT, VT, params, m, K)
     n = ps.shape[0]
     hs[0] = 0.0
     total = 0.0
@@ -315,7 +323,7 @@ def text_loss(hs, ps, WT, VT, scratch, text, params, m, K):
     while pos < text.shape[0] - 1:
         L = min(n, text.shape[0] - 1 - pos)
         total += rnn_forward(hs[:L + 1], ps[:L], WT, VT, scratch, text[pos:pos + L],
-                             text[pos + 1:pos + L + 1], W, U, V, b, c)
+                             text[pos + 1:pos + L + 1], U, b, c)
         hs[0] = hs[L]
         pos += L
     return total
@@ -373,6 +381,7 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         y = book[pos + 1:pos + n + 1]
         cur = counters[CURRENT]
         hs[0] = h
+        transposes_into(WT, VT, params[cur], m, K)
         loss = chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params[cur], m, K)
         # smooth loss starts at the first chunk's loss
         smooth = loss if math.isnan(floats[SMOOTH]) else SMOOTHING * floats[SMOOTH] + (1.0 - SMOOTHING) * loss
@@ -404,7 +413,8 @@ def train_streams(losses, smooths, params, mem, grads, stream_grads, stream_loss
     stream_grads (B, P), stream_losses (B,): per-stream workspaces.
     H (B, m): hidden states (read, written).  positions (B,) int64: next chunk starts (read, written).
     best_H (B, m), best_positions (B,): written with the start states of the best model's chunks.
-    hs (B, n+1, m), ps (B, n, K), WT (B, m, m), VT (B, m, K), dh_out (B, n, m), dh_next (B, m),
+    WT (m, m), VT (m, K): workspaces shared by the streams (W.T and V.T, filled once per update).
+    hs (B, n+1, m), ps (B, n, K), dh_out (B, n, m), dh_next (B, m),
         scratch (B, 2, max(n*K, m)) float64: per-stream workspaces.
     """
     B = H.shape[0]
@@ -418,10 +428,11 @@ def train_streams(losses, smooths, params, mem, grads, stream_grads, stream_loss
                 H[s] = 0.0
         cur = counters[CURRENT]
         live = params[cur]
+        transposes_into(WT, VT, live, m, K)  # shared, read-only, by all streams
         for s in prange(B):
             pos = positions[s]
             hs[s, 0] = H[s]
-            stream_losses[s] = chunk_loss_and_grads(stream_grads[s], hs[s], ps[s], WT[s], VT[s], dh_out[s],
+            stream_losses[s] = chunk_loss_and_grads(stream_grads[s], hs[s], ps[s], WT, VT, dh_out[s],
                                                     dh_next[s], scratch[s], book[pos:pos + n],
                                                     book[pos + 1:pos + n + 1], live, m, K)
         loss = 0.0

@@ -48,13 +48,22 @@ class Trainer:
         self.grads = np.zeros(state.params.shape[0], dtype)
         self.h = state.h.copy()
         self.best_h = np.zeros(m, dtype)
-        self.hs = np.zeros((n + 1, m), dtype)
-        self.ps = np.zeros((n, K), dtype)
         self.WT = np.zeros((m, m), dtype)
         self.VT = np.zeros((m, K), dtype)
-        self.dh_out = np.zeros((n, m), dtype)
-        self.dh_next = np.zeros(m, dtype)
-        self.scratch = np.zeros((2, max(n * K, m)))
+        if self.multi and state.stream_h is None:
+            if B > 1:
+                state = with_streams(state.copy(), book.shape[0])
+            else:  # the stream kernel on the one classic stream
+                state = State(**{**vars(state), "stream_h": state.h[None, :],
+                                 "stream_positions": np.array([state.position], np.int64)})
+        # per-chunk workspaces: one set, or one per stream (leading axis B)
+        streams = state.stream_h.shape[0] if self.multi else 0
+        lead = (streams,) if self.multi else ()
+        self.hs = np.zeros(lead + (n + 1, m), dtype)
+        self.ps = np.zeros(lead + (n, K), dtype)
+        self.dh_out = np.zeros(lead + (n, m), dtype)
+        self.dh_next = np.zeros(lead + (m,), dtype)
+        self.scratch = np.zeros(lead + (2, max(n * K, m)))
         self.counters = np.zeros(8, np.int64)
         c = self.counters
         c[kernels.POSITION], c[kernels.EPOCH], c[kernels.UPDATE] = state.position, state.epoch, state.update
@@ -62,23 +71,10 @@ class Trainer:
         self.floats = np.array([state.smooth_loss, state.best_smooth_loss], np.float64)
         self.best_val_loss = state.best_val_loss
         if self.multi:
-            if state.stream_h is None and B > 1:
-                state = with_streams(state.copy(), book.shape[0])
-            elif state.stream_h is None:  # the stream kernel on the one classic stream
-                state = State(**{**vars(state), "stream_h": state.h[None, :],
-                                 "stream_positions": np.array([state.position], np.int64)})
-            B = state.stream_h.shape[0]
             self.H, self.positions = state.stream_h.copy(), state.stream_positions.copy()
             self.best_H, self.best_positions = np.zeros_like(self.H), np.zeros_like(self.positions)
-            self.stream_grads = np.zeros((B, self.grads.shape[0]), dtype)
-            self.stream_losses = np.zeros(B)
-            self.hs = np.zeros((B, n + 1, m), dtype)
-            self.ps = np.zeros((B, n, K), dtype)
-            self.WT = np.zeros((B, m, m), dtype)
-            self.VT = np.zeros((B, m, K), dtype)
-            self.dh_out = np.zeros((B, n, m), dtype)
-            self.dh_next = np.zeros((B, m), dtype)
-            self.scratch = np.zeros((B, 2, max(n * K, m)))
+            self.stream_grads = np.zeros((streams, self.grads.shape[0]), dtype)
+            self.stream_losses = np.zeros(streams)
 
     @property
     def update(self) -> int:
@@ -108,8 +104,6 @@ class Trainer:
     def epoch_of(self, update: int) -> int:
         """The pass over the book that update number ``update`` (B chunks each) belongs to,
         counted from 0: for one stream, the wraps so far, as the classic kernel counts them."""
-        if not self.multi:
-            return int(self.counters[self._k.EPOCH])
         return max(0, update * self.hyper.streams - 1) // self.per_epoch
 
     def live_params(self) -> np.ndarray:
@@ -418,8 +412,7 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
             updates = np.arange(u + 1, u + count + 1)
             keep = updates % opts.log_every == 0
             if np.any(keep):
-                rows = np.column_stack([updates[keep], [trainer.epoch_of(u) for u in updates[keep]]
-                                        if trainer.multi else (updates[keep] - 1) // per_epoch,
+                rows = np.column_stack([updates[keep], [trainer.epoch_of(u) for u in updates[keep]],
                                         losses[keep], smooths[keep]])
                 np.savetxt(metrics, rows, fmt=["%d", "%d", "%.6f", "%.6f"], delimiter=",")
                 metrics.flush()
