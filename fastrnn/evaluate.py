@@ -16,12 +16,14 @@ class TextScorer:
     """
 
     def __init__(self, m: int, K: int, dtype, chunk: int = 100):
+        from . import kernels
+
         self.m, self.K = m, K
         self.hs = np.zeros((chunk + 1, m), dtype)
         self.ps = np.zeros((chunk, K), dtype)
         self.WT = np.zeros((m, m), dtype)
         self.VT = np.zeros((m, K), dtype)
-        self.scratch = np.zeros((2, max(chunk * K, m)))
+        self.scratch = np.zeros(kernels.scratch_shape(1, m, K))
 
     def total_loss(self, params, indices) -> tuple[float, int]:
         """(summed loss in nats, number of predictions) for predicting indices[1:]."""

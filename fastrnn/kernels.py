@@ -123,12 +123,14 @@ TANH_COEFFS = _tanh_taylor(12)  # error below 1e-18 relative for |x| < 0.25
 
 @njit(**JIT)
 def exp_into(out, x, work):
-    """out (L,) float64 <- exp(x) for x (L,) of any float dtype (out may be x if float64).
+    """out (L,) float64 <- exp(x) for x (L,) of any float dtype.
 
-    work (L,) float64: workspace. exp(x) = 2^k exp(r), x = k ln2 + r; exp(r) by a Taylor
-    polynomial, 2^k added straight into the exponent bits. x is clamped to [-708, 709], where
-    the result is a normal number (the softmax shifts its inputs to <= 0 first). A NaN input
-    gives an unspecified value: callers check the parameters for finiteness instead.
+    work (L,) float64: workspace. out, x and work must be three different arrays: LLVM checks
+    at run time whether the arrays of a loop overlap and runs overlapping ones unvectorised
+    (4x slower). exp(x) = 2^k exp(r), x = k ln2 + r; exp(r) by a Taylor polynomial, 2^k added
+    straight into the exponent bits. x is clamped to [-708, 709], where the result is a normal
+    number (the softmax shifts its inputs to <= 0 first). A NaN input gives an unspecified
+    value: callers check the parameters for finiteness instead.
     """
     for i in range(x.shape[0]):
         xi = min(max(np.float64(x[i]), -708.0), 709.0)
@@ -146,19 +148,26 @@ def exp_into(out, x, work):
         out_bits[i] += (k_bits[i] - ROUND_MAGIC_BITS) << 52
 
 
+def scratch_shape(rows, m, K):
+    """Shape of the float64 workspace of ``tanh_inplace`` and ``softmax_rows`` for up to
+    ``rows`` hidden vectors or output rows at a time."""
+    return (3, rows * max(m, K))
+
+
 @njit(**JIT)
-def tanh_inplace(a, e, work):
-    """a (L,) <- tanh(a), any float dtype. e, work (L,) float64: workspaces."""
+def tanh_inplace(a, work):
+    """a (L,) <- tanh(a), any float dtype. work (3, >= L) float64: workspace."""
     L = a.shape[0]
+    twice_abs, e, w = work[0, :L], work[1, :L], work[2, :L]
     for i in range(L):
-        e[i] = 2.0 * abs(np.float64(a[i]))
-    exp_into(e, e, work)
+        twice_abs[i] = 2.0 * abs(np.float64(a[i]))
+    exp_into(e, twice_abs, w)
     for i in range(L):
         x = np.float64(a[i])
-        x2 = x * x
+        xx = x * x
         small = 0.0
         for coeff in TANH_COEFFS:
-            small = small * x2 + coeff
+            small = small * xx + coeff
         small *= x
         large = 1.0 - 2.0 / (e[i] + 1.0)
         a[i] = small if abs(x) < TANH_SMALL else (large if x > 0 else -large)
@@ -167,69 +176,91 @@ def tanh_inplace(a, e, work):
 @njit(**JIT)
 def softmax_rows(ps, scratch):
     """Each row of ps (n, K) <- softmax(row), shifted by the row's max so exp cannot overflow.
-    scratch (2, >= n*K) float64: workspace (the exponentials of all rows go through one call)."""
+    scratch (3, >= K) float64: workspace; as many rows as fit in it go through one exp call."""
     n, K = ps.shape
-    e = scratch[0, :n * K]
-    for t in range(n):
-        p = ps[t]
-        top = p[0]
-        for k in range(1, K):
-            top = max(top, p[k])
-        for k in range(K):
-            e[t * K + k] = p[k] - top
-    exp_into(e, e, scratch[1, :n * K])
-    for t in range(n):
-        total = 0.0
-        for k in range(K):
-            total += e[t * K + k]
-        inv = 1.0 / total
-        p = ps[t]
-        for k in range(K):
-            p[k] = e[t * K + k] * inv
+    per_call = scratch.shape[1] // K
+    for first in range(0, n, per_call):
+        rows = min(per_call, n - first)
+        shifted, e = scratch[0, :rows * K], scratch[1, :rows * K]
+        for r in range(rows):
+            p = ps[first + r]
+            top = p[0]
+            for k in range(1, K):
+                top = max(top, p[k])
+            for k in range(K):
+                shifted[r * K + k] = p[k] - top
+        exp_into(e, shifted, scratch[2, :rows * K])
+        for r in range(rows):
+            total = 0.0
+            for k in range(K):
+                total += e[r * K + k]
+            inv = 1.0 / total
+            p = ps[first + r]
+            for k in range(K):
+                p[k] = e[r * K + k] * inv
 
 
 @njit(**JIT)
-def rnn_forward(hs, ps, WT, VT, scratch, x, y, U, b, c):
-    """Forward pass over one chunk; returns the summed cross-entropy loss (float64).
+def rnn_forward_streams(hs, ps, WT, VT, scratch, xs, ys, U, b, c):
+    """Forward pass of G streams over one chunk each, walked in step; returns the summed
+    cross-entropy of all G chunks (float64, stream by stream, each summed over t).
 
-    hs (n+1, m): row 0 read (h_prev), rows 1..n written with h_1..h_n.
-    ps (n, K): written with p_t.   WT (m, m), VT (m, K): read, W.T and V.T (see ``transposes_into``).
-    scratch (2, >= max(n*K, m)) float64: workspace.
-    x, y (n,) int: input and target indices.   U, b, c: read.
+    hs (n+1, G, m): row 0 read (each stream's h_prev), rows 1..n written with h_1..h_n.
+    ps (n, G, K): written with p_t.   WT (m, m), VT (m, K): read, W.T and V.T (see ``transposes_into``).
+    scratch ``scratch_shape(G, m, K)`` or wider, float64: workspace.
+    xs, ys (G, n) int: each stream's input and target indices.   U, b, c: read.
+
+    Every product runs as ``add_rows_batch`` over all G streams at once, so each block of W.T and
+    V.T is read once per timestep for all of them, and each stream's numbers go through exactly
+    the operations a lone stream's would: G = 1 is the single-stream pass, bit for bit.
     """
-    n = x.shape[0]
+    G, n = xs.shape
     m = WT.shape[0]
-    # b + U[:, x_t] for every t, row by row of U so that U is read once, in order
+    K = VT.shape[1]
+    # b + U[:, x_t] for every stream and t, row by row of U so that U is read once, in order
     for i in range(m):
         Ui = U[i]
         for t in range(n):
-            hs[t + 1, i] = b[i] + Ui[x[t]]
+            for s in range(G):
+                hs[t + 1, s, i] = b[i] + Ui[xs[s, t]]
     for t in range(n):
-        # h_t = tanh(b + U[:, x_t] + sum_j W[:, j] h_{t-1}[j])
+        # h_t = tanh(b + U[:, x_t] + sum_j W[:, j] h_{t-1}[j]) for every stream
         h = hs[t + 1]
-        add_rows(h, WT, hs[t])
-        tanh_inplace(h, scratch[0, :m], scratch[1, :m])
-    # o_t = c + V h_t for every t at once, then p_t = softmax(o_t)
-    for t in range(n):
-        ps[t] = c
-    add_rows_batch(ps, hs[1:], VT)
-    softmax_rows(ps, scratch)
+        add_rows_batch(h, hs[t], WT)
+        tanh_inplace(h.reshape(G * m), scratch)
+    # o_t = c + V h_t for every stream and t at once, then p_t = softmax(o_t)
+    rows = ps.reshape((n * G, K))
+    for r in range(n * G):
+        rows[r] = c
+    add_rows_batch(rows, hs.reshape(((n + 1) * G, m))[G:], VT)
+    softmax_rows(rows, scratch)
     loss = 0.0
-    for t in range(n):
-        loss -= math.log(ps[t, y[t]])
+    for s in range(G):
+        for t in range(n):
+            loss -= math.log(ps[t, s, ys[s, t]])
     return loss
 
 
 @njit(**JIT)
-def rnn_backward(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, x, y, W, V):
-    """Backward pass over the chunk that ``rnn_forward`` just ran.
+def rnn_forward(hs, ps, WT, VT, scratch, x, y, U, b, c):
+    """``rnn_forward_streams`` of one stream: hs (n+1, m), ps (n, K), x, y (n,); scratch
+    ``scratch_shape(1, m, K)`` or wider. Returns the chunk's summed cross-entropy."""
+    n, m = ps.shape[0], hs.shape[1]
+    return rnn_forward_streams(hs.reshape((n + 1, 1, m)), ps.reshape((n, 1, ps.shape[1])), WT, VT, scratch,
+                               x[np.newaxis, :], y[np.newaxis, :], U, b, c)
+
+
+@njit(**JIT)
+def rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
+    """Backward pass over the G chunks that ``rnn_forward_streams`` just ran; the gradients are
+    the sums over all G chunks.
 
     dW (m, m), dU (m, K), dV (K, m), db (m,), dc (K,): written with the raw gradients.
-    dh_out (n, m): workspace, written with V.T g_t and then with da_t.   dh_next (m,): workspace.
-    ps (n, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
-    hs (n+1, m), x, y (n,), W, V: read.
+    dh_out (n, G, m): workspace, written with V.T g_t and then with da_t.   dh_next (G, m): workspace.
+    ps (n, G, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
+    hs (n+1, G, m), xs, ys (G, n), W, V: read.
     """
-    n = x.shape[0]
+    G, n = xs.shape
     m = W.shape[0]
     K = V.shape[0]
     dW[:] = 0.0
@@ -239,32 +270,38 @@ def rnn_backward(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, x, y, W, V):
     dc[:] = 0.0
     # g_t = p_t - onehot(y_t);  dc = sum_t g_t
     for t in range(n):
-        g = ps[t]
-        g[y[t]] -= 1.0
-        for k in range(K):
-            dc[k] += g[k]
+        for s in range(G):
+            g = ps[t, s]
+            g[ys[s, t]] -= 1.0
+            for k in range(K):
+                dc[k] += g[k]
+    rows = ps.reshape((n * G, K))
+    h_rows = hs.reshape(((n + 1) * G, m))
+    da_rows = dh_out.reshape((n * G, m))
     # dV = sum_t g_t h_t^T
-    add_rows_batch(dV, ps.T, hs[1:])
+    add_rows_batch(dV, rows.T, h_rows[G:])
     # dh_out[t] = V^T g_t
-    dh_out[:] = 0.0
-    add_rows_batch(dh_out, ps, V)
+    da_rows[:] = 0.0
+    add_rows_batch(da_rows, rows, V)
     dh_next[:] = 0.0
     for t in range(n - 1, -1, -1):
         da = dh_out[t]
         h = hs[t + 1]
         # da_t = (V^T g_t + dh_next) * (1 - h_t^2);  dh_next = W^T da_t = sum_i da_t[i] W[i, :]
-        for i in range(m):
-            da[i] = (da[i] + dh_next[i]) * (1.0 - h[i] * h[i])
+        for s in range(G):
+            for i in range(m):
+                da[s, i] = (da[s, i] + dh_next[s, i]) * (1.0 - h[s, i] * h[s, i])
         dh_next[:] = 0.0
-        add_rows(dh_next, W, da)
+        add_rows_batch(dh_next, da, W)
     # dW = sum_t da_t h_{t-1}^T;  db = sum_t da_t;  dU[:, x_t] += da_t
-    add_rows_batch(dW, dh_out.T, hs[:n])
+    add_rows_batch(dW, da_rows.T, h_rows[:n * G])
     for t in range(n):
-        da = dh_out[t]
-        xt = x[t]
-        for i in range(m):
-            db[i] += da[i]
-            dU[i, xt] += da[i]
+        for s in range(G):
+            da = dh_out[t, s]
+            xt = xs[s, t]
+            for i in range(m):
+                db[i] += da[i]
+                dU[i, xt] += da[i]
 
 
 @njit(inline="always")
@@ -295,15 +332,26 @@ def adagrad_update_inplace(params, mem, grads, eta, eps, clip):
 
 
 @njit(**JIT)
-def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params, m, K):
-    """Loss and raw gradients of one chunk. grads (P,) written; hs[0] read as h_prev;
-    WT (m, m), VT (m, K) read: the ``transposes_into`` of params. hs (n+1, m), ps (n, K),
-    dh_out (n, m), dh_next (m,) and scratch (2, max(n*K, m)) float64: workspaces."""
+def chunk_loss_and_grads_streams(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, xs, ys, params, m, K):
+    """Summed loss and raw gradients of G chunks walked in step (``rnn_forward_streams``).
+    grads (P,) written; hs[0] (G, m) read as the streams' h_prev; WT (m, m), VT (m, K) read: the
+    ``transposes_into`` of params. hs (n+1, G, m), ps (n, G, K), dh_out (n, G, m), dh_next (G, m)
+    and scratch ``scratch_shape(G, m, K)`` float64: workspaces.   xs, ys (G, n) int: read."""
     W, U, V, b, c = param_views(params, m, K)
     dW, dU, dV, db, dc = param_views(grads, m, K)
-    loss = rnn_forward(hs, ps, WT, VT, scratch, x, y, U, b, c)
-    rnn_backward(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, x, y, W, V)
+    loss = rnn_forward_streams(hs, ps, WT, VT, scratch, xs, ys, U, b, c)
+    rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V)
     return loss
+
+
+@njit(**JIT)
+def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params, m, K):
+    """``chunk_loss_and_grads_streams`` of one stream: hs (n+1, m), ps (n, K), dh_out (n, m),
+    dh_next (m,), scratch ``scratch_shape(1, m, K)``, x, y (n,)."""
+    n = x.shape[0]
+    return chunk_loss_and_grads_streams(grads, hs.reshape((n + 1, 1, m)), ps.reshape((n, 1, K)), WT, VT,
+                                        dh_out.reshape((n, 1, m)), dh_next.reshape((1, m)), scratch,
+                                        x[np.newaxis, :], y[np.newaxis, :], params, m, K)
 
 
 @njit(**JIT)
@@ -311,7 +359,7 @@ def text_loss(hs, ps, WT, VT, scratch, text, params, m, K):
     """Summed cross-entropy of predicting text[1:] from text[:-1], starting from h = 0 and
     carrying h through chunks of n = ps.shape[0] characters; returns float64 nats.
 
-    hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), scratch (2, >= max(n*K, m)): workspaces.
+    hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), scratch ``scratch_shape(1, m, K)``: workspaces.
     text (N,) int: read.   params (P,): read.
     """
     W, U, V, b, c = param_views(params, m, K)
@@ -363,7 +411,7 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         sets a new best smooth loss, it writes into the other buffer so that the model that
         earned it stays intact (the best model is kept without copying anything).
     grads (P,), hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), dh_out (n, m), dh_next (m,),
-        scratch (2, max(n*K, m)) float64: workspaces.
+        scratch ``scratch_shape(1, m, K)`` float64: workspaces.
     h (m,): hidden state carried between chunks (read and written).  best_h (m,): written with
         the hidden state the best model started its chunk with.
     counters (8,) int64, floats (2,) float64: run state, see the slot names above (read, written).
@@ -395,30 +443,46 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         smooths[step] = smooth
 
 
+STREAM_BLOCK = 8  # streams per block: W.T and V.T are read once per timestep for up to this many
+
+
+def stream_blocks(B):
+    """Stream count of each block, for B streams: ceil(B / STREAM_BLOCK) blocks of near-equal
+    size, earlier blocks one larger. A function of B alone, so results never depend on the
+    number of threads that run the blocks."""
+    count = -(-B // STREAM_BLOCK)
+    return [B // count + (1 if i < B % count else 0) for i in range(count)]
+
+
 @njit(**dict(JIT, parallel=True))
-def train_streams(losses, smooths, params, mem, grads, stream_grads, stream_losses, H, best_H, positions,
-                  best_positions, hs, ps, WT, VT, dh_out, dh_next, scratch, counters, floats, book,
-                  eta, eps, clip, m, K):
+def train_streams(losses, smooths, params, mem, grads, block_grads, block_losses, H, best_H, positions,
+                  best_positions, block_starts, chars, hs, ps, WT, VT, dh_out, dh_next, scratch, counters,
+                  floats, book, eta, eps, clip, m, K):
     """``train_chunks`` for B streams walked in step: per update, each stream takes the next
     chunk at its own position with its own hidden state, and the B gradients are averaged
     (so eta keeps its meaning) before one clip and AdaGrad update.
 
-    The streams run in parallel (numba.prange), each into its own workspaces and gradient
-    buffer; the average sums them in stream order. Nothing depends on how streams are shared
-    among threads, so results are the same bit for bit with any thread count.
+    The streams run in blocks (``stream_blocks``) through ``chunk_loss_and_grads_streams``, so
+    the products are matrix-matrix; the blocks run in parallel (numba.prange), each into its
+    own workspaces and gradient buffer, and the average sums the blocks in order. Nothing
+    depends on how blocks are shared among threads, so results are the same bit for bit with
+    any thread count; one stream is one block of one, the classic kernel's arithmetic.
 
     losses, smooths (N,) float64: written with each update's mean chunk loss and smooth loss.
     params, mem (2, P), grads (P,), counters, floats, book, eta, eps, clip, m, K: as in
         ``train_chunks`` (counters[POSITION] and counters[EPOCH] are not used).
-    stream_grads (B, P), stream_losses (B,): per-stream workspaces.
+    block_grads (nb, P), block_losses (nb,): per-block workspaces.
     H (B, m): hidden states (read, written).  positions (B,) int64: next chunk starts (read, written).
     best_H (B, m), best_positions (B,): written with the start states of the best model's chunks.
-    WT (m, m), VT (m, K): workspaces shared by the streams (W.T and V.T, filled once per update).
-    hs (B, n+1, m), ps (B, n, K), dh_out (B, n, m), dh_next (B, m),
-        scratch (B, 2, max(n*K, m)) float64: per-stream workspaces.
+    block_starts (nb+1,) int64: block j holds streams block_starts[j] .. block_starts[j+1] - 1.
+    chars (nb, G, n+1) of book's dtype: workspace for each block's chunks (G the largest block).
+    WT (m, m), VT (m, K): workspaces shared by the blocks (W.T and V.T, filled once per update).
+    hs (nb, (n+1)*G*m), ps (nb, n*G*K), dh_out (nb, n*G*m), dh_next (nb, G*m),
+        scratch (nb,) + ``scratch_shape(G, m, K)`` float64: per-block workspaces; the others flat.
     """
     B = H.shape[0]
-    n = hs.shape[1] - 1
+    nb = block_starts.shape[0] - 1
+    n = chars.shape[2] - 1
     P = params.shape[1]
     for step in range(losses.shape[0]):
         # a stream with fewer than n + 1 characters left starts again at 0 with h = 0
@@ -428,29 +492,39 @@ def train_streams(losses, smooths, params, mem, grads, stream_grads, stream_loss
                 H[s] = 0.0
         cur = counters[CURRENT]
         live = params[cur]
-        transposes_into(WT, VT, live, m, K)  # shared, read-only, by all streams
-        for s in prange(B):
-            pos = positions[s]
-            hs[s, 0] = H[s]
-            stream_losses[s] = chunk_loss_and_grads(stream_grads[s], hs[s], ps[s], WT, VT, dh_out[s],
-                                                    dh_next[s], scratch[s], book[pos:pos + n],
-                                                    book[pos + 1:pos + n + 1], live, m, K)
+        transposes_into(WT, VT, live, m, K)  # shared, read-only, by all blocks
+        for j in prange(nb):
+            first = block_starts[j]
+            G = block_starts[j + 1] - first
+            xy = chars[j, :G]
+            for s in range(G):
+                pos = positions[first + s]
+                xy[s] = book[pos:pos + n + 1]
+            h = hs[j, :(n + 1) * G * m].reshape((n + 1, G, m))
+            h[0] = H[first:first + G]
+            block_losses[j] = chunk_loss_and_grads_streams(
+                block_grads[j], h, ps[j, :n * G * K].reshape((n, G, K)), WT, VT,
+                dh_out[j, :n * G * m].reshape((n, G, m)), dh_next[j, :G * m].reshape((G, m)), scratch[j],
+                xy[:, :n], xy[:, 1:], live, m, K)
         loss = 0.0
-        for s in range(B):
-            loss += stream_losses[s]
+        for j in range(nb):
+            loss += block_losses[j]
         loss /= B
         smooth = loss if math.isnan(floats[SMOOTH]) else SMOOTHING * floats[SMOOTH] + (1.0 - SMOOTHING) * loss
-        # g = (g_0 + ... + g_{B-1}) / B, summed in stream order
+        # g = (G_0 + ... + G_{nb-1}) / B, the block sums summed in block order
         for i in prange(P):
             acc = 0.0
-            for s in range(B):
-                acc += stream_grads[s, i]
+            for j in range(nb):
+                acc += block_grads[j, i]
             grads[i] = acc / B
         if step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, clip):
             best_H[:] = H
             best_positions[:] = positions
+        for j in range(nb):
+            first = block_starts[j]
+            G = block_starts[j + 1] - first
+            H[first:first + G] = hs[j, n * G * m:(n + 1) * G * m].reshape((G, m))
         for s in range(B):
-            H[s] = hs[s, n]
             positions[s] += n
         losses[step] = loss
         smooths[step] = smooth
@@ -472,8 +546,9 @@ def sample_chars(out, h, WT, VT, prime, uniforms, inv_temperature, W, U, V, b, c
     UT = np.empty((K, m), dtype=U.dtype)  # rows of UT are the columns U[:, x] read per character
     transpose_into(UT, U)
     a = np.empty(m, dtype=h.dtype)
+    o = np.empty(K, dtype=np.float64)
     p = np.empty(K, dtype=np.float64)
-    scratch = np.empty((2, max(m, K)))
+    scratch = np.empty((3, max(m, K)))
     L = prime.shape[0]
     for t in range(L + out.shape[0]):
         if t > 0:
@@ -483,20 +558,20 @@ def sample_chars(out, h, WT, VT, prime, uniforms, inv_temperature, W, U, V, b, c
             for i in range(m):
                 a[i] = b[i] + u[i]
             add_rows(a, WT, h)
-            tanh_inplace(a, scratch[0, :m], scratch[1, :m])
+            tanh_inplace(a, scratch)
             h[:] = a
         if t < L:
             continue
         # p = softmax((V h + c) / T), then the first k whose cumulative mass exceeds u * total
         for k in range(K):
-            p[k] = c[k]
-        add_rows(p, VT, h)
-        top = p[0]
+            o[k] = c[k]
+        add_rows(o, VT, h)
+        top = o[0]
         for k in range(1, K):
-            top = max(top, p[k])
+            top = max(top, o[k])
         for k in range(K):
-            p[k] = (p[k] - top) * inv_temperature
-        exp_into(p, p, scratch[0, :K])
+            o[k] = (o[k] - top) * inv_temperature
+        exp_into(p, o, scratch[0, :K])
         total = 0.0
         for k in range(K):
             total += p[k]

@@ -56,14 +56,14 @@ class Trainer:
             else:  # the stream kernel on the one classic stream
                 state = State(**{**vars(state), "stream_h": state.h[None, :],
                                  "stream_positions": np.array([state.position], np.int64)})
-        # per-chunk workspaces: one set, or one per stream (leading axis B)
-        streams = state.stream_h.shape[0] if self.multi else 0
-        lead = (streams,) if self.multi else ()
-        self.hs = np.zeros(lead + (n + 1, m), dtype)
-        self.ps = np.zeros(lead + (n, K), dtype)
-        self.dh_out = np.zeros(lead + (n, m), dtype)
-        self.dh_next = np.zeros(lead + (m,), dtype)
-        self.scratch = np.zeros(lead + (2, max(n * K, m)))
+        if self.multi:
+            self._block_workspaces(state.stream_h.shape[0], n, m, K, dtype)
+        else:
+            self.hs = np.zeros((n + 1, m), dtype)
+            self.ps = np.zeros((n, K), dtype)
+            self.dh_out = np.zeros((n, m), dtype)
+            self.dh_next = np.zeros(m, dtype)
+            self.scratch = np.zeros(kernels.scratch_shape(1, m, K))
         self.counters = np.zeros(8, np.int64)
         c = self.counters
         c[kernels.POSITION], c[kernels.EPOCH], c[kernels.UPDATE] = state.position, state.epoch, state.update
@@ -73,8 +73,20 @@ class Trainer:
         if self.multi:
             self.H, self.positions = state.stream_h.copy(), state.stream_positions.copy()
             self.best_H, self.best_positions = np.zeros_like(self.H), np.zeros_like(self.positions)
-            self.stream_grads = np.zeros((streams, self.grads.shape[0]), dtype)
-            self.stream_losses = np.zeros(streams)
+
+    def _block_workspaces(self, B: int, n: int, m: int, K: int, dtype) -> None:
+        """Flat per-block workspaces of ``kernels.train_streams``, sized for its largest block."""
+        sizes = self._k.stream_blocks(B)
+        nb, G = len(sizes), max(sizes)
+        self.block_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.chars = np.zeros((nb, G, n + 1), self.book.dtype)
+        self.hs = np.zeros((nb, (n + 1) * G * m), dtype)
+        self.ps = np.zeros((nb, n * G * K), dtype)
+        self.dh_out = np.zeros((nb, n * G * m), dtype)
+        self.dh_next = np.zeros((nb, G * m), dtype)
+        self.scratch = np.zeros((nb,) + self._k.scratch_shape(G, m, K))
+        self.block_grads = np.zeros((nb, self.grads.shape[0]), dtype)
+        self.block_losses = np.zeros(nb)
 
     @property
     def update(self) -> int:
@@ -91,10 +103,10 @@ class Trainer:
                            self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.scratch,
                            c, self.floats, self.book, *scalars)
             return losses, smooths
-        k.train_streams(losses, smooths, self.params, self.mem, self.grads, self.stream_grads,
-                        self.stream_losses, self.H, self.best_H, self.positions, self.best_positions,
-                        self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.scratch,
-                        c, self.floats, self.book, *scalars)
+        k.train_streams(losses, smooths, self.params, self.mem, self.grads, self.block_grads,
+                        self.block_losses, self.H, self.best_H, self.positions, self.best_positions,
+                        self.block_starts, self.chars, self.hs, self.ps, self.WT, self.VT, self.dh_out,
+                        self.dh_next, self.scratch, c, self.floats, self.book, *scalars)
         # stream 0 stands for the run in h, position and epoch (passes' worth of chunks)
         self.h[:] = self.H[0]
         c[k.POSITION] = self.positions[0]

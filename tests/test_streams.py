@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from fastrnn import reference
+from fastrnn.kernels import STREAM_BLOCK, stream_blocks
 from fastrnn.model import load_checkpoint, with_streams
 from fastrnn.train import Trainer
 
@@ -47,9 +48,18 @@ def stream_state(text, streams, **kw):
     return with_streams(state, book.shape[0]), book
 
 
-def test_each_stream_update_matches_reference(text):
-    state, book = stream_state(text[:400], 3, hidden=12, seq_length=10, sigma=0.1, clip=1.0)
-    assert state.stream_positions.tolist() == [0, 133, 266]
+def test_stream_blocks_depend_on_the_stream_count_alone():
+    assert stream_blocks(1) == [1] and stream_blocks(8) == [8]
+    assert stream_blocks(9) == [5, 4] and stream_blocks(13) == [7, 6] and stream_blocks(16) == [8, 8]
+    for B in range(1, 300):
+        sizes = stream_blocks(B)
+        assert sum(sizes) == B and max(sizes) <= STREAM_BLOCK and max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("streams", [3, 13])  # one block; two blocks of unequal size
+def test_each_stream_update_matches_reference(text, streams):
+    state, book = stream_state(text[:400], streams, hidden=12, seq_length=10, sigma=0.1, clip=1.0)
+    assert state.stream_positions[:3].tolist() == [0, 400 // streams, 2 * (400 // streams)]
     wrapped = False
     for step in range(30):  # long enough for every stream past 266 to wrap around the book
         state.best_smooth_loss = -np.inf if step % 2 else np.inf  # both AdaGrad paths
@@ -89,7 +99,7 @@ def test_best_model_of_several_streams_replays_its_update(text):
 def test_results_do_not_depend_on_the_thread_count(text, dtype):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("one core")
-    state, book = stream_state(text, 5, hidden=16, seq_length=10, dtype=dtype)
+    state, book = stream_state(text, 21, hidden=16, seq_length=10, dtype=dtype)  # three blocks
     results = []
     for threads in (1, 2):
         numba.set_num_threads(threads)
