@@ -216,34 +216,47 @@ def huge_texts(sizes_mb=(100, 500)) -> list[dict]:
     return rows
 
 
-def scaling(vocab, book, rounds: int, chars: int = 400_000, streams=(1, 4, 16, 64)) -> list[dict]:
-    """Training chars/s (float64) for B streams on 1..all cores, interleaved round by round,
-    with the ratio to one stream on one core measured in the same round."""
+def thread_counts(cores: int) -> list[int]:
+    """1, 2, 4, ... up to ``cores``, and ``cores`` itself."""
+    counts = [1 << i for i in range(cores.bit_length()) if 1 << i < cores]
+    return counts + [cores]
+
+
+def scaling(vocab, book, rounds: int, chars: int = 400_000, streams=(1, 4, 16, 64),
+            float32_streams=(16, 64)) -> list[dict]:
+    """Training chars/s for B streams on 1..all cores (float64, and float32 for the larger B),
+    interleaved round by round, with the ratio to one float64 stream on one core measured in
+    the same round."""
     import numba
 
-    threads = range(1, numba.config.NUMBA_NUM_THREADS + 1)
-    cases = [(b, t) for b in streams for t in threads]
-    trainers = {b: Trainer(with_streams(init_state(vocab, Hyper(streams=b)), book.shape[0]), book) for b in streams}
-    for b in streams:
-        trainers[b].run(2)  # compiles the stream kernel once
+    threads = thread_counts(numba.config.NUMBA_NUM_THREADS)
+    variants = [(b, "float64") for b in streams] + [(b, "float32") for b in float32_streams]
+    cases = [(b, dtype, t) for b, dtype in variants for t in threads]
+    trainers = {(b, dtype): Trainer(with_streams(init_state(vocab, Hyper(streams=b, dtype=dtype)), book.shape[0]),
+                                    book) for b, dtype in variants}
+    for trainer in trainers.values():
+        trainer.run(2)  # compiles the stream kernel once per dtype
     speeds = {case: [] for case in cases}
     for _ in range(rounds):
-        for b, t in cases:
+        for b, dtype, t in cases:
             numba.set_num_threads(t)
-            speeds[(b, t)].append(kernel_train(trainers[b], max(1, chars // (25 * b))) * b)
+            speeds[(b, dtype, t)].append(kernel_train(trainers[(b, dtype)], max(1, chars // (25 * b))) * b)
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    single = np.asarray(speeds[(1, 1)])
-    return [{"streams": b, "threads": t, "chars_per_s": summarize(speeds[(b, t)]),
-             "vs_one_stream": summarize(np.asarray(speeds[(b, t)]) / single)} for b, t in cases]
+    single = np.asarray(speeds[(1, "float64", 1)])
+    return [{"streams": b, "dtype": dtype, "threads": t, "chars_per_s": summarize(speeds[(b, dtype, t)]),
+             "vs_one_stream": summarize(np.asarray(speeds[(b, dtype, t)]) / single)} for b, dtype, t in cases]
 
 
-def stream_quality(book, vocab, chars: int) -> dict:
-    """Smooth loss after the same number of characters with 1 and with 16 streams."""
+def stream_quality(book, vocab, chars: int, seeds=(0, 1, 2)) -> dict:
+    """Smooth loss after the same number of characters with 1 and with 16 streams, for a few
+    seeds: runs from different seeds differ by a few nats, so one pair proves little."""
     out = {}
     for b in (1, 16):
-        trainer = Trainer(with_streams(init_state(vocab, Hyper(streams=b)), book.shape[0]), book)
-        out[b] = float(trainer.run(chars // (25 * b))[1][-1])
-    return {"chars": chars, "smooth_loss_1_stream": out[1], "smooth_loss_16_streams": out[16]}
+        out[b] = []
+        for seed in seeds:
+            trainer = Trainer(with_streams(init_state(vocab, Hyper(streams=b, seed=seed)), book.shape[0]), book)
+            out[b].append(float(trainer.run(chars // (25 * b))[1][-1]))
+    return {"chars": chars, "seeds": list(seeds), "smooth_loss_1_stream": out[1], "smooth_loss_16_streams": out[16]}
 
 
 def quality(book, vocab, updates: int) -> dict:
@@ -376,13 +389,16 @@ def print_table(rep: dict) -> None:
     if rep.get("peak_rss_mb_train"):
         print(f"peak memory of `fastrnn train`: {rep['peak_rss_mb_train']:.0f} MB")
     if "scaling" in rep:
-        print(f"\n{'streams':>8}{'threads':>8}{'chars/s median (min-max)':>34}   vs 1 stream, 1 thread")
+        print(f"\n{'streams':>8}{'dtype':>9}{'threads':>8}{'chars/s median (min-max)':>34}   "
+              "vs 1 float64 stream, 1 thread")
         for row in rep["scaling"]:
-            print(f"{row['streams']:>8}{row['threads']:>8}{fmt(row['chars_per_s'])}   {fr(row['vs_one_stream'])}")
+            print(f"{row['streams']:>8}{row['dtype']:>9}{row['threads']:>8}{fmt(row['chars_per_s'])}   "
+                  f"{fr(row['vs_one_stream'])}")
     if "stream_quality" in rep:
         q = rep["stream_quality"]
-        print(f"smooth loss after {q['chars']:,} characters: 1 stream {q['smooth_loss_1_stream']:.2f}, "
-              f"16 streams {q['smooth_loss_16_streams']:.2f}")
+        losses = lambda key: ", ".join(f"{x:.2f}" for x in q[key])  # noqa: E731
+        print(f"smooth loss after {q['chars']:,} characters, seeds {q['seeds']}: "
+              f"1 stream {losses('smooth_loss_1_stream')}; 16 streams {losses('smooth_loss_16_streams')}")
     for row in rep.get("huge_texts", []):
         print(f"`fastrnn train` on a generated {row['mb']:.0f} MB text, one update: {row['first_s']:.1f} s "
               f"(peak {row['first_peak_mb']:.0f} MB), again with the encoded book cached {row['cached_s']:.1f} s "

@@ -367,11 +367,14 @@ def evaluate(checkpoint, text_file, encoding, as_json):
               help="Below 1: more likely characters; above 1: more varied.")
 @click.option("--prime", default="", help="Text fed to the model first (printed before the sample).")
 @click.option("--num", default=1, show_default=True, type=POSITIVE,
-              help="Texts to generate, one after another from the same seed, separated by blank lines.")
+              help="Texts to generate, one after another from the same seed, separated by blank lines "
+                   "(see --json).")
 @click.option("--until-end", is_flag=True,
               help="For models trained on tweets: start a new text and stop at its end (--len is then a maximum).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the texts as one JSON array of strings (texts may hold blank lines themselves).")
 @_os_errors
-def sample(checkpoint, length, seed, temperature, prime, num, until_end):
+def sample(checkpoint, length, seed, temperature, prime, num, until_end, as_json):
     """Generate text from a trained model. Only the text goes to stdout."""
     from .model import CheckpointError, load_checkpoint
     from .runs import resolve_checkpoint
@@ -419,7 +422,12 @@ def sample(checkpoint, length, seed, temperature, prime, num, until_end):
             end = text.find(END_OF_TEXT, len(prime))
             text = text if end < 0 else text[:end]
         texts.append(text)
-    click.echo("\n\n".join(texts))
+    if as_json:
+        import json
+
+        click.echo(json.dumps(texts, ensure_ascii=False))
+    else:
+        click.echo("\n\n".join(texts))
 
 
 @cli.command()

@@ -36,6 +36,23 @@ def test_scaling_table_rows():
     from fastrnn.text import build_vocab
 
     vocab = build_vocab(text)
-    rows = bench.scaling(vocab, vocab.encode(text), rounds=1, chars=2_000, streams=(1, 4))
-    assert {(r["streams"], r["threads"]) for r in rows} >= {(1, 1), (4, 1)}
+    rows = bench.scaling(vocab, vocab.encode(text), rounds=1, chars=2_000, streams=(1, 4), float32_streams=(4,))
+    assert {(r["streams"], r["dtype"], r["threads"]) for r in rows} >= {(1, "float64", 1), (4, "float64", 1),
+                                                                       (4, "float32", 1)}
     assert all(r["chars_per_s"]["median"] > 0 for r in rows)
+
+
+def test_thread_counts_are_powers_of_two_and_all_cores():
+    assert bench.thread_counts(1) == [1] and bench.thread_counts(2) == [1, 2]
+    assert bench.thread_counts(16) == [1, 2, 4, 8, 16] and bench.thread_counts(12) == [1, 2, 4, 8, 12]
+
+
+def test_stream_quality_reports_every_seed():
+    text = bench.generated_text(20_000)
+    from fastrnn.text import build_vocab
+
+    vocab = build_vocab(text)
+    q = bench.stream_quality(vocab.encode(text), vocab, chars=3_200, seeds=(0, 1))
+    assert q["seeds"] == [0, 1] and len(q["smooth_loss_1_stream"]) == len(q["smooth_loss_16_streams"]) == 2
+    assert all(np.isfinite(x) and x > 0 for x in q["smooth_loss_1_stream"] + q["smooth_loss_16_streams"])
+    assert q["smooth_loss_1_stream"][0] != q["smooth_loss_1_stream"][1]  # the seeds differ

@@ -1,5 +1,7 @@
 """Several streams per update: against the reference from the same state, thread-count
 independence, and B = 1 being the classic path."""
+import json
+
 import numba
 import numpy as np
 import pytest
@@ -155,11 +157,14 @@ def test_epochs_count_chunks_of_all_streams(tmp_path, book, text):
 def test_sample_several_texts(tmp_path, book):
     out = tmp_path / "run"
     assert run(["train", str(book), "--out", str(out), "--hidden", "8", "--steps", "50", "-q"]).exit_code == 0
-    result = run(["sample", "--checkpoint", str(out), "--num", "3", "--len", "40", "--seed", "4"])
-    assert result.exit_code == 0
-    texts = result.stdout[:-1].split("\n\n")
+    args = ["sample", "--checkpoint", str(out), "--num", "3", "--len", "40", "--seed", "4"]
+    plain, as_json = run(args), run(args + ["--json"])
+    assert plain.exit_code == 0 and as_json.exit_code == 0
+    texts = json.loads(as_json.stdout)
+    assert len(texts) == 3 and len(set(texts)) == 3 and all(len(t) == 40 for t in texts)
+    assert plain.stdout == "\n\n".join(texts) + "\n"
     single = run(["sample", "--checkpoint", str(out), "--len", "40", "--seed", "4"]).stdout[:-1]
-    assert texts[0] == single and len(set(texts)) == 3
+    assert texts[0] == single
 
 
 def test_stream_options_are_checked_before_any_work(tmp_path, book, text):
