@@ -531,56 +531,62 @@ def train_streams(losses, smooths, params, mem, grads, block_grads, block_losses
 
 
 @njit(**JIT)
-def sample_chars(out, h, WT, VT, prime, uniforms, inv_temperature, W, U, V, b, c):
+def sample_chars(out, h, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
     """Generate out.shape[0] characters.
 
     out (N,) int64: written with the sampled indices.   h (m,): start state, advanced in place.
-    WT (m, m), VT (m, K): workspaces.   prime (L,) int: inputs fed before sampling (may be empty;
-    without it the first character comes from softmax(V h + c)).   uniforms (N,): numbers in
-    [0, 1) that pick each character by inverse CDF.   inv_temperature: 1 / T.
+    WVT (m, m+K): workspace, written with [W.T | V.T] so that one pass over it gives both W h
+    and V h (one pass over 180 columns instead of two of 100 and 80: half the loop overhead).
+    prime (L,) int: inputs fed before sampling (may be empty; without it the first character
+    comes from softmax(V h + c)).   uniforms (N,): numbers in [0, 1) that pick each character
+    by inverse CDF.   inv_temperature: 1 / T.
     """
     m = W.shape[0]
     K = V.shape[0]
-    transpose_into(WT, W)
-    transpose_into(VT, V)
+    transpose_into(WVT[:, :m], W)
+    transpose_into(WVT[:, m:], V)
     UT = np.empty((K, m), dtype=U.dtype)  # rows of UT are the columns U[:, x] read per character
     transpose_into(UT, U)
-    a = np.empty(m, dtype=h.dtype)
-    o = np.empty(K, dtype=np.float64)
-    p = np.empty(K, dtype=np.float64)
+    wv = np.empty(m + K)  # W h, then c + V h
+    a = np.empty(m)
+    p = np.empty(K)
     scratch = np.empty((3, max(m, K)))
     L = prime.shape[0]
     for t in range(L + out.shape[0]):
-        if t > 0:
-            xt = prime[t - 1] if t <= L else out[t - 1 - L]
-            # h = tanh(b + U[:, x] + W h)
-            u = UT[xt]
-            for i in range(m):
-                a[i] = b[i] + u[i]
-            add_rows(a, WT, h)
-            tanh_inplace(a, scratch)
-            h[:] = a
+        # W h and o = c + V h in one pass
+        wv[:m] = 0.0
+        for k in range(K):
+            wv[m + k] = c[k]
+        add_rows(wv, WVT, h)
         if t < L:
-            continue
-        # p = softmax((V h + c) / T), then the first k whose cumulative mass exceeds u * total
-        for k in range(K):
-            o[k] = c[k]
-        add_rows(o, VT, h)
-        top = o[0]
-        for k in range(1, K):
-            top = max(top, o[k])
-        for k in range(K):
-            o[k] = (o[k] - top) * inv_temperature
-        exp_into(p, o, scratch[0, :K])
-        total = 0.0
-        for k in range(K):
-            total += p[k]
-        u = uniforms[t - L] * total
-        acc = 0.0
-        pick = K - 1
-        for k in range(K):
-            acc += p[k]
-            if acc > u:
-                pick = k
+            x = prime[t]
+        else:
+            # p = softmax(o / T), then the first k whose cumulative mass exceeds u * total
+            o = wv[m:]
+            top = o[0]
+            for k in range(1, K):
+                top = max(top, o[k])
+            for k in range(K):
+                o[k] = (o[k] - top) * inv_temperature
+            exp_into(p, o, scratch[0, :K])
+            total = 0.0
+            for k in range(K):
+                total += p[k]
+            u = uniforms[t - L] * total
+            acc = 0.0
+            x = K - 1
+            for k in range(K):
+                acc += p[k]
+                if acc > u:
+                    x = k
+                    break
+            out[t - L] = x
+            if t == L + out.shape[0] - 1:
                 break
-        out[t - L] = pick
+        # h = tanh(b + U[:, x] + W h)
+        ux = UT[x]
+        for i in range(m):
+            a[i] = (b[i] + ux[i]) + wv[i]
+        tanh_inplace(a, scratch)
+        for i in range(m):
+            h[i] = a[i]

@@ -25,7 +25,7 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
     out = np.zeros(n, dtype=np.int64)
     uniforms = rng.random(n)
     prime = np.asarray(prime, dtype=np.int64)
-    kernels.sample_chars(out, h, np.empty((m, m), dtype), np.empty((m, vocab.size), dtype),
+    kernels.sample_chars(out, h, np.empty((m, m + vocab.size), dtype),
                          prime, uniforms, float(1.0 / temperature),
                          views["W"], views["U"], views["V"], views["b"], views["c"])
     return out
