@@ -367,7 +367,7 @@ def evaluate(checkpoint, text_file, encoding, as_json):
               help="Below 1: more likely characters; above 1: more varied.")
 @click.option("--prime", default="", help="Text fed to the model first (printed before the sample).")
 @click.option("--num", default=1, show_default=True, type=POSITIVE,
-              help="Texts to generate, one after another from the same seed, separated by blank lines "
+              help="Texts to generate at once, each from the start, separated by blank lines "
                    "(see --json).")
 @click.option("--until-end", is_flag=True,
               help="For models trained on tweets: start a new text and stop at its end (--len is then a maximum).")
@@ -402,26 +402,19 @@ def sample(checkpoint, length, seed, temperature, prime, num, until_end, as_json
 
         seed = secrets.randbelow(2**31)
         click.echo(f"sampling {path} with --seed {seed}", err=True)
-    from .sample import sample_text
+    from .sample import sample_texts
     from .train import compile_kernels
 
     compile_kernels(state.params.dtype, state.vocab.index_dtype(),
                     on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
-    import numpy as np
-
     start = END_OF_TEXT if until_end else ""
-    rng = np.random.default_rng(seed)
-    texts = []
-    for _ in range(num):
-        try:
-            text = sample_text(state, length, rng=rng, temperature=temperature, prime=start + prime)
-        except TextError as err:
-            raise _fail(str(err)) from None
-        if until_end:
-            text = text[len(start):]
-            end = text.find(END_OF_TEXT, len(prime))
-            text = text if end < 0 else text[:end]
-        texts.append(text)
+    try:
+        texts = sample_texts(state, length, num, seed, temperature=temperature, prime=start + prime)
+    except TextError as err:
+        raise _fail(str(err)) from None
+    if until_end:  # each text up to the end of its first tweet
+        ends = [text.find(END_OF_TEXT, len(start + prime)) for text in texts]
+        texts = [text[len(start):] if end < 0 else text[len(start):end] for text, end in zip(texts, ends)]
     if as_json:
         import json
 

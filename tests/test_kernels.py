@@ -118,6 +118,18 @@ def test_sampler_matches_reference(text, temperature):
     assert len(set(expected)) > 5
 
 
+def test_texts_sampled_at_once_are_the_texts_sampled_one_by_one(text):
+    state, book = small_state(text, hidden=12, sigma=0.5)
+    h = np.random.default_rng(0).uniform(-1, 1, 12)
+    args = (state.params, state.vocab, 12, 200)
+    rng = np.random.default_rng(3)
+    one_by_one = [sample_indices(*args, rng, 0.8, h=h, prime=book[:3]) for _ in range(5)]
+    at_once = sample_indices(*args, np.random.default_rng(3), 0.8, h=h, prime=book[:3], num=5)
+    assert at_once.shape == (5, 200)
+    assert [row.tolist() for row in at_once] == [row.tolist() for row in one_by_one]
+    assert len({tuple(row) for row in at_once}) == 5
+
+
 def test_sampler_without_prime_starts_from_softmax_of_c(text):
     state, _ = small_state(text, hidden=6)
     c = state.views()["c"]
