@@ -23,7 +23,8 @@ class TextScorer:
         self.ps = np.zeros((chunk, K), dtype)
         self.WT = np.zeros((m, m), dtype)
         self.VT = np.zeros((m, K), dtype)
-        self.scratch = np.zeros(kernels.scratch_shape(1, m, K))
+        self.scratch = np.zeros(kernels.scratch_shape(chunk, m, K))
+        self.wh = np.zeros(m, dtype)
 
     def total_loss(self, params, indices) -> tuple[float, int]:
         """(summed loss in nats, number of predictions) for predicting indices[1:]."""
@@ -31,7 +32,7 @@ class TextScorer:
 
         if len(indices) < 2:
             return 0.0, 0
-        loss = kernels.text_loss(self.hs, self.ps, self.WT, self.VT, self.scratch,
+        loss = kernels.text_loss(self.hs, self.ps, self.WT, self.VT, self.scratch, self.wh,
                                  np.ascontiguousarray(indices), params, self.m, self.K)
         return float(loss), len(indices) - 1
 

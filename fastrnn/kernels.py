@@ -89,13 +89,6 @@ def add_rows_batch(out, coef, A):
         j += 1
 
 
-@njit(**JIT)
-def add_rows(out, A, coef):
-    """out (L,) += sum_j coef[j] * A[j, :] for A (J, L), coef (J,): ``add_rows_batch`` for one
-    output (out and coef contiguous), with the same order of operations."""
-    add_rows_batch(out.reshape((1, out.shape[0])), coef.reshape((1, coef.shape[0])), A)
-
-
 # exp and tanh as plain arithmetic that LLVM vectorises: the pip build of llvmlite has no vector
 # math library, so math.exp / math.tanh are scalar calls of ~5 and ~10 ns, a sixth of a step.
 # Both are accurate to a few ulp (tests compare them with math.exp / math.tanh).
@@ -150,7 +143,7 @@ def exp_into(out, x, work):
 
 def scratch_shape(rows, m, K):
     """Shape of the float64 workspace of ``tanh_inplace`` and ``softmax_rows`` for up to
-    ``rows`` hidden vectors or output rows at a time."""
+    ``rows`` hidden vectors or output rows at a time (wider: fewer, longer exp calls)."""
     return (3, rows * max(m, K))
 
 
@@ -201,13 +194,13 @@ def softmax_rows(ps, scratch):
 
 
 @njit(**JIT)
-def rnn_forward_streams(hs, ps, WT, VT, scratch, xs, ys, U, b, c):
+def rnn_forward_streams(hs, ps, WT, VT, scratch, wh, xs, ys, U, b, c):
     """Forward pass of G streams over one chunk each, walked in step; returns the summed
     cross-entropy of all G chunks (float64, stream by stream, each summed over t).
 
     hs (n+1, G, m): row 0 read (each stream's h_prev), rows 1..n written with h_1..h_n.
     ps (n, G, K): written with p_t.   WT (m, m), VT (m, K): read, W.T and V.T (see ``transposes_into``).
-    scratch ``scratch_shape(G, m, K)`` or wider, float64: workspace.
+    scratch ``scratch_shape(G, m, K)`` or wider, float64: workspace.   wh (G, m): workspace.
     xs, ys (G, n) int: each stream's input and target indices.   U, b, c: read.
 
     Every product runs as ``add_rows_batch`` over all G streams at once, so each block of W.T and
@@ -224,9 +217,14 @@ def rnn_forward_streams(hs, ps, WT, VT, scratch, xs, ys, U, b, c):
             for s in range(G):
                 hs[t + 1, s, i] = b[i] + Ui[xs[s, t]]
     for t in range(n):
-        # h_t = tanh(b + U[:, x_t] + sum_j W[:, j] h_{t-1}[j]) for every stream
+        # h_t = tanh(sum_j W[:, j] h_{t-1}[j] + (b + U[:, x_t])) for every stream, summed in the
+        # order ``sample_chars`` uses, so that sampling carries on exactly the h training computes
+        wh[:] = 0.0
+        add_rows_batch(wh, hs[t], WT)
         h = hs[t + 1]
-        add_rows_batch(h, hs[t], WT)
+        for s in range(G):
+            for i in range(m):
+                h[s, i] = wh[s, i] + h[s, i]
         tanh_inplace(h.reshape(G * m), scratch)
     # o_t = c + V h_t for every stream and t at once, then p_t = softmax(o_t)
     rows = ps.reshape((n * G, K))
@@ -242,12 +240,12 @@ def rnn_forward_streams(hs, ps, WT, VT, scratch, xs, ys, U, b, c):
 
 
 @njit(**JIT)
-def rnn_forward(hs, ps, WT, VT, scratch, x, y, U, b, c):
-    """``rnn_forward_streams`` of one stream: hs (n+1, m), ps (n, K), x, y (n,); scratch
+def rnn_forward(hs, ps, WT, VT, scratch, wh, x, y, U, b, c):
+    """``rnn_forward_streams`` of one stream: hs (n+1, m), ps (n, K), wh (m,), x, y (n,); scratch
     ``scratch_shape(1, m, K)`` or wider. Returns the chunk's summed cross-entropy."""
     n, m = ps.shape[0], hs.shape[1]
     return rnn_forward_streams(hs.reshape((n + 1, 1, m)), ps.reshape((n, 1, ps.shape[1])), WT, VT, scratch,
-                               x[np.newaxis, :], y[np.newaxis, :], U, b, c)
+                               wh.reshape((1, m)), x[np.newaxis, :], y[np.newaxis, :], U, b, c)
 
 
 @njit(**JIT)
@@ -339,7 +337,8 @@ def chunk_loss_and_grads_streams(grads, hs, ps, WT, VT, dh_out, dh_next, scratch
     and scratch ``scratch_shape(G, m, K)`` float64: workspaces.   xs, ys (G, n) int: read."""
     W, U, V, b, c = param_views(params, m, K)
     dW, dU, dV, db, dc = param_views(grads, m, K)
-    loss = rnn_forward_streams(hs, ps, WT, VT, scratch, xs, ys, U, b, c)
+    # dh_next is free until the backward: the forward's W h workspace
+    loss = rnn_forward_streams(hs, ps, WT, VT, scratch, dh_next, xs, ys, U, b, c)
     rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V)
     return loss
 
@@ -347,7 +346,7 @@ def chunk_loss_and_grads_streams(grads, hs, ps, WT, VT, dh_out, dh_next, scratch
 @njit(**JIT)
 def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params, m, K):
     """``chunk_loss_and_grads_streams`` of one stream: hs (n+1, m), ps (n, K), dh_out (n, m),
-    dh_next (m,), scratch ``scratch_shape(1, m, K)``, x, y (n,)."""
+    dh_next (m,), scratch ``scratch_shape(1, m, K)`` or wider, x, y (n,)."""
     n = x.shape[0]
     return chunk_loss_and_grads_streams(grads, hs.reshape((n + 1, 1, m)), ps.reshape((n, 1, K)), WT, VT,
                                         dh_out.reshape((n, 1, m)), dh_next.reshape((1, m)), scratch,
@@ -355,11 +354,12 @@ def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, 
 
 
 @njit(**JIT)
-def text_loss(hs, ps, WT, VT, scratch, text, params, m, K):
+def text_loss(hs, ps, WT, VT, scratch, wh, text, params, m, K):
     """Summed cross-entropy of predicting text[1:] from text[:-1], starting from h = 0 and
     carrying h through chunks of n = ps.shape[0] characters; returns float64 nats.
 
-    hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), scratch ``scratch_shape(1, m, K)``: workspaces.
+    hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), scratch ``scratch_shape(1, m, K)`` or wider,
+    wh (m,): workspaces.
     text (N,) int: read.   params (P,): read.
     """
     W, U, V, b, c = param_views(params, m, K)
@@ -370,7 +370,7 @@ def text_loss(hs, ps, WT, VT, scratch, text, params, m, K):
     pos = 0
     while pos < text.shape[0] - 1:
         L = min(n, text.shape[0] - 1 - pos)
-        total += rnn_forward(hs[:L + 1], ps[:L], WT, VT, scratch, text[pos:pos + L],
+        total += rnn_forward(hs[:L + 1], ps[:L], WT, VT, scratch, wh, text[pos:pos + L],
                              text[pos + 1:pos + L + 1], U, b, c)
         hs[0] = hs[L]
         pos += L
@@ -411,7 +411,7 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         sets a new best smooth loss, it writes into the other buffer so that the model that
         earned it stays intact (the best model is kept without copying anything).
     grads (P,), hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), dh_out (n, m), dh_next (m,),
-        scratch ``scratch_shape(1, m, K)`` float64: workspaces.
+        scratch ``scratch_shape(1, m, K)`` or wider, float64: workspaces.
     h (m,): hidden state carried between chunks (read and written).  best_h (m,): written with
         the hidden state the best model started its chunk with.
     counters (8,) int64, floats (2,) float64: run state, see the slot names above (read, written).
@@ -535,12 +535,14 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
     """Generate N texts of out.shape[1] characters at once, one per row.
 
     out (N, n) int64: written with the sampled indices.   H (N, m): start states, advanced in
-    place.   WVT (m, m+K): workspace, written with [W.T | V.T] so that one pass over it gives
-    both W h and V h for all N texts (one pass over 180 columns instead of two of 100 and 80).
-    prime (L,) int: inputs fed to every text before sampling (may be empty; without it the first
-    character comes from softmax(V h + c)).   uniforms (N, n): numbers in [0, 1) that pick each
-    character by inverse CDF.   inv_temperature: 1 / T.
-    Each text goes through exactly the operations it would alone (N = 1).
+    place through the prime and the first n - 1 sampled characters (the last is not fed).
+    WVT (m, m+K): workspace, written with [W.T | V.T] so that one pass over it gives both W h
+    and V h for all N texts (half the loop overhead of two passes).   prime (L,) int: inputs fed
+    to every text before sampling (may be empty; without it the first character comes from
+    softmax(V h + c)).   uniforms (N, n): numbers in [0, 1) that pick each character by inverse
+    CDF.   inv_temperature: 1 / T.
+    Each text goes through exactly the operations it would alone (N = 1), and h_t is computed
+    as in ``rnn_forward_streams``, bit for bit.
     """
     N, n = out.shape
     m = W.shape[0]
@@ -549,9 +551,9 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
     transpose_into(WVT[:, m:], V)
     UT = np.empty((K, m), dtype=U.dtype)  # rows of UT are the columns U[:, x] read per character
     transpose_into(UT, U)
-    wv = np.empty((N, m + K))  # per text: W h, then c + V h
-    a = np.empty((N, m))
+    wv = np.empty((N, m + K), dtype=H.dtype)  # per text: W h, then c + V h
     x = np.empty(N, dtype=np.int64)
+    shifted = np.empty(K)
     p = np.empty(K)
     scratch = np.empty((3, N * max(m, K)))
     L = prime.shape[0]
@@ -572,8 +574,8 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
                 for k in range(1, K):
                     top = max(top, o[k])
                 for k in range(K):
-                    o[k] = (o[k] - top) * inv_temperature
-                exp_into(p, o, scratch[0, :K])
+                    shifted[k] = np.float64(o[k] - top) * inv_temperature
+                exp_into(p, shifted, scratch[0, :K])
                 total = 0.0
                 for k in range(K):
                     total += p[k]
@@ -589,12 +591,10 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
                 x[s] = pick
             if t == L + n - 1:
                 break
-        # h = tanh(b + U[:, x] + W h)
+        # h = tanh(W h + (b + U[:, x]))
         for s in range(N):
             ux = UT[x[s]]
+            h = H[s]
             for i in range(m):
-                a[s, i] = (b[i] + ux[i]) + wv[s, i]
-        tanh_inplace(a.reshape(N * m), scratch)
-        for s in range(N):
-            for i in range(m):
-                H[s, i] = a[s, i]
+                h[i] = wv[s, i] + (b[i] + ux[i])
+        tanh_inplace(H.reshape(N * m), scratch)

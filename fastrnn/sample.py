@@ -36,16 +36,23 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
     return out[0] if num is None else out
 
 
+TEXTS_AT_ONCE = 64  # texts per sampler call: bounds the memory of random numbers and indices
+
+
 def sample_texts(state, n: int, num: int, seed: int = 0, temperature: float = 1.0, prime: str = "",
                  rng: np.random.Generator | None = None) -> list[str]:
     """``num`` texts from a ``model.State``, each starting from h = 0, after ``prime`` (which is
-    included). Random numbers come from ``rng`` when given, else from a generator seeded with
-    ``seed``; the texts are the same as ``num`` calls of ``sample_text`` with that ``rng``."""
+    included), sampled ``TEXTS_AT_ONCE`` at a time. Random numbers come from ``rng`` when given,
+    else from a generator seeded with ``seed``; the texts are the same as ``num`` calls of
+    ``sample_text`` with that ``rng``."""
     prime_idx = state.vocab.encode(prime) if prime else ()
     rng = rng if rng is not None else np.random.default_rng(seed)
-    out = sample_indices(state.params, state.vocab, state.hyper.hidden, n, rng, temperature,
-                         prime=prime_idx, num=num)
-    return [prime + state.vocab.decode(row) for row in out]
+    texts = []
+    for first in range(0, num, TEXTS_AT_ONCE):
+        out = sample_indices(state.params, state.vocab, state.hyper.hidden, n, rng, temperature,
+                             prime=prime_idx, num=min(TEXTS_AT_ONCE, num - first))
+        texts.extend(prime + state.vocab.decode(row) for row in out)
+    return texts
 
 
 def sample_text(state, n: int, seed: int = 0, temperature: float = 1.0, prime: str = "",

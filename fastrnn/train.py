@@ -63,7 +63,7 @@ class Trainer:
             self.ps = np.zeros((n, K), dtype)
             self.dh_out = np.zeros((n, m), dtype)
             self.dh_next = np.zeros(m, dtype)
-            self.scratch = np.zeros(kernels.scratch_shape(1, m, K))
+            self.scratch = np.zeros(kernels.scratch_shape(n, m, K))  # softmax: one exp call per chunk
         self.counters = np.zeros(8, np.int64)
         c = self.counters
         c[kernels.POSITION], c[kernels.EPOCH], c[kernels.UPDATE] = state.position, state.epoch, state.update

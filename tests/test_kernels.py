@@ -130,6 +130,34 @@ def test_texts_sampled_at_once_are_the_texts_sampled_one_by_one(text):
     assert len({tuple(row) for row in at_once}) == 5
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_sampler_carries_on_the_hidden_state_training_computes(text, dtype):
+    state, book = small_state(text, hidden=12, sigma=0.5, dtype=dtype)
+    m, K, n = 12, state.vocab.size, 40
+    W, U, V, b, c = (state.views()[k] for k in ("W", "U", "V", "b", "c"))
+    h0 = np.random.default_rng(0).uniform(-1, 1, m).astype(dtype)
+    hs = np.zeros((n + 1, m), dtype)
+    hs[0] = h0
+    WT, VT = np.zeros((m, m), dtype), np.zeros((m, K), dtype)
+    kernels.transposes_into(WT, VT, state.params, m, K)
+    x = book[:n].astype(np.int64)
+    kernels.rnn_forward(hs, np.zeros((n, K), dtype), WT, VT, np.zeros(kernels.scratch_shape(n, m, K)),
+                        np.zeros(m, dtype), x, book[1:n + 1].astype(np.int64), U, b, c)
+    H = h0[None, :].copy()  # fed the n characters as a prime; the one sampled character is not fed
+    kernels.sample_chars(np.zeros((1, 1), np.int64), H, np.zeros((m, m + K), dtype), x, np.full((1, 1), 0.5), 1.0,
+                         W, U, V, b, c)
+    assert np.array_equal(H[0], hs[n])
+
+
+def test_softmax_in_several_exp_calls(text):
+    rng = np.random.default_rng(0)
+    ps = rng.normal(0, 3, (7, 5))
+    expected = np.exp(ps - ps.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    kernels.softmax_rows(ps, np.zeros((3, 15)))  # three rows per exp call: 3 + 3 + 1
+    np.testing.assert_allclose(ps, expected, rtol=2e-15, atol=0)  # exp to 4e-16, then a sum and a division
+
+
 def test_sampler_without_prime_starts_from_softmax_of_c(text):
     state, _ = small_state(text, hidden=6)
     c = state.views()["c"]
