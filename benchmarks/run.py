@@ -284,7 +284,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--updates", type=int, nargs=2, metavar=("REFERENCE", "KERNEL"),
                     help="updates timed per round [100 6000; 40 2000 with --quick]")
     ap.add_argument("--huge", action="store_true",
-                    help="also time `fastrnn train` start-up on generated 100 MB and 500 MB texts (needs ~1.5 GB of disk)")
+                    help="also time `fastrnn train` start-up on generated 100 MB and 500 MB texts "
+                         "(needs ~1.5 GB of disk)")
     ap.add_argument("--scaling", action="store_true",
                     help="also the streams x threads table and the 1- vs 16-stream quality check")
     ap.add_argument("--skip-startup", action="store_true",

@@ -13,8 +13,8 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
     array of ``num`` texts sampled at once from the same start.
 
     h: start state (zeros when None; not modified). prime: indices fed before sampling.
-    All randomness comes from ``rng``, so a seed gives the same text with or without the JIT;
-    text i of ``num`` uses the numbers it would draw if the texts were sampled one by one.
+    All randomness comes from ``rng``, so a seed gives the same text every time; text i of
+    ``num`` uses the numbers it would draw if the texts were sampled one by one.
     """
     from . import kernels
 

@@ -130,6 +130,16 @@ def test_texts_sampled_at_once_are_the_texts_sampled_one_by_one(text):
     assert len({tuple(row) for row in at_once}) == 5
 
 
+def test_texts_sampled_in_groups_are_the_same_texts(text, monkeypatch):
+    from fastrnn import sample
+
+    state, _ = small_state(text, hidden=12, sigma=0.5)
+    whole = sample.sample_texts(state, 60, 5, seed=2, prime="th")
+    monkeypatch.setattr(sample, "TEXTS_AT_ONCE", 2)  # groups of 2, 2 and 1
+    assert sample.sample_texts(state, 60, 5, seed=2, prime="th") == whole
+    assert len(set(whole)) == 5 and all(t.startswith("th") and len(t) == 62 for t in whole)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_sampler_carries_on_the_hidden_state_training_computes(text, dtype):
     state, book = small_state(text, hidden=12, sigma=0.5, dtype=dtype)
