@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from .demo import data_dir
+from .files import atomic_write
 from .text import Vocab
 
 MIN_CACHED_BYTES = 1 << 24  # smaller texts encode in well under a second
@@ -43,9 +44,8 @@ def save_encoded(key: str, vocab: Vocab, indices: np.ndarray) -> None:
     try:
         os.makedirs(os.path.dirname(idx_path), exist_ok=True)
         for path, array in ((idx_path, indices), (vocab_path, vocab.codepoints)):
-            tmp = f"{path}.tmp{os.getpid()}.npy"
-            np.save(tmp, array, allow_pickle=False)
-            os.replace(tmp, path)
+            with atomic_write(path, "wb") as f:
+                np.save(f, array, allow_pickle=False)
     except OSError:
         for path in (idx_path, vocab_path):
             if os.path.exists(path):

@@ -340,10 +340,7 @@ def evaluate(checkpoint, text_file, encoding, as_json):
         text = read_text(text_file, encoding)
     except (FileNotFoundError, CheckpointError, TextError) as err:
         raise _fail(str(err)) from None
-    from .train import compile_kernels
-
-    compile_kernels(state.params.dtype, state.vocab.index_dtype(),
-                    on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
+    _compile(state.params.dtype, state.vocab.index_dtype())
     result = evaluate_text(state, text)
     if result["predicted"] == 0:
         raise _fail(f"{text_file}: no two consecutive characters of the model's vocabulary to score")
@@ -403,10 +400,7 @@ def sample(checkpoint, length, seed, temperature, prime, num, until_end, as_json
         seed = secrets.randbelow(2**31)
         click.echo(f"sampling {path} with --seed {seed}", err=True)
     from .sample import sample_texts
-    from .train import compile_kernels
-
-    compile_kernels(state.params.dtype, state.vocab.index_dtype(),
-                    on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
+    _compile(state.params.dtype, state.vocab.index_dtype())
     start = END_OF_TEXT if until_end else ""
     try:
         texts = sample_texts(state, length, num, seed, temperature=temperature, prime=start + prime)

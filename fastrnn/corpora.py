@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
 from .demo import data_dir
+from .files import write_text_atomic
 
 
 class CorpusError(RuntimeError):
@@ -94,14 +94,7 @@ def fetch(corpus: Corpus, timeout: float = 30.0) -> str:
         except CorpusError as err:
             raise CorpusError(f"the download of {corpus.name} is corrupt ({err}); nothing was saved") from None
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    write_text_atomic(path, text, encoding="utf-8")
     return path
 
 

@@ -11,6 +11,8 @@ import os
 import sys
 import warnings
 
+from .files import write_text_atomic
+
 # Modules with long, prose-like docstrings that import without side effects or a display.
 DEMO_MODULES = (
     "argparse", "ast", "asyncio", "base64", "bisect", "calendar", "collections", "configparser",
@@ -74,8 +76,5 @@ def demo_corpus_path() -> str:
     path = os.path.join(data_dir(), f"demo-python{version}.txt")
     if not os.path.isfile(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + f".tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(demo_text())
-        os.replace(tmp, path)
+        write_text_atomic(path, demo_text(), encoding="utf-8")
     return path

@@ -289,8 +289,9 @@ def rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W,
         for s in range(G):
             for i in range(m):
                 da[s, i] = (da[s, i] + dh_next[s, i]) * (1.0 - h[s, i] * h[s, i])
-        dh_next[:] = 0.0
-        add_rows_batch(dh_next, da, W)
+        if t > 0:  # backprop stops at the chunk's start: W^T da_0 is never used
+            dh_next[:] = 0.0
+            add_rows_batch(dh_next, da, W)
     # dW = sum_t da_t h_{t-1}^T;  db = sum_t da_t;  dU[:, x_t] += da_t
     add_rows_batch(dW, da_rows.T, h_rows[:n * G])
     for t in range(n):
@@ -377,6 +378,13 @@ def text_loss(hs, ps, WT, VT, scratch, wh, text, params, m, K):
     return total
 
 
+@njit(inline="always")
+def smoothed(floats, loss):
+    """The smooth loss after a chunk loss of ``loss``: 0.999 s + 0.001 loss, starting at the
+    first chunk's loss (floats[SMOOTH] is NaN before it)."""
+    return loss if math.isnan(floats[SMOOTH]) else SMOOTHING * floats[SMOOTH] + (1.0 - SMOOTHING) * loss
+
+
 @njit(**JIT)
 def step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, clip):
     """Record ``smooth`` as the run's smooth loss and apply the AdaGrad step; returns whether it
@@ -431,8 +439,7 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         hs[0] = h
         transposes_into(WT, VT, params[cur], m, K)
         loss = chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params[cur], m, K)
-        # smooth loss starts at the first chunk's loss
-        smooth = loss if math.isnan(floats[SMOOTH]) else SMOOTHING * floats[SMOOTH] + (1.0 - SMOOTHING) * loss
+        smooth = smoothed(floats, loss)
         if step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, clip):
             counters[BEST_POSITION] = pos
             counters[BEST_EPOCH] = counters[EPOCH]
@@ -510,7 +517,7 @@ def train_streams(losses, smooths, params, mem, grads, block_grads, block_losses
         for j in range(nb):
             loss += block_losses[j]
         loss /= B
-        smooth = loss if math.isnan(floats[SMOOTH]) else SMOOTHING * floats[SMOOTH] + (1.0 - SMOOTHING) * loss
+        smooth = smoothed(floats, loss)
         # g = (G_0 + ... + G_{nb-1}) / B, the block sums summed in block order
         for i in prange(P):
             acc = 0.0

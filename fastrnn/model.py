@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .files import atomic_write
 from .text import Vocab
 
 PARAM_NAMES = ("W", "U", "V", "b", "c")
@@ -140,26 +140,8 @@ def save_checkpoint(path: str | os.PathLike, state: State) -> None:
         arrays[key] = np.array(getattr(state, key))
     if state.stream_h is not None:
         arrays["stream_h"], arrays["stream_positions"] = state.stream_h, state.stream_positions
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_write(path, "wb", fsync=True) as f:
+        np.savez(f, **arrays)
 
 
 def load_checkpoint(path: str | os.PathLike) -> State:

@@ -1,12 +1,12 @@
 """matplotlib figures. Imported only when a plot is made; uses the Agg backend (no display)."""
 from __future__ import annotations
 
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from .files import atomic_write  # noqa: E402
 
 
 def plot_loss(metrics, path: str) -> None:
@@ -22,7 +22,8 @@ def plot_loss(metrics, path: str) -> None:
     ax.set_title("training loss")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), ".tmp-loss.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png")
+    finally:
+        plt.close(fig)

@@ -6,6 +6,8 @@ import json
 import os
 import time
 
+from .files import write_text_atomic
+
 RUNS_ROOT = "runs"
 
 
@@ -71,11 +73,7 @@ class RunError(ValueError):
 
 def save_run_config(run_dir: str, config: dict) -> None:
     os.makedirs(run_dir, exist_ok=True)
-    tmp = os.path.join(run_dir, RUN_CONFIG + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(config, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, os.path.join(run_dir, RUN_CONFIG))
+    write_text_atomic(os.path.join(run_dir, RUN_CONFIG), json.dumps(config, indent=2) + "\n")
 
 
 def load_run_config(run_dir: str) -> dict:

@@ -1,7 +1,8 @@
 """The training loop in Python: chunk walk bookkeeping, smooth loss, samples, run directory.
 
-The per-update work runs inside ``kernels.train_chunks``; Python calls it for blocks of a few
-hundred milliseconds so it can report progress, write samples and checkpoints in between.
+The per-update work runs inside ``kernels.train_chunks`` (one stream) or ``kernels.train_streams``
+(several); Python calls it for blocks of a few hundred milliseconds so it can report progress,
+write samples and checkpoints in between.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .files import write_text_atomic
 from .model import State, save_checkpoint, with_streams
 
 METRICS_HEADER = "update,epoch,loss,smooth_loss\n"
@@ -91,6 +93,10 @@ class Trainer:
     @property
     def update(self) -> int:
         return int(self.counters[self._k.UPDATE])
+
+    @property
+    def smooth_loss(self) -> float:
+        return float(self.floats[self._k.SMOOTH])
 
     def run(self, n_updates: int) -> tuple[np.ndarray, np.ndarray]:
         """Apply ``n_updates`` updates; returns their chunk losses and smooth losses."""
@@ -265,7 +271,7 @@ def truncate_logs(out_dir: str, update: int) -> None:
             with open(path) as f:
                 lines = f.read().splitlines(keepends=True)
             keep = lines[:1] + [ln for ln in lines[1:] if _row_update(ln) is not None and _row_update(ln) <= update]
-            _write_atomic(path, "".join(keep))
+            write_text_atomic(path, "".join(keep))
     path = os.path.join(out_dir, "samples.txt")
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
@@ -278,7 +284,7 @@ def truncate_logs(out_dir: str, update: int) -> None:
             if int(header.group(1)) > update:
                 cut = header.start()
                 break
-        _write_atomic(path, text[:cut], encoding="utf-8")
+        write_text_atomic(path, text[:cut], encoding="utf-8")
 
 
 def _row_update(line: str) -> int | None:
@@ -288,13 +294,6 @@ def _row_update(line: str) -> int | None:
         return int(line.split(",", 1)[0])
     except ValueError:
         return None
-
-
-def _write_atomic(path: str, text: str, encoding=None) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding=encoding) as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, resume: bool = False,
@@ -341,7 +340,7 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
 
     def write_sample():
         text = _training_sample(trainer, opts.sample_len)
-        samples.write(f"{SAMPLE_HEADER}{trainer.update}, smooth loss {trainer.floats[0]:.4f} ---\n{text}\n\n")
+        samples.write(f"{SAMPLE_HEADER}{trainer.update}, smooth loss {trainer.smooth_loss:.4f} ---\n{text}\n\n")
         samples.flush()
 
     def validate():
@@ -394,7 +393,7 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
             "hyper": {k: getattr(state.hyper, k) for k in state.hyper.__dataclass_fields__},
             **opts.extra_summary,
         }
-        _write_atomic(path("summary.json"), json.dumps(summary, indent=2) + "\n")
+        write_text_atomic(path("summary.json"), json.dumps(summary, indent=2) + "\n")
         _plot(path("metrics.csv"), path("loss.png"))
         return summary
 
@@ -438,7 +437,7 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
             if opts.on_progress:
                 chars = (done - start_update) * chars_per_update
                 opts.on_progress(Progress(done, opts.total_updates, trainer.epoch_of(done),
-                                          float(trainer.floats[0]), chars / max(train_seconds, 1e-9),
+                                          trainer.smooth_loss, chars / max(train_seconds, 1e-9),
                                           time.perf_counter() - wall_start))
             if opts.should_stop and opts.should_stop() and done < opts.total_updates:
                 checkpoint()
