@@ -1,19 +1,22 @@
 """Numba kernels: the per-timestep loops of the char-RNN, the optimizer and the sampler.
 
-Only numpy and numba are imported here; no I/O. Kernels never raise: the Python callers check
-shapes, dtypes and finiteness. Arguments are ordered outputs, inputs, weights, then sizes.
+Only numpy, numba and the vector intrinsics of ``simd`` are imported here; no I/O. Kernels
+never raise: the Python callers check shapes, dtypes and finiteness. Arguments are ordered
+outputs, inputs, weights, then sizes.
 
 Notation (one chunk of n characters, hidden size m, vocabulary K):
     a_t = W h_{t-1} + U x_t + b,   h_t = tanh(a_t),   o_t = V h_t + c,   p_t = softmax(o_t)
     loss = -sum_t log p_t[y_t]
 
-Matrix-vector products are written as sums of scaled rows ("axpy" form) so that LLVM can
-vectorise them without reordering any floating-point sum.
+Every matrix product goes through ``matmul_add``, which sums each element in one fixed order,
+so a stream's numbers do not depend on how many streams are computed with it.
 """
 import math
 
 import numpy as np
 from numba import njit, prange
+
+from .simd import lanes_of, vfma, vload, vstore
 
 # Fused multiply-add only: no flag that assumes away NaN or infinity, and no reordering of sums.
 FASTMATH = {"contract"}
@@ -54,38 +57,108 @@ def transposes_into(WT, VT, params, m, K):
 
 
 @njit(**JIT)
-def add_rows_batch(out, coef, A):
-    """out (T, L) += coef (T, J) @ A (J, L), as sums of scaled rows of A.
+def matmul_add(out, coef, A):
+    """out (T, L) += coef (T, J) @ A (J, L), of one float dtype; out and A with contiguous rows,
+    coef any strides.
 
-    Eight rows of A per pass over an output row, summed as a tree: each load and store of the
-    output then carries eight multiply-adds in short dependency chains (about 1.3x a four-row
-    pass at L = 100). The loop over the T outputs sits inside each block of eight rows, so the
-    block is read from cache once for all outputs: 1.6-2x faster than one output at a time when
-    A does not fit in L1 (V and V.T at m = 100, K = 80).
+    Register tiles of explicit vectors (``simd``): 4 rows x 2 vectors of out stay in registers
+    while j runs over all of J, so each vector of A loaded feeds 4 rows and each coefficient 2
+    vectors (1.3-2x the GFLOP/s of loops LLVM vectorises by itself). Columns past the last
+    whole vector go through masked loads. The rows left over, and all rows when T < 4, go
+    through ``_rows``.
+
+    Every element, on every path, is out[t, i] + coef[t, 0] A[0, i] + ... summed in order of j,
+    each multiply-add fused (where the CPU has FMA) on every path alike: a row of out comes out
+    the same bit for bit whatever T is and wherever the row sits, so G streams computed
+    together equal each stream alone.
     """
-    T = out.shape[0]
-    L = out.shape[1]
+    T, L = out.shape
+    V = lanes_of(out)
+    tiled = T - T % 4
+    for i in range(0, L, 2 * V):
+        width = min(2 * V, L - i)
+        for t in range(0, tiled, 4):
+            if width == 2 * V:
+                _tile_4x2(out, coef, A, t, i, None)
+            elif width > V:
+                _tile_4x2(out, coef, A, t, i, width - V)
+            else:
+                _tile_4x1(out, coef, A, t, i, width)
+    _rows(out, coef, A, tiled)
+
+
+@njit(inline="always")
+def _tile_4x2(out, coef, A, t, i, last):
+    """Rows t..t+3, columns i..i+2V of ``matmul_add``; the second vector's first ``last``
+    columns only, unless ``last`` is None."""
+    V = lanes_of(out)
+    o00, o01 = vload(out, t, i, None), vload(out, t, i + V, last)
+    o10, o11 = vload(out, t + 1, i, None), vload(out, t + 1, i + V, last)
+    o20, o21 = vload(out, t + 2, i, None), vload(out, t + 2, i + V, last)
+    o30, o31 = vload(out, t + 3, i, None), vload(out, t + 3, i + V, last)
+    for j in range(A.shape[0]):
+        a0, a1 = vload(A, j, i, None), vload(A, j, i + V, last)
+        c = coef[t, j]
+        o00, o01 = vfma(a0, c, o00), vfma(a1, c, o01)
+        c = coef[t + 1, j]
+        o10, o11 = vfma(a0, c, o10), vfma(a1, c, o11)
+        c = coef[t + 2, j]
+        o20, o21 = vfma(a0, c, o20), vfma(a1, c, o21)
+        c = coef[t + 3, j]
+        o30, o31 = vfma(a0, c, o30), vfma(a1, c, o31)
+    vstore(out, t, i, o00, None)
+    vstore(out, t, i + V, o01, last)
+    vstore(out, t + 1, i, o10, None)
+    vstore(out, t + 1, i + V, o11, last)
+    vstore(out, t + 2, i, o20, None)
+    vstore(out, t + 2, i + V, o21, last)
+    vstore(out, t + 3, i, o30, None)
+    vstore(out, t + 3, i + V, o31, last)
+
+
+@njit(inline="always")
+def _tile_4x1(out, coef, A, t, i, count):
+    """Rows t..t+3, columns i..i+count (count <= V) of ``matmul_add``."""
+    o0, o1 = vload(out, t, i, count), vload(out, t + 1, i, count)
+    o2, o3 = vload(out, t + 2, i, count), vload(out, t + 3, i, count)
+    for j in range(A.shape[0]):
+        a = vload(A, j, i, count)
+        o0, o1 = vfma(a, coef[t, j], o0), vfma(a, coef[t + 1, j], o1)
+        o2, o3 = vfma(a, coef[t + 2, j], o2), vfma(a, coef[t + 3, j], o3)
+    vstore(out, t, i, o0, count)
+    vstore(out, t + 1, i, o1, count)
+    vstore(out, t + 2, i, o2, count)
+    vstore(out, t + 3, i, o3, count)
+
+
+@njit(inline="always")
+def _rows(out, coef, A, first):
+    """Rows first..T-1 of ``matmul_add`` as sums of scaled rows of A, eight rows of A per pass
+    over an output row: each pass carries 25 independent vectors at L = 100, where a register
+    tile of one row would carry a few (1.1-1.7x faster at T = 1). The sum of each element is
+    still in order of j, so these rows equal the tiled ones bit for bit."""
+    T, L = out.shape
     J = A.shape[0]
     j = 0
     while j + 8 <= J:
         a0, a1, a2, a3 = A[j], A[j + 1], A[j + 2], A[j + 3]
         a4, a5, a6, a7 = A[j + 4], A[j + 5], A[j + 6], A[j + 7]
-        for t in range(T):
+        for t in range(first, T):
             c = coef[t]
             o = out[t]
             c0, c1, c2, c3 = c[j], c[j + 1], c[j + 2], c[j + 3]
             c4, c5, c6, c7 = c[j + 4], c[j + 5], c[j + 6], c[j + 7]
             for i in range(L):
-                o[i] += (((a0[i] * c0 + a1[i] * c1) + (a2[i] * c2 + a3[i] * c3))
-                         + ((a4[i] * c4 + a5[i] * c5) + (a6[i] * c6 + a7[i] * c7)))
+                o[i] = (((((((o[i] + a0[i] * c0) + a1[i] * c1) + a2[i] * c2) + a3[i] * c3) + a4[i] * c4)
+                         + a5[i] * c5) + a6[i] * c6) + a7[i] * c7
         j += 8
     while j < J:
         aj = A[j]
-        for t in range(T):
+        for t in range(first, T):
             cj = coef[t, j]
             o = out[t]
             for i in range(L):
-                o[i] += aj[i] * cj
+                o[i] = o[i] + aj[i] * cj
         j += 1
 
 
@@ -203,9 +276,9 @@ def rnn_forward_streams(hs, ps, WT, VT, scratch, wh, xs, ys, U, b, c):
     scratch ``scratch_shape(G, m, K)`` or wider, float64: workspace.   wh (G, m): workspace.
     xs, ys (G, n) int: each stream's input and target indices.   U, b, c: read.
 
-    Every product runs as ``add_rows_batch`` over all G streams at once, so each block of W.T and
-    V.T is read once per timestep for all of them, and each stream's numbers go through exactly
-    the operations a lone stream's would: G = 1 is the single-stream pass, bit for bit.
+    Every product runs as ``matmul_add`` over all G streams at once, so each vector of W.T and
+    V.T loaded serves several streams, and each stream's numbers go through exactly the
+    operations a lone stream's would: G = 1 is the single-stream pass, bit for bit.
     """
     G, n = xs.shape
     m = WT.shape[0]
@@ -220,7 +293,7 @@ def rnn_forward_streams(hs, ps, WT, VT, scratch, wh, xs, ys, U, b, c):
         # h_t = tanh(sum_j W[:, j] h_{t-1}[j] + (b + U[:, x_t])) for every stream, summed in the
         # order ``sample_chars`` uses, so that sampling carries on exactly the h training computes
         wh[:] = 0.0
-        add_rows_batch(wh, hs[t], WT)
+        matmul_add(wh, hs[t], WT)
         h = hs[t + 1]
         for s in range(G):
             for i in range(m):
@@ -230,7 +303,7 @@ def rnn_forward_streams(hs, ps, WT, VT, scratch, wh, xs, ys, U, b, c):
     rows = ps.reshape((n * G, K))
     for r in range(n * G):
         rows[r] = c
-    add_rows_batch(rows, hs.reshape(((n + 1) * G, m))[G:], VT)
+    matmul_add(rows, hs.reshape(((n + 1) * G, m))[G:], VT)
     softmax_rows(rows, scratch)
     loss = 0.0
     for s in range(G):
@@ -277,10 +350,10 @@ def rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W,
     h_rows = hs.reshape(((n + 1) * G, m))
     da_rows = dh_out.reshape((n * G, m))
     # dV = sum_t g_t h_t^T
-    add_rows_batch(dV, rows.T, h_rows[G:])
+    matmul_add(dV, rows.T, h_rows[G:])
     # dh_out[t] = V^T g_t
     da_rows[:] = 0.0
-    add_rows_batch(da_rows, rows, V)
+    matmul_add(da_rows, rows, V)
     dh_next[:] = 0.0
     for t in range(n - 1, -1, -1):
         da = dh_out[t]
@@ -291,9 +364,9 @@ def rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W,
                 da[s, i] = (da[s, i] + dh_next[s, i]) * (1.0 - h[s, i] * h[s, i])
         if t > 0:  # backprop stops at the chunk's start: W^T da_0 is never used
             dh_next[:] = 0.0
-            add_rows_batch(dh_next, da, W)
+            matmul_add(dh_next, da, W)
     # dW = sum_t da_t h_{t-1}^T;  db = sum_t da_t;  dU[:, x_t] += da_t
-    add_rows_batch(dW, da_rows.T, h_rows[:n * G])
+    matmul_add(dW, da_rows.T, h_rows[:n * G])
     for t in range(n):
         for s in range(G):
             da = dh_out[t, s]
@@ -570,7 +643,7 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
             wv[s, :m] = 0.0
             for k in range(K):
                 wv[s, m + k] = c[k]
-        add_rows_batch(wv, H, WVT)
+        matmul_add(wv, H, WVT)
         if t < L:
             x[:] = prime[t]
         else:

@@ -209,3 +209,28 @@ def test_vectorised_exp_and_tanh_are_accurate():
     big = np.array([-1e5, -40.0, 40.0, 1e5])
     kernels.tanh_inplace(big, np.empty((3, 4)))
     assert big.tolist() == [-1.0, -1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matmul_add_is_accurate_and_each_row_independent_of_the_others(dtype):
+    rng = np.random.default_rng(0)
+    eps = np.finfo(dtype).eps
+    for T, J, L in [(1, 1, 1), (1, 100, 100), (2, 9, 3), (3, 17, 7), (4, 8, 8), (5, 25, 13), (7, 3, 16),
+                    (8, 100, 100), (9, 33, 17), (25, 100, 80), (12, 5, 67)]:
+        coef = rng.normal(size=(J, T)).astype(dtype).T  # strided, as the backward passes it
+        A = rng.normal(size=(J, L)).astype(dtype)
+        # out is a view with columns after it: the masked tail must leave them alone
+        padded = np.full((T, L + 5), 7.0, dtype)
+        padded[:, :L] = rng.normal(size=(T, L))
+        out = padded[:, :L]
+        start = out.copy()
+        kernels.matmul_add(out, coef, A)
+        exact = start.astype(np.longdouble) + coef.astype(np.longdouble) @ A.astype(np.longdouble)
+        bound = 2 * (J + 1) * eps * (np.abs(start) + np.abs(coef) @ np.abs(A))
+        assert np.all(np.abs(out - exact) <= bound), (T, J, L)
+        assert np.all(padded[:, L:] == 7.0), (T, J, L)
+        # each row alone (T = 1, another code path) gives the same bits as in the batch
+        for t in range(T):
+            row = start[t:t + 1].copy()
+            kernels.matmul_add(row, coef[t:t + 1], A)
+            assert np.array_equal(row[0], out[t]), (T, J, L, t)
