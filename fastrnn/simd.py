@@ -9,11 +9,13 @@ of wide vectors.
 
 Every lane computes ``acc + a * s`` with ``llvm.fmuladd``: fused where the CPU has FMA (as the
 scalar code compiled with ``fastmath={"contract"}``), so a vector lane and the same sum written
-as a scalar loop round alike.
+as a scalar loop round alike. With NUMBA_DISABLE_JIT=1 the same names are plain NumPy
+functions (at the end of this module), so the kernels still run as Python.
 """
+import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.extending import intrinsic, models, register_model
 
 VECTOR_BITS = 256
@@ -130,3 +132,24 @@ def vfma(typingctx, a, s, acc):
         return builder.call(fn, [args[0], scalar, args[2]])
 
     return a(a, s, acc), codegen
+
+
+if config.DISABLE_JIT:
+    # The kernels run as plain Python (NUMBA_DISABLE_JIT=1): the same operations on small NumPy
+    # arrays, unfused, as the scalar kernels were when run as Python.
+    def lanes_of(arr):
+        return VECTOR_BITS // (8 * arr.dtype.itemsize)
+
+    def vload(arr, row, col, count):
+        lanes = lanes_of(arr)
+        n = lanes if count is None else count
+        v = np.zeros(lanes, arr.dtype)
+        v[:n] = arr[row, col:col + n]
+        return v
+
+    def vstore(arr, row, col, value, count):
+        n = value.shape[0] if count is None else count
+        arr[row, col:col + n] = value[:n]
+
+    def vfma(a, s, acc):
+        return acc + a * a.dtype.type(s)
