@@ -23,7 +23,7 @@ class TextScorer:
         self.ps = np.zeros((chunk, K), dtype)
         self.WT = np.zeros((m, m), dtype)
         self.VT = np.zeros((m, K), dtype)
-        self.scratch = np.zeros(kernels.scratch_shape(chunk, m, K))
+        self.scratch = np.zeros(kernels.scratch_shape(chunk, m, K), dtype)
         self.wh = np.zeros(m, dtype)
 
     def total_loss(self, params, indices) -> tuple[float, int]:

@@ -101,7 +101,7 @@ def kernel_grads(state, x, y, h0) -> dict:
     WT, VT = np.zeros((m, m), dtype), np.zeros((m, K), dtype)
     kernels.transposes_into(WT, VT, state.params, m, K)
     kernels.chunk_loss_and_grads(grads, hs, np.zeros((n, K), dtype), WT, VT, np.zeros((n, m), dtype),
-                                 np.zeros(m, dtype), np.zeros(kernels.scratch_shape(n, m, K)),
+                                 np.zeros(m, dtype), np.zeros(kernels.scratch_shape(n, m, K), dtype),
                                  np.ascontiguousarray(x), np.ascontiguousarray(y), state.params, m, K)
     return state.layout.views(grads)
 

@@ -15,12 +15,17 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import overload
+from numba.np.numpy_support import as_dtype
 
 from .simd import lanes_of, vfma, vload, vstore
 
 # Fused multiply-add only: no flag that assumes away NaN or infinity, and no reordering of sums.
 FASTMATH = {"contract"}
 JIT = dict(cache=True, error_model="numpy", fastmath=FASTMATH)
+# For functions made by a factory (one per dtype): Numba's cache keeps one index per name and
+# source line, which the versions would share. Kernels compile them into their own cached code.
+UNCACHED = dict(JIT, cache=False)
 
 # Slots of the integer and float run-state arrays shared by train_chunks and its caller.
 POSITION, EPOCH, CURRENT, UPDATE, BEST, BEST_UPDATE, BEST_POSITION, BEST_EPOCH = range(8)
@@ -179,14 +184,18 @@ def _rows(out, coef, A, first):
 
 # exp and tanh as plain arithmetic that LLVM vectorises: the pip build of llvmlite has no vector
 # math library, so math.exp / math.tanh are scalar calls of ~5 and ~10 ns, a sixth of a step.
-# Both are accurate to a few ulp (tests compare them with math.exp / math.tanh).
-LOG2E = 1.4426950408889634
-LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact (fdlibm)
-LN2_LO = 1.90821492927058770002e-10
-ROUND_MAGIC = 6755399441055744.0  # 1.5 * 2**52: x + ROUND_MAGIC rounds x to an integer kept in the low bits
-ROUND_MAGIC_BITS = int(np.array(ROUND_MAGIC).view(np.int64))
-EXP_COEFFS = tuple(1.0 / math.factorial(k) for k in range(13, -1, -1))  # Taylor, |r| <= ln2 / 2
-TANH_SMALL = 0.25  # below: odd Taylor series of tanh; above: 1 - 2 / (exp(2|x|) + 1)
+# Each comes in the precision of its workspace, float64 or float32 (eight lanes to a vector and
+# half the polynomial: about 4x faster), accurate to a few ulp of that precision (tests compare
+# them with NumPy). ``_exp_kernel`` and ``_tanh_kernel`` build one per dtype from these figures:
+#   mantissa bits, integer view, clamp of x (the result stays a normal number), ln 2 split so
+#   that k * hi is exact (fdlibm, Cephes), Taylor degree for |r| <= ln2 / 2, Taylor terms of tanh
+#   for |x| < 0.25 (above: 1 - 2 / (exp(2|x|) + 1)).
+EXP_TANH_FIGURES = {
+    np.dtype(np.float64): (52, np.int64, -708.0, 709.0, 6.93147180369123816490e-01, 1.90821492927058770002e-10,
+                           13, 12),
+    np.dtype(np.float32): (23, np.int32, -86.0, 88.0, 0.693359375, -2.12194440e-4, 7, 5),
+}
+TANH_SMALL = 0.25
 
 
 def _tanh_taylor(n_terms):
@@ -199,59 +208,102 @@ def _tanh_taylor(n_terms):
     return tuple(float(a[k]) for k in range(2 * n_terms - 1, 0, -2))
 
 
-TANH_COEFFS = _tanh_taylor(12)  # error below 1e-18 relative for |x| < 0.25
+def _exp_kernel(dtype):
+    """exp_into for workspaces of ``dtype``: every constant is of that dtype, so the arithmetic is."""
+    mantissa_bits, int_dtype, lo, hi, ln2_hi, ln2_lo, degree, _ = EXP_TANH_FIGURES[dtype]
+    f = dtype.type
+    magic = f(1.5 * 2.0 ** mantissa_bits)  # x + magic rounds x to an integer kept in the low bits
+    magic_bits = int(np.array(magic).view(int_dtype))
+    log2e, ln2_hi, ln2_lo, lo, hi, zero = f(1.4426950408889634), f(ln2_hi), f(ln2_lo), f(lo), f(hi), f(0.0)
+    coeffs = tuple(f(1.0 / math.factorial(k)) for k in range(degree, -1, -1))
+
+    def exp_into(out, x, work):
+        for i in range(x.shape[0]):
+            xi = min(max(f(x[i]), lo), hi)
+            kd = xi * log2e + magic
+            kf = kd - magic
+            r = (xi - kf * ln2_hi) - kf * ln2_lo
+            p = zero
+            for coeff in coeffs:
+                p = p * r + coeff
+            out[i] = p
+            work[i] = kd
+        out_bits = out.view(int_dtype)
+        k_bits = work.view(int_dtype)
+        for i in range(x.shape[0]):
+            out_bits[i] += (k_bits[i] - magic_bits) << mantissa_bits
+
+    return njit(**UNCACHED)(exp_into)
 
 
-@njit(**JIT)
+def _tanh_kernel(dtype):
+    """tanh_inplace for workspaces of ``dtype``."""
+    f = dtype.type
+    coeffs = tuple(f(c) for c in _tanh_taylor(EXP_TANH_FIGURES[dtype][-1]))
+    small_limit, zero, one, two = f(TANH_SMALL), f(0.0), f(1.0), f(2.0)
+
+    def tanh_inplace(a, work):
+        L = a.shape[0]
+        twice_abs, e, w = work[0, :L], work[1, :L], work[2, :L]
+        for i in range(L):
+            twice_abs[i] = two * abs(f(a[i]))
+        exp_into(e, twice_abs, w)
+        for i in range(L):
+            x = f(a[i])
+            xx = x * x
+            small = zero
+            for coeff in coeffs:
+                small = small * xx + coeff
+            small *= x
+            large = one - two / (e[i] + one)
+            a[i] = small if abs(x) < small_limit else (large if x > zero else -large)
+
+    return njit(**UNCACHED)(tanh_inplace)
+
+
+_EXP = {dtype: _exp_kernel(dtype) for dtype in EXP_TANH_FIGURES}
+_TANH = {dtype: _tanh_kernel(dtype) for dtype in EXP_TANH_FIGURES}
+
+
 def exp_into(out, x, work):
-    """out (L,) float64 <- exp(x) for x (L,) of any float dtype.
+    """out (L,) <- exp(x) for x (L,) of any float dtype, in the precision of out and work.
 
-    work (L,) float64: workspace. out, x and work must be three different arrays: LLVM checks
-    at run time whether the arrays of a loop overlap and runs overlapping ones unvectorised
-    (4x slower). exp(x) = 2^k exp(r), x = k ln2 + r; exp(r) by a Taylor polynomial, 2^k added
-    straight into the exponent bits. x is clamped to [-708, 709], where the result is a normal
-    number (the softmax shifts its inputs to <= 0 first). A NaN input gives an unspecified
-    value: callers check the parameters for finiteness instead.
+    work (L,), out's dtype: workspace. out, x and work must be three different arrays: LLVM
+    checks at run time whether the arrays of a loop overlap and runs overlapping ones
+    unvectorised (4x slower). exp(x) = 2^k exp(r), x = k ln2 + r; exp(r) by a Taylor
+    polynomial, 2^k added straight into the exponent bits. x is clamped to where the result is
+    a normal number ([-708, 709] in float64, [-86, 88] in float32; the softmax shifts its
+    inputs to <= 0 first). A NaN input gives an unspecified value: callers check the
+    parameters for finiteness instead.
     """
-    for i in range(x.shape[0]):
-        xi = min(max(np.float64(x[i]), -708.0), 709.0)
-        kd = xi * LOG2E + ROUND_MAGIC
-        kf = kd - ROUND_MAGIC
-        r = (xi - kf * LN2_HI) - kf * LN2_LO
-        p = 0.0
-        for coeff in EXP_COEFFS:
-            p = p * r + coeff
-        out[i] = p
-        work[i] = kd
-    out_bits = out.view(np.int64)
-    k_bits = work.view(np.int64)
-    for i in range(x.shape[0]):
-        out_bits[i] += (k_bits[i] - ROUND_MAGIC_BITS) << 52
+    _EXP[out.dtype](out, x, work)
+
+
+def tanh_inplace(a, work):
+    """a (L,) <- tanh(a), any float dtype, in the precision of work (3, >= L): workspace."""
+    _TANH[work.dtype](a, work)
+
+
+def _py_func(kernel):
+    return getattr(kernel, "py_func", kernel)  # a plain function when the JIT is disabled
+
+
+# In kernels, each call compiles to the version for its workspace's dtype.
+@overload(exp_into, jit_options=JIT)
+def _exp_into_compiled(out, x, work):
+    return _py_func(_EXP[np.dtype(as_dtype(out.dtype))])
+
+
+@overload(tanh_inplace, jit_options=JIT)
+def _tanh_inplace_compiled(a, work):
+    return _py_func(_TANH[np.dtype(as_dtype(work.dtype))])
 
 
 def scratch_shape(rows, m, K):
-    """Shape of the float64 workspace of ``tanh_inplace`` and ``softmax_rows`` for up to
-    ``rows`` hidden vectors or output rows at a time (wider: fewer, longer exp calls)."""
+    """Shape of the workspace of ``tanh_inplace`` and ``softmax_rows`` for up to ``rows``
+    hidden vectors or output rows at a time (wider: fewer, longer exp calls), in the model's
+    dtype."""
     return (3, rows * max(m, K))
-
-
-@njit(**JIT)
-def tanh_inplace(a, work):
-    """a (L,) <- tanh(a), any float dtype. work (3, >= L) float64: workspace."""
-    L = a.shape[0]
-    twice_abs, e, w = work[0, :L], work[1, :L], work[2, :L]
-    for i in range(L):
-        twice_abs[i] = 2.0 * abs(np.float64(a[i]))
-    exp_into(e, twice_abs, w)
-    for i in range(L):
-        x = np.float64(a[i])
-        xx = x * x
-        small = 0.0
-        for coeff in TANH_COEFFS:
-            small = small * xx + coeff
-        small *= x
-        large = 1.0 - 2.0 / (e[i] + 1.0)
-        a[i] = small if abs(x) < TANH_SMALL else (large if x > 0 else -large)
 
 
 @njit(inline="always")
@@ -289,7 +341,8 @@ def _sum_of(x):
 @njit(**JIT)
 def softmax_rows(ps, scratch):
     """Each row of ps (n, K) <- softmax(row), shifted by the row's max so exp cannot overflow.
-    scratch (3, >= K) float64: workspace; as many rows as fit in it go through one exp call."""
+    scratch (3, >= K): workspace, whose dtype sets exp's precision; as many rows as fit in it
+    go through one exp call."""
     n, K = ps.shape
     per_call = scratch.shape[1] // K
     for first in range(0, n, per_call):
@@ -315,7 +368,7 @@ def rnn_forward_streams(hs, ps, WT, VT, scratch, wh, xs, ys, U, b, c):
 
     hs (n+1, G, m): row 0 read (each stream's h_prev), rows 1..n written with h_1..h_n.
     ps (n, G, K): written with p_t.   WT (m, m), VT (m, K): read, W.T and V.T (see ``transposes_into``).
-    scratch ``scratch_shape(G, m, K)`` or wider, float64: workspace.   wh (G, m): workspace.
+    scratch ``scratch_shape(G, m, K)`` or wider, wh (G, m): workspaces.
     xs, ys (G, n) int: each stream's input and target indices.   U, b, c: read.
 
     Every product runs as ``matmul_add`` over all G streams at once, so each vector of W.T and
@@ -450,7 +503,7 @@ def chunk_loss_and_grads_streams(grads, hs, ps, WT, VT, dh_out, dh_next, scratch
     """Summed loss and raw gradients of G chunks walked in step (``rnn_forward_streams``).
     grads (P,) written; hs[0] (G, m) read as the streams' h_prev; WT (m, m), VT (m, K) read: the
     ``transposes_into`` of params. hs (n+1, G, m), ps (n, G, K), dh_out (n, G, m), dh_next (G, m)
-    and scratch ``scratch_shape(G, m, K)`` float64: workspaces.   xs, ys (G, n) int: read."""
+    and scratch ``scratch_shape(G, m, K)``: workspaces.   xs, ys (G, n) int: read."""
     W, U, V, b, c = param_views(params, m, K)
     dW, dU, dV, db, dc = param_views(grads, m, K)
     # dh_next is free until the backward: the forward's W h workspace
@@ -534,7 +587,7 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         sets a new best smooth loss, it writes into the other buffer so that the model that
         earned it stays intact (the best model is kept without copying anything).
     grads (P,), hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), dh_out (n, m), dh_next (m,),
-        scratch ``scratch_shape(1, m, K)`` or wider, float64: workspaces.
+        scratch ``scratch_shape(1, m, K)`` or wider: workspaces.
     h (m,): hidden state carried between chunks (read and written).  best_h (m,): written with
         the hidden state the best model started its chunk with.
     counters (8,) int64, floats (2,) float64: run state, see the slot names above (read, written).
@@ -600,7 +653,7 @@ def train_streams(losses, smooths, params, mem, grads, block_grads, block_losses
     chars (nb, G, n+1) of book's dtype: workspace for each block's chunks (G the largest block).
     WT (m, m), VT (m, K): workspaces shared by the blocks (W.T and V.T, filled once per update).
     hs (nb, (n+1)*G*m), ps (nb, n*G*K), dh_out (nb, n*G*m), dh_next (nb, G*m),
-        scratch (nb,) + ``scratch_shape(G, m, K)`` float64: per-block workspaces; the others flat.
+        scratch (nb,) + ``scratch_shape(G, m, K)``: per-block workspaces; the others flat.
     """
     B = H.shape[0]
     nb = block_starts.shape[0] - 1
@@ -675,9 +728,10 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
     transpose_into(UT, U)
     wv = np.empty((N, m + K), dtype=H.dtype)  # per text: W h, then c + V h
     x = np.empty(N, dtype=np.int64)
-    shifted = np.empty(K)
+    shifted = np.empty(K)  # the pick runs in float64 whatever the model's dtype
     p = np.empty(K)
-    scratch = np.empty((3, N * max(m, K)))
+    work = np.empty(K)
+    scratch = np.empty((3, N * max(m, K)), dtype=H.dtype)  # tanh in the model's precision, as in training
     L = prime.shape[0]
     for t in range(L + n):
         # W h and o = c + V h for every text in one pass
@@ -695,7 +749,7 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
                 top = _max_of(o)
                 for k in range(K):
                     shifted[k] = np.float64(o[k] - top) * inv_temperature
-                exp_into(p, shifted, scratch[0, :K])
+                exp_into(p, shifted, work)
                 u = uniforms[s, t - L] * _sum_of(p)
                 acc = 0.0
                 pick = K - 1

@@ -65,7 +65,7 @@ class Trainer:
             self.ps = np.zeros((n, K), dtype)
             self.dh_out = np.zeros((n, m), dtype)
             self.dh_next = np.zeros(m, dtype)
-            self.scratch = np.zeros(kernels.scratch_shape(n, m, K))  # softmax: one exp call per chunk
+            self.scratch = np.zeros(kernels.scratch_shape(n, m, K), dtype)  # softmax: one exp call per chunk
         self.counters = np.zeros(8, np.int64)
         c = self.counters
         c[kernels.POSITION], c[kernels.EPOCH], c[kernels.UPDATE] = state.position, state.epoch, state.update
@@ -86,7 +86,7 @@ class Trainer:
         self.ps = np.zeros((nb, n * G * K), dtype)
         self.dh_out = np.zeros((nb, n * G * m), dtype)
         self.dh_next = np.zeros((nb, G * m), dtype)
-        self.scratch = np.zeros((nb,) + self._k.scratch_shape(G, m, K))
+        self.scratch = np.zeros((nb,) + self._k.scratch_shape(G, m, K), dtype)
         self.block_grads = np.zeros((nb, self.grads.shape[0]), dtype)
         self.block_losses = np.zeros(nb)
 

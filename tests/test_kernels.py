@@ -151,7 +151,7 @@ def test_sampler_carries_on_the_hidden_state_training_computes(text, dtype):
     WT, VT = np.zeros((m, m), dtype), np.zeros((m, K), dtype)
     kernels.transposes_into(WT, VT, state.params, m, K)
     x = book[:n].astype(np.int64)
-    kernels.rnn_forward(hs, np.zeros((n, K), dtype), WT, VT, np.zeros(kernels.scratch_shape(n, m, K)),
+    kernels.rnn_forward(hs, np.zeros((n, K), dtype), WT, VT, np.zeros(kernels.scratch_shape(n, m, K), dtype),
                         np.zeros(m, dtype), x, book[1:n + 1].astype(np.int64), U, b, c)
     H = h0[None, :].copy()  # fed the n characters as a prime; the one sampled character is not fed
     kernels.sample_chars(np.zeros((1, 1), np.int64), H, np.zeros((m, m + K), dtype), x, np.full((1, 1), 0.5), 1.0,
@@ -195,19 +195,25 @@ def test_inplace_and_out_of_place_adagrad_agree():
     assert np.array_equal(p, p_out) and np.array_equal(mem, m_out)
 
 
-def test_vectorised_exp_and_tanh_are_accurate():
+# range of x where exp stays a normal number; tolerances: exp within about 1.8 ulp (float64) and
+# 1 ulp (float32); tanh's 1 - 2 / (e + 1) just above 0.25 triples the error of the division
+@pytest.mark.parametrize("dtype, low, high, exp_rtol, tanh_rtol", [(np.float64, -708, 709, 4e-16, 2e-15),
+                                                                   (np.float32, -86, 88, 1.2e-7, 4e-7)])
+def test_vectorised_exp_and_tanh_are_accurate(dtype, low, high, exp_rtol, tanh_rtol):
     rng = np.random.default_rng(0)
-    x = np.concatenate([np.linspace(-708, 709, 20001), rng.normal(0, 1, 5000), rng.normal(0, 1e-3, 1000),
-                        [0.0, -0.0, 1e-300, -1e-300, 0.25, -0.25, np.nextafter(0.25, 0)]])
+    tiny = np.finfo(dtype).tiny
+    x = np.concatenate([np.linspace(low, high, 20001), rng.normal(0, 1, 5000), rng.normal(0, 1e-3, 1000),
+                        [0.0, -0.0, tiny, -tiny, 0.25, -0.25, np.nextafter(dtype(0.25), dtype(0))]]).astype(dtype)
+    exact = x.astype(np.float64)  # float32 results are checked against float64 NumPy
     out, work = np.empty_like(x), np.empty_like(x)
     kernels.exp_into(out, x, work)
-    np.testing.assert_allclose(out, np.exp(x), rtol=4e-16, atol=0)
+    np.testing.assert_allclose(out, np.exp(exact), rtol=exp_rtol, atol=0)
     t = x[np.abs(x) < 40].copy()
-    kernels.tanh_inplace(t, np.empty((3, t.shape[0])))
-    np.testing.assert_allclose(t, np.tanh(x[np.abs(x) < 40]), rtol=2e-15, atol=0)
+    kernels.tanh_inplace(t, np.empty((3, t.shape[0]), dtype))
+    np.testing.assert_allclose(t, np.tanh(exact[np.abs(x) < 40]), rtol=tanh_rtol, atol=0)
     assert np.array_equal(np.signbit(t), np.signbit(x[np.abs(x) < 40]))
-    big = np.array([-1e5, -40.0, 40.0, 1e5])
-    kernels.tanh_inplace(big, np.empty((3, 4)))
+    big = np.array([-1e5, -40.0, 40.0, 1e5], dtype)
+    kernels.tanh_inplace(big, np.empty((3, 4), dtype))
     assert big.tolist() == [-1.0, -1.0, 1.0, 1.0]
 
 
