@@ -15,16 +15,17 @@ import math
 
 import numpy as np
 from numba import njit, prange
+from numba.core.errors import TypingError
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .simd import lanes_of, vfma, vload, vstore
+from .simd import lanes_of, sfma, vfma, vload, vstore
 
 # Fused multiply-add only: no flag that assumes away NaN or infinity, and no reordering of sums.
 FASTMATH = {"contract"}
 JIT = dict(cache=True, error_model="numpy", fastmath=FASTMATH)
 # For functions made by a factory (one per dtype): Numba's cache keeps one index per name and
-# source line, which the versions would share. Kernels compile them into their own cached code.
+# source line, which the versions would share (a cached run of one version crashed once).
 UNCACHED = dict(JIT, cache=False)
 
 # Slots of the integer and float run-state arrays shared by train_chunks and its caller.
@@ -73,7 +74,7 @@ def matmul_add(out, coef, A):
     through ``_rows``.
 
     Every element, on every path, is out[t, i] + coef[t, 0] A[0, i] + ... summed in order of j,
-    each multiply-add fused (where the CPU has FMA) on every path alike: a row of out comes out
+    each step the same ``llvm.fmuladd`` (``simd.vfma`` or ``simd.sfma``): a row of out comes out
     the same bit for bit whatever T is and wherever the row sits, so G streams computed
     together equal each stream alone.
     """
@@ -156,7 +157,8 @@ def _rows(out, coef, A, first):
     """Rows first..T-1 of ``matmul_add`` as sums of scaled rows of A, eight rows of A per pass
     over an output row: each pass carries 25 independent vectors at L = 100, where a register
     tile of one row would carry a few (1.1-1.7x faster at T = 1). The sum of each element is
-    still in order of j, so these rows equal the tiled ones bit for bit."""
+    still in order of j, with the tiles' multiply-add, so these rows equal the tiled ones bit
+    for bit."""
     T, L = out.shape
     J = A.shape[0]
     j = 0
@@ -169,8 +171,8 @@ def _rows(out, coef, A, first):
             c0, c1, c2, c3 = c[j], c[j + 1], c[j + 2], c[j + 3]
             c4, c5, c6, c7 = c[j + 4], c[j + 5], c[j + 6], c[j + 7]
             for i in range(L):
-                o[i] = (((((((o[i] + a0[i] * c0) + a1[i] * c1) + a2[i] * c2) + a3[i] * c3) + a4[i] * c4)
-                         + a5[i] * c5) + a6[i] * c6) + a7[i] * c7
+                o[i] = sfma(a7[i], c7, sfma(a6[i], c6, sfma(a5[i], c5, sfma(a4[i], c4, sfma(
+                    a3[i], c3, sfma(a2[i], c2, sfma(a1[i], c1, sfma(a0[i], c0, o[i]))))))))
         j += 8
     while j < J:
         aj = A[j]
@@ -178,7 +180,7 @@ def _rows(out, coef, A, first):
             cj = coef[t, j]
             o = out[t]
             for i in range(L):
-                o[i] = o[i] + aj[i] * cj
+                o[i] = sfma(aj[i], cj, o[i])
         j += 1
 
 
@@ -211,9 +213,10 @@ def _tanh_taylor(n_terms):
 def _exp_kernel(dtype):
     """exp_into for workspaces of ``dtype``: every constant is of that dtype, so the arithmetic is."""
     mantissa_bits, int_dtype, lo, hi, ln2_hi, ln2_lo, degree, _ = EXP_TANH_FIGURES[dtype]
+    mantissa_bits = int_dtype(mantissa_bits)
     f = dtype.type
     magic = f(1.5 * 2.0 ** mantissa_bits)  # x + magic rounds x to an integer kept in the low bits
-    magic_bits = int(np.array(magic).view(int_dtype))
+    magic_bits = np.array(magic).view(int_dtype)[()]  # integers of the float's width: full vectors
     log2e, ln2_hi, ln2_lo, lo, hi, zero = f(1.4426950408889634), f(ln2_hi), f(ln2_lo), f(lo), f(hi), f(0.0)
     coeffs = tuple(f(1.0 / math.factorial(k)) for k in range(degree, -1, -1))
 
@@ -276,27 +279,43 @@ def exp_into(out, x, work):
     inputs to <= 0 first). A NaN input gives an unspecified value: callers check the
     parameters for finiteness instead.
     """
-    _EXP[out.dtype](out, x, work)
+    _EXP[_workspace_dtype("exp_into", out.dtype, work.dtype)](out, x, work)
 
 
 def tanh_inplace(a, work):
     """a (L,) <- tanh(a), any float dtype, in the precision of work (3, >= L): workspace."""
-    _TANH[work.dtype](a, work)
+    _TANH[_workspace_dtype("tanh_inplace", work.dtype)](a, work)
+
+
+def _workspace_dtype(name, dtype, *others):
+    """The dtype that picks the version of exp or tanh; one of EXP_TANH_FIGURES, and shared by
+    the arrays the bit tricks view as integers."""
+    if dtype not in EXP_TANH_FIGURES or any(other != dtype for other in others):
+        raise TypeError(f"{name}: workspaces of one dtype, float64 or float32, not {dtype} {others}")
+    return dtype
 
 
 def _py_func(kernel):
     return getattr(kernel, "py_func", kernel)  # a plain function when the JIT is disabled
 
 
-# In kernels, each call compiles to the version for its workspace's dtype.
-@overload(exp_into, jit_options=JIT)
+# In kernels, each call compiles to the version for its workspace's dtype (not cached on its
+# own: the kernels that call it carry it in their cached code).
+@overload(exp_into, jit_options=UNCACHED)
 def _exp_into_compiled(out, x, work):
-    return _py_func(_EXP[np.dtype(as_dtype(out.dtype))])
+    try:
+        return _py_func(_EXP[_workspace_dtype("exp_into", np.dtype(as_dtype(out.dtype)),
+                                              np.dtype(as_dtype(work.dtype)))])
+    except TypeError as e:
+        raise TypingError(str(e)) from None
 
 
-@overload(tanh_inplace, jit_options=JIT)
+@overload(tanh_inplace, jit_options=UNCACHED)
 def _tanh_inplace_compiled(a, work):
-    return _py_func(_TANH[np.dtype(as_dtype(work.dtype))])
+    try:
+        return _py_func(_TANH[_workspace_dtype("tanh_inplace", np.dtype(as_dtype(work.dtype)))])
+    except TypeError as e:
+        raise TypingError(str(e)) from None
 
 
 def scratch_shape(rows, m, K):
@@ -750,7 +769,12 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
                 for k in range(K):
                     shifted[k] = np.float64(o[k] - top) * inv_temperature
                 exp_into(p, shifted, work)
-                u = uniforms[s, t - L] * _sum_of(p)
+                # the total summed in the order of the running sum below, which therefore reaches
+                # it exactly and so always passes u * total < total
+                total = 0.0
+                for k in range(K):
+                    total += p[k]
+                u = uniforms[s, t - L] * total
                 acc = 0.0
                 pick = K - 1
                 for k in range(K):

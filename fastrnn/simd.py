@@ -7,15 +7,19 @@ vector (``<4 x double>``, ``<8 x float>``: 256 bits, an AVX2 register), so a til
 in registers. Machines with narrower registers get the same results through LLVM's splitting
 of wide vectors.
 
-Every lane computes ``acc + a * s`` with ``llvm.fmuladd``: fused where the CPU has FMA (as the
-scalar code compiled with ``fastmath={"contract"}``), so a vector lane and the same sum written
-as a scalar loop round alike. With NUMBA_DISABLE_JIT=1 the same names are plain NumPy
-functions (at the end of this module), so the kernels still run as Python.
+``vfma`` (a lane) and ``sfma`` (a scalar) both compute ``acc + a * s`` with ``llvm.fmuladd``,
+fused where the CPU has FMA, so a sum written with vectors and the same sum written as a scalar
+loop round alike. With NUMBA_DISABLE_JIT=1 the same names are plain NumPy functions (at the end
+of this module), unfused, so the kernels still run as Python.
+
+Numba's on-disk cache notices changes to a kernel's own file only: after editing this module,
+delete the ``__pycache__`` of the package so that kernels are compiled again.
 """
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils, config
+from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, register_model
 
 VECTOR_BITS = 256
@@ -41,8 +45,29 @@ def _vec_type(dtype):
     return Vec(dtype, VECTOR_BITS // dtype.bitwidth)
 
 
-def _suffix(vec):
-    return f"v{vec.lanes}f{vec.dtype.bitwidth}"
+def _check_rows(name, arr, count):
+    """Typing-time checks: a 2-D float array whose rows may be contiguous (a Fortran-ordered one
+    cannot be), and a count that is None or an integer."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype in (types.float32, types.float64)
+            and arr.layout != "F"):
+        raise TypingError(f"{name}: needs a 2-D float32 or float64 array with contiguous rows, got {arr}")
+    if not isinstance(count, (types.NoneType, types.Integer)):
+        raise TypingError(f"{name}: count must be None or an integer, got {count}")
+
+
+def _type_name(ty):
+    """The suffix LLVM names an overloaded intrinsic with for this type: f64, v4f64, ..."""
+    if isinstance(ty, ir.VectorType):
+        return f"v{ty.count}{_type_name(ty.element)}"
+    return ty.intrinsic_name
+
+
+def _intrinsic(builder, name, fnty, args):
+    return builder.call(cgutils.get_or_insert_function(builder.module, fnty, name), args)
+
+
+def _fmuladd(builder, ty, args):
+    return _intrinsic(builder, f"llvm.fmuladd.{_type_name(ty)}", ir.FunctionType(ty, [ty] * 3), args)
 
 
 def _element_pointer(context, builder, arrty, arr, row, col):
@@ -64,14 +89,16 @@ def _first_lanes(builder, lanes, count):
     return builder.icmp_signed("<", index, _splat(builder, ir.VectorType(i64, lanes), lanes, count))
 
 
-def _masked(builder, vec, name, fnty, args):
-    fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.masked.{name}.{_suffix(vec)}.p0")
-    return builder.call(fn, args)
+def _masked(builder, name, vty, fnty, args):
+    """llvm.masked.load or .store, named for opaque pointers (".p0"): LLVM 15 and later, which
+    every numba this package supports is built with."""
+    return _intrinsic(builder, f"llvm.masked.{name}.{_type_name(vty)}.p0", fnty, args)
 
 
 @intrinsic
 def lanes_of(typingctx, arr):
     """Numbers per vector for arr's dtype (4 for float64, 8 for float32), a compile-time constant."""
+    _check_rows("lanes_of", arr, types.none)
     lanes = _vec_type(arr.dtype).lanes
 
     def codegen(context, builder, sig, args):
@@ -84,6 +111,7 @@ def lanes_of(typingctx, arr):
 def vload(typingctx, arr, row, col, count):
     """arr[row, col:col + lanes] of a 2-D array with contiguous rows, as a Vec. ``count`` None
     loads all lanes; an int loads the first ``count`` (the rest are 0) and reads nothing past them."""
+    _check_rows("vload", arr, count)
     vec = _vec_type(arr.dtype)
 
     def codegen(context, builder, sig, args):
@@ -94,7 +122,7 @@ def vload(typingctx, arr, row, col, count):
             return builder.load(ptr, align=align)
         mask = _first_lanes(builder, vec.lanes, args[3])
         fnty = ir.FunctionType(vty, [ptr.type, ir.IntType(32), mask.type, vty])
-        return _masked(builder, vec, "load", fnty, [ptr, ir.Constant(ir.IntType(32), align), mask,
+        return _masked(builder, "load", vty, fnty, [ptr, ir.Constant(ir.IntType(32), align), mask,
                                                     ir.Constant(vty, None)])
 
     return vec(arr, row, col, count), codegen
@@ -103,6 +131,10 @@ def vload(typingctx, arr, row, col, count):
 @intrinsic
 def vstore(typingctx, arr, row, col, value, count):
     """arr[row, col:col + lanes] = value; ``count`` as in ``vload`` (an int writes the first lanes only)."""
+    _check_rows("vstore", arr, count)
+    if value != _vec_type(arr.dtype):
+        raise TypingError(f"vstore: a {value} does not fit a row of {arr}")
+
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(value)
         ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1], args[2]), vty.as_pointer())
@@ -112,7 +144,7 @@ def vstore(typingctx, arr, row, col, value, count):
         else:
             mask = _first_lanes(builder, value.lanes, args[4])
             fnty = ir.FunctionType(ir.VoidType(), [vty, ptr.type, ir.IntType(32), mask.type])
-            _masked(builder, value, "store", fnty, [args[3], ptr, ir.Constant(ir.IntType(32), align), mask])
+            _masked(builder, "store", vty, fnty, [args[3], ptr, ir.Constant(ir.IntType(32), align), mask])
         return context.get_dummy_value()
 
     return types.void(arr, row, col, value, count), codegen
@@ -121,17 +153,28 @@ def vstore(typingctx, arr, row, col, value, count):
 @intrinsic
 def vfma(typingctx, a, s, acc):
     """acc + a * s lane by lane, s a scalar (cast to the vector's dtype)."""
-    if not isinstance(a, Vec) or a != acc:
-        return None
+    if not isinstance(a, Vec) or a != acc or not isinstance(s, (types.Float, types.Integer)):
+        raise TypingError(f"vfma: needs two equal vectors and a number, got {a}, {s}, {acc}")
 
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(a)
         scalar = _splat(builder, vty, a.lanes, context.cast(builder, args[1], s, a.dtype))
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vty, [vty] * 3),
-                                            f"llvm.fmuladd.{_suffix(a)}")
-        return builder.call(fn, [args[0], scalar, args[2]])
+        return _fmuladd(builder, vty, [args[0], scalar, args[2]])
 
     return a(a, s, acc), codegen
+
+
+@intrinsic
+def sfma(typingctx, a, s, acc):
+    """acc + a * s for numbers of acc's float dtype (a and s cast to it): one lane of ``vfma``."""
+    if not isinstance(acc, types.Float) or not all(isinstance(v, (types.Float, types.Integer)) for v in (a, s)):
+        raise TypingError(f"sfma: needs numbers and a float accumulator, got {a}, {s}, {acc}")
+
+    def codegen(context, builder, sig, args):
+        a_, s_ = (context.cast(builder, v, t, acc) for v, t in zip(args[:2], (a, s)))
+        return _fmuladd(builder, context.get_value_type(acc), [a_, s_, args[2]])
+
+    return acc(a, s, acc), codegen
 
 
 if config.DISABLE_JIT:
@@ -153,3 +196,6 @@ if config.DISABLE_JIT:
 
     def vfma(a, s, acc):
         return acc + a * a.dtype.type(s)
+
+    def sfma(a, s, acc):
+        return acc + type(acc)(a) * type(acc)(s)

@@ -1,4 +1,8 @@
 """The Numba kernels against the NumPy reference, one update at a time from the same state."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -240,3 +244,12 @@ def test_matmul_add_is_accurate_and_each_row_independent_of_the_others(dtype):
             row = start[t:t + 1].copy()
             kernels.matmul_add(row, coef[t:t + 1], A)
             assert np.array_equal(row[0], out[t]), (T, J, L, t)
+
+
+def test_matmul_add_runs_as_python_too():
+    # with the JIT disabled the vector intrinsics are NumPy functions: the test above passes there too
+    test = f"{__file__}::test_matmul_add_is_accurate_and_each_row_independent_of_the_others"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+                            capture_output=True, text=True, env=dict(os.environ, NUMBA_DISABLE_JIT="1"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
