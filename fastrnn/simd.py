@@ -90,8 +90,8 @@ def _first_lanes(builder, lanes, count):
 
 
 def _masked(builder, name, vty, fnty, args):
-    """llvm.masked.load or .store, named for opaque pointers (".p0"): LLVM 15 and later, which
-    every numba this package supports is built with."""
+    """llvm.masked.load or .store, named for opaque pointers (".p0"), as the LLVM of the numba
+    releases this package requires (0.68 and later) expects."""
     return _intrinsic(builder, f"llvm.masked.{name}.{_type_name(vty)}.p0", fnty, args)
 
 
