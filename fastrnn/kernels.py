@@ -12,6 +12,7 @@ Every matrix product goes through ``matmul_add``, which sums each element in one
 so a stream's numbers do not depend on how many streams are computed with it.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -188,14 +189,22 @@ def _rows(out, coef, A, first):
 # math library, so math.exp / math.tanh are scalar calls of ~5 and ~10 ns, a sixth of a step.
 # Each comes in the precision of its workspace, float64 or float32 (eight lanes to a vector and
 # half the polynomial: about 4x faster), accurate to a few ulp of that precision (tests compare
-# them with NumPy). ``_exp_kernel`` and ``_tanh_kernel`` build one per dtype from these figures:
-#   mantissa bits, integer view, clamp of x (the result stays a normal number), ln 2 split so
-#   that k * hi is exact (fdlibm, Cephes), Taylor degree for |r| <= ln2 / 2, Taylor terms of tanh
-#   for |x| < 0.25 (above: 1 - 2 / (exp(2|x|) + 1)).
+# them with NumPy). ``_exp_kernel`` and ``_tanh_kernel`` build one per dtype from its figures.
+class ExpTanhFigures(NamedTuple):
+    mantissa_bits: int
+    int_dtype: type  # the integer view of the float, for the exponent-bit trick
+    lo: float  # x is clamped to [lo, hi], where exp(x) is a normal number
+    hi: float
+    ln2_hi: float  # ln 2 split so that k * ln2_hi is exact (fdlibm, Cephes)
+    ln2_lo: float
+    exp_degree: int  # Taylor degree of exp(r) for |r| <= ln2 / 2
+    tanh_terms: int  # odd Taylor terms of tanh for |x| < TANH_SMALL (above: 1 - 2 / (exp(2|x|) + 1))
+
+
 EXP_TANH_FIGURES = {
-    np.dtype(np.float64): (52, np.int64, -708.0, 709.0, 6.93147180369123816490e-01, 1.90821492927058770002e-10,
-                           13, 12),
-    np.dtype(np.float32): (23, np.int32, -86.0, 88.0, 0.693359375, -2.12194440e-4, 7, 5),
+    np.dtype(np.float64): ExpTanhFigures(52, np.int64, -708.0, 709.0, 6.93147180369123816490e-01,
+                                         1.90821492927058770002e-10, 13, 12),
+    np.dtype(np.float32): ExpTanhFigures(23, np.int32, -86.0, 88.0, 0.693359375, -2.12194440e-4, 7, 5),
 }
 TANH_SMALL = 0.25
 
@@ -213,10 +222,10 @@ def _tanh_taylor(n_terms):
 def _exp_kernel(dtype):
     """exp_into for workspaces of ``dtype``: every constant is of that dtype, so the arithmetic is."""
     mantissa_bits, int_dtype, lo, hi, ln2_hi, ln2_lo, degree, _ = EXP_TANH_FIGURES[dtype]
-    mantissa_bits = int_dtype(mantissa_bits)
+    mantissa_bits = int_dtype(mantissa_bits)  # integers of the float's width: full vectors
     f = dtype.type
     magic = f(1.5 * 2.0 ** mantissa_bits)  # x + magic rounds x to an integer kept in the low bits
-    magic_bits = np.array(magic).view(int_dtype)[()]  # integers of the float's width: full vectors
+    magic_bits = np.array(magic).view(int_dtype)[()]
     log2e, ln2_hi, ln2_lo, lo, hi, zero = f(1.4426950408889634), f(ln2_hi), f(ln2_lo), f(lo), f(hi), f(0.0)
     coeffs = tuple(f(1.0 / math.factorial(k)) for k in range(degree, -1, -1))
 
@@ -242,7 +251,7 @@ def _exp_kernel(dtype):
 def _tanh_kernel(dtype):
     """tanh_inplace for workspaces of ``dtype``."""
     f = dtype.type
-    coeffs = tuple(f(c) for c in _tanh_taylor(EXP_TANH_FIGURES[dtype][-1]))
+    coeffs = tuple(f(c) for c in _tanh_taylor(EXP_TANH_FIGURES[dtype].tanh_terms))
     small_limit, zero, one, two = f(TANH_SMALL), f(0.0), f(1.0), f(2.0)
 
     def tanh_inplace(a, work):
