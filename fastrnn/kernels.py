@@ -304,27 +304,24 @@ def _workspace_dtype(name, dtype, *others):
     return dtype
 
 
-def _py_func(kernel):
-    return getattr(kernel, "py_func", kernel)  # a plain function when the JIT is disabled
-
-
 # In kernels, each call compiles to the version for its workspace's dtype (not cached on its
 # own: the kernels that call it carry it in their cached code).
-@overload(exp_into, jit_options=UNCACHED)
-def _exp_into_compiled(out, x, work):
+def _compiled_version(versions, name, *arrays):
     try:
-        return _py_func(_EXP[_workspace_dtype("exp_into", np.dtype(as_dtype(out.dtype)),
-                                              np.dtype(as_dtype(work.dtype)))])
+        dtype = _workspace_dtype(name, *(np.dtype(as_dtype(a.dtype)) for a in arrays))
     except TypeError as e:
         raise TypingError(str(e)) from None
+    return versions[dtype].py_func
+
+
+@overload(exp_into, jit_options=UNCACHED)
+def _exp_into_compiled(out, x, work):
+    return _compiled_version(_EXP, "exp_into", out, work)
 
 
 @overload(tanh_inplace, jit_options=UNCACHED)
 def _tanh_inplace_compiled(a, work):
-    try:
-        return _py_func(_TANH[_workspace_dtype("tanh_inplace", np.dtype(as_dtype(work.dtype)))])
-    except TypeError as e:
-        raise TypingError(str(e)) from None
+    return _compiled_version(_TANH, "tanh_inplace", work)
 
 
 def scratch_shape(rows, m, K):
