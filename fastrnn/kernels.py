@@ -15,12 +15,12 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 from numba.core.errors import TypingError
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from .simd import lanes_of, sfma, vfma, vload, vstore
+from .simd import lanes_of, vfma, vload, vstore
 
 # Fused multiply-add only: no flag that assumes away NaN or infinity, and no reordering of sums.
 FASTMATH = {"contract"}
@@ -68,21 +68,65 @@ def matmul_add(out, coef, A):
     """out (T, L) += coef (T, J) @ A (J, L), of one float dtype; out and A with contiguous rows,
     coef any strides.
 
-    Register tiles of explicit vectors (``simd``): 4 rows x 2 vectors of out stay in registers
-    while j runs over all of J, so each vector of A loaded feeds 4 rows and each coefficient 2
-    vectors (1.3-2x the GFLOP/s of loops LLVM vectorises by itself). Columns past the last
-    whole vector go through masked loads. The rows left over, and all rows when T < 4, go
-    through ``_rows``.
+    Register tiles of explicit vectors (``simd``): 4 rows x 3 vectors of out (float64; 4 x 2 in
+    float32) stay in registers while j runs over all of J, so each vector of A loaded feeds 4
+    rows and each coefficient 2 or 3 vectors (1.3-2x the GFLOP/s of loops LLVM vectorises by
+    itself). Columns past the last whole vector go through masked loads. The rows left over,
+    and all rows when T < 4, go through ``_rows``.
 
     Every element, on every path, is out[t, i] + coef[t, 0] A[0, i] + ... summed in order of j,
-    each step the same ``llvm.fmuladd`` (``simd.vfma`` or ``simd.sfma``): a row of out comes out
-    the same bit for bit whatever T is and wherever the row sits, so G streams computed
-    together equal each stream alone.
+    each step the same ``llvm.fmuladd`` (``simd.vfma``): a row of out comes out the same bit
+    for bit whatever T is and wherever the row sits, so G streams computed together equal each
+    stream alone.
     """
-    T, L = out.shape
+    tiled = out.shape[0] - out.shape[0] % 4
+    _tiles(out, coef, A, tiled)
+    _rows(out, coef, A, tiled)
+
+
+def _tiles(out, coef, A, tiled):
+    """Rows 0..tiled-1 (a multiple of 4) of ``matmul_add`` in register tiles: 3 vectors wide in
+    float64 and 2 in float32, the faster width for each (by about 10% on the shapes training
+    uses). Inside kernels, each dtype compiles its own width only."""
+    first = _tiles_3wide(out, coef, A, tiled) if out.dtype == np.float64 else 0
+    _tiles_2wide(out, coef, A, tiled, first)
+
+
+@overload(_tiles, jit_options=UNCACHED)
+def _tiles_compiled(out, coef, A, tiled):
+    if out.dtype == types.float64:
+        def tiles_3wide_then_2wide(out, coef, A, tiled):
+            _tiles_2wide(out, coef, A, tiled, _tiles_3wide(out, coef, A, tiled))
+        return tiles_3wide_then_2wide
+
+    def tiles_2wide(out, coef, A, tiled):
+        _tiles_2wide(out, coef, A, tiled, 0)
+    return tiles_2wide
+
+
+@njit(inline="always")
+def _tiles_3wide(out, coef, A, tiled):
+    """The tiled rows in 4 x 3 tiles while more than 2 vectors of columns are left; returns the
+    first column not done."""
     V = lanes_of(out)
-    tiled = T - T % 4
-    for i in range(0, L, 2 * V):
+    L = out.shape[1]
+    i = 0
+    while L - i > 2 * V:
+        for t in range(0, tiled, 4):
+            if L - i >= 3 * V:
+                _tile_4x3(out, coef, A, t, i, None)
+            else:
+                _tile_4x3(out, coef, A, t, i, L - i - 2 * V)
+        i += 3 * V
+    return i
+
+
+@njit(inline="always")
+def _tiles_2wide(out, coef, A, tiled, first):
+    """Columns first.. of the tiled rows in 4 x 2 tiles, and a 4 x 1 tile for one vector or less."""
+    V = lanes_of(out)
+    L = out.shape[1]
+    for i in range(first, L, 2 * V):
         width = min(2 * V, L - i)
         for t in range(0, tiled, 4):
             if width == 2 * V:
@@ -91,7 +135,6 @@ def matmul_add(out, coef, A):
                 _tile_4x2(out, coef, A, t, i, width - V)
             else:
                 _tile_4x1(out, coef, A, t, i, width)
-    _rows(out, coef, A, tiled)
 
 
 @njit(inline="always")
@@ -107,6 +150,32 @@ def _matmul_add_transposed(out, X, A):
         matmul_add(out, XT, A)
     else:
         matmul_add(out, X.T, A)
+
+
+@njit(inline="always")
+def _tile_4x3(out, coef, A, t, i, last):
+    """Rows t..t+3, columns i..i+3V of ``matmul_add``; the third vector's first ``last``
+    columns only, unless ``last`` is None."""
+    V = lanes_of(out)
+    W = 2 * V
+    o00, o01, o02 = vload(out, t, i, None), vload(out, t, i + V, None), vload(out, t, i + W, last)
+    o10, o11, o12 = vload(out, t + 1, i, None), vload(out, t + 1, i + V, None), vload(out, t + 1, i + W, last)
+    o20, o21, o22 = vload(out, t + 2, i, None), vload(out, t + 2, i + V, None), vload(out, t + 2, i + W, last)
+    o30, o31, o32 = vload(out, t + 3, i, None), vload(out, t + 3, i + V, None), vload(out, t + 3, i + W, last)
+    for j in range(A.shape[0]):
+        a0, a1, a2 = vload(A, j, i, None), vload(A, j, i + V, None), vload(A, j, i + W, last)
+        c = coef[t, j]
+        o00, o01, o02 = vfma(a0, c, o00), vfma(a1, c, o01), vfma(a2, c, o02)
+        c = coef[t + 1, j]
+        o10, o11, o12 = vfma(a0, c, o10), vfma(a1, c, o11), vfma(a2, c, o12)
+        c = coef[t + 2, j]
+        o20, o21, o22 = vfma(a0, c, o20), vfma(a1, c, o21), vfma(a2, c, o22)
+        c = coef[t + 3, j]
+        o30, o31, o32 = vfma(a0, c, o30), vfma(a1, c, o31), vfma(a2, c, o32)
+    vstore(out, t, i, o00, None), vstore(out, t, i + V, o01, None), vstore(out, t, i + W, o02, last)
+    vstore(out, t + 1, i, o10, None), vstore(out, t + 1, i + V, o11, None), vstore(out, t + 1, i + W, o12, last)
+    vstore(out, t + 2, i, o20, None), vstore(out, t + 2, i + V, o21, None), vstore(out, t + 2, i + W, o22, last)
+    vstore(out, t + 3, i, o30, None), vstore(out, t + 3, i + V, o31, None), vstore(out, t + 3, i + W, o32, last)
 
 
 @njit(inline="always")
@@ -156,33 +225,50 @@ def _tile_4x1(out, coef, A, t, i, count):
 @njit(inline="always")
 def _rows(out, coef, A, first):
     """Rows first..T-1 of ``matmul_add`` as sums of scaled rows of A, eight rows of A per pass
-    over an output row: each pass carries 25 independent vectors at L = 100, where a register
-    tile of one row would carry a few (1.1-1.7x faster at T = 1). The sum of each element is
-    still in order of j, with the tiles' multiply-add, so these rows equal the tiled ones bit
-    for bit."""
-    T, L = out.shape
+    over an output row (then one at a time): each pass carries ceil(L / lanes) independent
+    vectors, where a register tile of one row would carry a few (1.1-1.7x faster at T = 1).
+    The sum of each element is still in order of j, with the tiles' multiply-add, so these
+    rows equal the tiled ones bit for bit."""
+    T = out.shape[0]
     J = A.shape[0]
+    V = lanes_of(out)
+    L = out.shape[1]
+    whole = L - L % V
     j = 0
     while j + 8 <= J:
-        a0, a1, a2, a3 = A[j], A[j + 1], A[j + 2], A[j + 3]
-        a4, a5, a6, a7 = A[j + 4], A[j + 5], A[j + 6], A[j + 7]
         for t in range(first, T):
             c = coef[t]
-            o = out[t]
-            c0, c1, c2, c3 = c[j], c[j + 1], c[j + 2], c[j + 3]
-            c4, c5, c6, c7 = c[j + 4], c[j + 5], c[j + 6], c[j + 7]
-            for i in range(L):
-                o[i] = sfma(a7[i], c7, sfma(a6[i], c6, sfma(a5[i], c5, sfma(a4[i], c4, sfma(
-                    a3[i], c3, sfma(a2[i], c2, sfma(a1[i], c1, sfma(a0[i], c0, o[i]))))))))
+            c0, c1, c2, c3, c4, c5, c6, c7 = c[j], c[j + 1], c[j + 2], c[j + 3], c[j + 4], c[j + 5], c[j + 6], c[j + 7]
+            for i in range(0, whole, V):
+                vstore(out, t, i, _eight_terms(out, A, t, j, i, None, c0, c1, c2, c3, c4, c5, c6, c7), None)
+            if whole < L:
+                vstore(out, t, whole, _eight_terms(out, A, t, j, whole, L - whole, c0, c1, c2, c3, c4, c5, c6, c7),
+                       L - whole)
         j += 8
     while j < J:
-        aj = A[j]
         for t in range(first, T):
-            cj = coef[t, j]
-            o = out[t]
-            for i in range(L):
-                o[i] = sfma(aj[i], cj, o[i])
+            c = coef[t, j]
+            for i in range(0, whole, V):
+                vstore(out, t, i, vfma(vload(A, j, i, None), c, vload(out, t, i, None)), None)
+            if whole < L:
+                vstore(out, t, whole, vfma(vload(A, j, whole, L - whole), c, vload(out, t, whole, L - whole)),
+                       L - whole)
         j += 1
+
+
+@njit(inline="always")
+def _eight_terms(out, A, t, j, i, count, c0, c1, c2, c3, c4, c5, c6, c7):
+    """out[t, i:i+lanes] + c0 A[j, i:i+lanes] + ... + c7 A[j+7, i:i+lanes], in that order, as a
+    vector: explicit vectors, so no run-time overlap checks and a masked tail rather than a
+    scalar loop."""
+    o = vfma(vload(A, j, i, count), c0, vload(out, t, i, count))
+    o = vfma(vload(A, j + 1, i, count), c1, o)
+    o = vfma(vload(A, j + 2, i, count), c2, o)
+    o = vfma(vload(A, j + 3, i, count), c3, o)
+    o = vfma(vload(A, j + 4, i, count), c4, o)
+    o = vfma(vload(A, j + 5, i, count), c5, o)
+    o = vfma(vload(A, j + 6, i, count), c6, o)
+    return vfma(vload(A, j + 7, i, count), c7, o)
 
 
 # exp and tanh as plain arithmetic that LLVM vectorises: the pip build of llvmlite has no vector

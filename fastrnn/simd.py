@@ -7,10 +7,10 @@ vector (``<4 x double>``, ``<8 x float>``: 256 bits, an AVX2 register), so a til
 in registers. Machines with narrower registers get the same results through LLVM's splitting
 of wide vectors.
 
-``vfma`` (a lane) and ``sfma`` (a scalar) both compute ``acc + a * s`` with ``llvm.fmuladd``,
-fused where the CPU has FMA, so a sum written with vectors and the same sum written as a scalar
-loop round alike. With NUMBA_DISABLE_JIT=1 the same names are plain NumPy functions (at the end
-of this module), unfused, so the kernels still run as Python.
+``vfma`` computes ``acc + a * s`` with ``llvm.fmuladd``, fused where the CPU has FMA, on every
+path of ``matmul_add``, so that its paths round alike. With NUMBA_DISABLE_JIT=1 the same
+names are plain NumPy functions (at the end of this module), unfused, so the kernels still run
+as Python.
 
 Numba's on-disk cache notices changes to a kernel's own file only: after editing this module,
 delete the ``__pycache__`` of the package so that kernels are compiled again.
@@ -164,19 +164,6 @@ def vfma(typingctx, a, s, acc):
     return a(a, s, acc), codegen
 
 
-@intrinsic
-def sfma(typingctx, a, s, acc):
-    """acc + a * s for numbers of acc's float dtype (a and s cast to it): one lane of ``vfma``."""
-    if not isinstance(acc, types.Float) or not all(isinstance(v, (types.Float, types.Integer)) for v in (a, s)):
-        raise TypingError(f"sfma: needs numbers and a float accumulator, got {a}, {s}, {acc}")
-
-    def codegen(context, builder, sig, args):
-        a_, s_ = (context.cast(builder, v, t, acc) for v, t in zip(args[:2], (a, s)))
-        return _fmuladd(builder, context.get_value_type(acc), [a_, s_, args[2]])
-
-    return acc(a, s, acc), codegen
-
-
 if config.DISABLE_JIT:
     # The kernels run as plain Python (NUMBA_DISABLE_JIT=1): the same operations on small NumPy
     # arrays, unfused, as the scalar kernels were when run as Python.
@@ -196,6 +183,3 @@ if config.DISABLE_JIT:
 
     def vfma(a, s, acc):
         return acc + a * a.dtype.type(s)
-
-    def sfma(a, s, acc):
-        return acc + type(acc)(a) * type(acc)(s)

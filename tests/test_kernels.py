@@ -225,7 +225,8 @@ def test_vectorised_exp_and_tanh_are_accurate(dtype, low, high, exp_rtol, tanh_r
 def test_matmul_add_is_accurate_and_each_row_independent_of_the_others(dtype):
     rng = np.random.default_rng(0)
     eps = np.finfo(dtype).eps
-    for T, J, L in [(1, 1, 1), (1, 100, 100), (2, 9, 3), (3, 17, 7), (4, 8, 8), (5, 25, 13), (7, 3, 16),
+    for T, J, L in [(1, 1, 1), (1, 100, 100), (2, 9, 3), (3, 17, 7), (2, 7, 5), (4, 8, 8), (5, 25, 13), (7, 3, 16),
+                    (6, 12, 24), (4, 20, 27),
                     (8, 100, 100), (9, 33, 17), (25, 100, 80), (12, 5, 67)]:
         coef = rng.normal(size=(J, T)).astype(dtype).T  # strided, as the backward passes it
         A = rng.normal(size=(J, L)).astype(dtype)
