@@ -106,17 +106,14 @@ def _tiles_compiled(out, coef, A, tiled):
 
 @njit(inline="always")
 def _tiles_3wide(out, coef, A, tiled):
-    """The tiled rows in 4 x 3 tiles while more than 2 vectors of columns are left; returns the
-    first column not done."""
+    """The tiled rows in 4 x 3 tiles of whole vectors; returns the first column not done (fewer
+    than 3 vectors of columns go to ``_tiles_2wide``: one shape of tile less to compile)."""
     V = lanes_of(out)
     L = out.shape[1]
     i = 0
-    while L - i > 2 * V:
+    while L - i >= 3 * V:
         for t in range(0, tiled, 4):
-            if L - i >= 3 * V:
-                _tile_4x3(out, coef, A, t, i, None)
-            else:
-                _tile_4x3(out, coef, A, t, i, L - i - 2 * V)
+            _tile_4x3(out, coef, A, t, i)
         i += 3 * V
     return i
 
@@ -153,17 +150,16 @@ def _matmul_add_transposed(out, X, A):
 
 
 @njit(inline="always")
-def _tile_4x3(out, coef, A, t, i, last):
-    """Rows t..t+3, columns i..i+3V of ``matmul_add``; the third vector's first ``last``
-    columns only, unless ``last`` is None."""
+def _tile_4x3(out, coef, A, t, i):
+    """Rows t..t+3, columns i..i+3V of ``matmul_add``."""
     V = lanes_of(out)
     W = 2 * V
-    o00, o01, o02 = vload(out, t, i, None), vload(out, t, i + V, None), vload(out, t, i + W, last)
-    o10, o11, o12 = vload(out, t + 1, i, None), vload(out, t + 1, i + V, None), vload(out, t + 1, i + W, last)
-    o20, o21, o22 = vload(out, t + 2, i, None), vload(out, t + 2, i + V, None), vload(out, t + 2, i + W, last)
-    o30, o31, o32 = vload(out, t + 3, i, None), vload(out, t + 3, i + V, None), vload(out, t + 3, i + W, last)
+    o00, o01, o02 = vload(out, t, i, None), vload(out, t, i + V, None), vload(out, t, i + W, None)
+    o10, o11, o12 = vload(out, t + 1, i, None), vload(out, t + 1, i + V, None), vload(out, t + 1, i + W, None)
+    o20, o21, o22 = vload(out, t + 2, i, None), vload(out, t + 2, i + V, None), vload(out, t + 2, i + W, None)
+    o30, o31, o32 = vload(out, t + 3, i, None), vload(out, t + 3, i + V, None), vload(out, t + 3, i + W, None)
     for j in range(A.shape[0]):
-        a0, a1, a2 = vload(A, j, i, None), vload(A, j, i + V, None), vload(A, j, i + W, last)
+        a0, a1, a2 = vload(A, j, i, None), vload(A, j, i + V, None), vload(A, j, i + W, None)
         c = coef[t, j]
         o00, o01, o02 = vfma(a0, c, o00), vfma(a1, c, o01), vfma(a2, c, o02)
         c = coef[t + 1, j]
@@ -172,10 +168,10 @@ def _tile_4x3(out, coef, A, t, i, last):
         o20, o21, o22 = vfma(a0, c, o20), vfma(a1, c, o21), vfma(a2, c, o22)
         c = coef[t + 3, j]
         o30, o31, o32 = vfma(a0, c, o30), vfma(a1, c, o31), vfma(a2, c, o32)
-    vstore(out, t, i, o00, None), vstore(out, t, i + V, o01, None), vstore(out, t, i + W, o02, last)
-    vstore(out, t + 1, i, o10, None), vstore(out, t + 1, i + V, o11, None), vstore(out, t + 1, i + W, o12, last)
-    vstore(out, t + 2, i, o20, None), vstore(out, t + 2, i + V, o21, None), vstore(out, t + 2, i + W, o22, last)
-    vstore(out, t + 3, i, o30, None), vstore(out, t + 3, i + V, o31, None), vstore(out, t + 3, i + W, o32, last)
+    vstore(out, t, i, o00, None), vstore(out, t, i + V, o01, None), vstore(out, t, i + W, o02, None)
+    vstore(out, t + 1, i, o10, None), vstore(out, t + 1, i + V, o11, None), vstore(out, t + 1, i + W, o12, None)
+    vstore(out, t + 2, i, o20, None), vstore(out, t + 2, i + V, o21, None), vstore(out, t + 2, i + W, o22, None)
+    vstore(out, t + 3, i, o30, None), vstore(out, t + 3, i + V, o31, None), vstore(out, t + 3, i + W, o32, None)
 
 
 @njit(inline="always")
