@@ -339,6 +339,7 @@ def main(argv=None) -> dict:
         "peak_gflops_one_core": peak, "flops_per_char": fpc,
         "fraction_of_peak": {d: float(np.median(results[d])) * fpc / (peak * 1e9) for d in ("float64", "float32")},
         "epoch_seconds_float64": book.shape[0] / float(np.median(results["float64"])),
+        "epoch_seconds_float32": book.shape[0] / float(np.median(results["float32"])),
     }
     if not args.skip_startup:
         with tempfile.TemporaryDirectory() as tmp:
@@ -382,7 +383,8 @@ def print_table(rep: dict) -> None:
     print(f"one core's peak (float64 matmul): {rep['peak_gflops_one_core']:.1f} GFLOP/s; "
           f"{rep['flops_per_char']:,} flops/char; fraction reached: float64 "
           f"{rep['fraction_of_peak']['float64']:.0%}, float32 {rep['fraction_of_peak']['float32']:.0%}")
-    print(f"one epoch of this book in float64: {rep['epoch_seconds_float64']:.1f} s")
+    print(f"one epoch of this book, one stream: {rep['epoch_seconds_float64']:.1f} s in float64, "
+          f"{rep['epoch_seconds_float32']:.1f} s in float32 (training time)")
     s = rep.get("startup")
     if s:
         print(f"compile: cold {s['cold_compile_s']:.1f} s, warm (cache) {s['warm_compile_s']:.2f} s; "

@@ -28,6 +28,9 @@ def test_suite_writes_a_report(tmp_path, capsys):
     for key in ("reference", "float64", "float32", "sample_reference", "sample_kernel"):
         assert np.isfinite(saved["chars_per_s"][key]["median"]) and saved["chars_per_s"][key]["median"] > 0
     assert report["ratios"]["float64_vs_reference"]["median"] > 0
+    for dtype in ("float64", "float32"):  # an epoch is the book's length at the median speed
+        epoch = saved["book_chars"] / saved["chars_per_s"][dtype]["median"]
+        assert np.isclose(saved[f"epoch_seconds_{dtype}"], epoch)
     assert "kernels float64" in capsys.readouterr().out
 
 
