@@ -166,7 +166,7 @@ def vfma(typingctx, a, s, acc):
 
 if config.DISABLE_JIT:
     # The kernels run as plain Python (NUMBA_DISABLE_JIT=1): the same operations on small NumPy
-    # arrays, unfused, as the scalar kernels were when run as Python.
+    # arrays, unfused, on every path alike.
     def lanes_of(arr):
         return VECTOR_BITS // (8 * arr.dtype.itemsize)
 
