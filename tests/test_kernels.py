@@ -247,8 +247,8 @@ def test_matmul_add_is_accurate_and_each_row_independent_of_the_others(dtype):
             assert np.array_equal(row[0], out[t]), (T, J, L, t)
 
 
-# Run in a child process: a read or write past the end of a row hits a page the process may not
-# touch, and the crash must fail this test rather than end the test run.
+# Run in a child process: a read or write past the end of the last row hits a page the process
+# may not touch, and the crash must fail this test rather than end the test run.
 GUARDED_MATMUL = """
 import ctypes, mmap
 import numpy as np
