@@ -153,13 +153,13 @@ def _matmul_add_transposed(out, X, A):
 def _tile_4x3(out, coef, A, t, i):
     """Rows t..t+3, columns i..i+3V of ``matmul_add``."""
     V = lanes_of(out)
-    W = 2 * V
-    o00, o01, o02 = vload(out, t, i, None), vload(out, t, i + V, None), vload(out, t, i + W, None)
-    o10, o11, o12 = vload(out, t + 1, i, None), vload(out, t + 1, i + V, None), vload(out, t + 1, i + W, None)
-    o20, o21, o22 = vload(out, t + 2, i, None), vload(out, t + 2, i + V, None), vload(out, t + 2, i + W, None)
-    o30, o31, o32 = vload(out, t + 3, i, None), vload(out, t + 3, i + V, None), vload(out, t + 3, i + W, None)
+    V2 = 2 * V  # offset of the third vector
+    o00, o01, o02 = vload(out, t, i, None), vload(out, t, i + V, None), vload(out, t, i + V2, None)
+    o10, o11, o12 = vload(out, t + 1, i, None), vload(out, t + 1, i + V, None), vload(out, t + 1, i + V2, None)
+    o20, o21, o22 = vload(out, t + 2, i, None), vload(out, t + 2, i + V, None), vload(out, t + 2, i + V2, None)
+    o30, o31, o32 = vload(out, t + 3, i, None), vload(out, t + 3, i + V, None), vload(out, t + 3, i + V2, None)
     for j in range(A.shape[0]):
-        a0, a1, a2 = vload(A, j, i, None), vload(A, j, i + V, None), vload(A, j, i + W, None)
+        a0, a1, a2 = vload(A, j, i, None), vload(A, j, i + V, None), vload(A, j, i + V2, None)
         c = coef[t, j]
         o00, o01, o02 = vfma(a0, c, o00), vfma(a1, c, o01), vfma(a2, c, o02)
         c = coef[t + 1, j]
@@ -170,16 +170,16 @@ def _tile_4x3(out, coef, A, t, i):
         o30, o31, o32 = vfma(a0, c, o30), vfma(a1, c, o31), vfma(a2, c, o32)
     vstore(out, t, i, o00, None)
     vstore(out, t, i + V, o01, None)
-    vstore(out, t, i + W, o02, None)
+    vstore(out, t, i + V2, o02, None)
     vstore(out, t + 1, i, o10, None)
     vstore(out, t + 1, i + V, o11, None)
-    vstore(out, t + 1, i + W, o12, None)
+    vstore(out, t + 1, i + V2, o12, None)
     vstore(out, t + 2, i, o20, None)
     vstore(out, t + 2, i + V, o21, None)
-    vstore(out, t + 2, i + W, o22, None)
+    vstore(out, t + 2, i + V2, o22, None)
     vstore(out, t + 3, i, o30, None)
     vstore(out, t + 3, i + V, o31, None)
-    vstore(out, t + 3, i + W, o32, None)
+    vstore(out, t + 3, i + V2, o32, None)
 
 
 @njit(inline="always")
