@@ -125,10 +125,14 @@ def decoded_blocks(path: str, encoding: str):
         with open(path, "rb") as f:
             while True:
                 raw = f.read(BLOCK_BYTES)
+                # the decoder holds back the bytes of a character cut by the block's end; an error's
+                # position counts from the first of them
+                held = len(decoder.getstate()[0])
                 try:
                     text = decoder.decode(raw, final=not raw)
                 except UnicodeDecodeError as err:
-                    raise TextError(f"{path}: not valid {encoding} (byte {offset + err.start}: {err.reason}); "
+                    byte = offset - held + err.start
+                    raise TextError(f"{path}: not valid {encoding} (byte {byte}: {err.reason}); "
                                     f"pass --encoding if the file uses another encoding") from None
                 offset += len(raw)
                 if first and text:

@@ -91,6 +91,10 @@ def test_streaming_encoder_matches_whole_text_at_any_block_size(tmp_path, monkey
     bad.write_bytes("ok ü".encode() + b"\xff rest")
     with pytest.raises(TextError, match="byte 5"):
         load_book(bad)
+    # a character cut short and held back across a block boundary: counted from its first byte
+    bad.write_bytes("ok ü".encode() + b"\xe2\x82A rest")
+    with pytest.raises(TextError, match="byte 5:"):
+        load_book(bad)
 
 
 def test_large_text_is_encoded_in_bounded_memory(tmp_path):
