@@ -37,12 +37,14 @@ SMOOTHING = 0.999
 
 @njit(**JIT)
 def param_views(flat, m, K):
-    """Views W (m, m), U (m, K), V (K, m), b (m,), c (K,) into a flat (P,) buffer."""
+    """Views W (m, m), UT (K, m), V (K, m), b (m,), c (K,) into a flat (P,) buffer. U is stored
+    transposed (``model.Layout``): row x of UT is the column U[:, x] that character x reads
+    and updates, contiguous."""
     o1 = m * m
-    o2 = o1 + m * K
+    o2 = o1 + K * m
     o3 = o2 + K * m
     o4 = o3 + m
-    return (flat[:o1].reshape((m, m)), flat[o1:o2].reshape((m, K)),
+    return (flat[:o1].reshape((m, m)), flat[o1:o2].reshape((K, m)),
             flat[o2:o3].reshape((K, m)), flat[o3:o4], flat[o4:o4 + K])
 
 
@@ -58,7 +60,7 @@ def transpose_into(out, a):
 def transposes_into(WT, VT, params, m, K):
     """WT (m, m), VT (m, K) written with W.T and V.T of flat params (P,): the layouts the
     forward products read row by row. Once per parameter change, however many chunks use them."""
-    W, U, V, b, c = param_views(params, m, K)
+    W, UT, V, b, c = param_views(params, m, K)
     transpose_into(WT, W)
     transpose_into(VT, V)
 
@@ -479,14 +481,14 @@ def softmax_rows(ps, scratch):
 
 
 @njit(**JIT)
-def rnn_forward_streams(hs, ps, WT, VT, scratch, wh, xs, ys, U, b, c):
+def rnn_forward_streams(hs, ps, WT, VT, scratch, wh, xs, ys, UT, b, c):
     """Forward pass of G streams over one chunk each, walked in step; returns the summed
     cross-entropy of all G chunks (float64, stream by stream, each summed over t).
 
     hs (n+1, G, m): row 0 read (each stream's h_prev), rows 1..n written with h_1..h_n.
     ps (n, G, K): written with p_t.   WT (m, m), VT (m, K): read, W.T and V.T (see ``transposes_into``).
     scratch ``scratch_shape(G, m, K)`` or wider, wh (G, m): workspaces.
-    xs, ys (G, n) int: each stream's input and target indices.   U, b, c: read.
+    xs, ys (G, n) int: each stream's input and target indices.   UT (K, m), b, c: read.
 
     Every product runs as ``matmul_add`` over all G streams at once, so each vector of W.T and
     V.T loaded serves several streams, and each stream's numbers go through exactly the
@@ -495,14 +497,13 @@ def rnn_forward_streams(hs, ps, WT, VT, scratch, wh, xs, ys, U, b, c):
     G, n = xs.shape
     m = WT.shape[0]
     K = VT.shape[1]
-    # b + U[:, x_t] for every stream and t: contiguous writes, strided reads of U (a column of
-    # U at a time is 1.5-4x faster than a row of U at a time, which scatters the writes)
+    # b + U[:, x_t] for every stream and t: row x_t of UT, contiguous
     for t in range(n):
         for s in range(G):
-            x = xs[s, t]
+            u = UT[xs[s, t]]
             h = hs[t + 1, s]
             for i in range(m):
-                h[i] = b[i] + U[i, x]
+                h[i] = b[i] + u[i]
     for t in range(n):
         # h_t = tanh(sum_j W[:, j] h_{t-1}[j] + (b + U[:, x_t])) for every stream, summed in the
         # order ``sample_chars`` uses, so that sampling carries on exactly the h training computes
@@ -527,20 +528,21 @@ def rnn_forward_streams(hs, ps, WT, VT, scratch, wh, xs, ys, U, b, c):
 
 
 @njit(**JIT)
-def rnn_forward(hs, ps, WT, VT, scratch, wh, x, y, U, b, c):
+def rnn_forward(hs, ps, WT, VT, scratch, wh, x, y, UT, b, c):
     """``rnn_forward_streams`` of one stream: hs (n+1, m), ps (n, K), wh (m,), x, y (n,); scratch
     ``scratch_shape(1, m, K)`` or wider. Returns the chunk's summed cross-entropy."""
     n, m = ps.shape[0], hs.shape[1]
     return rnn_forward_streams(hs.reshape((n + 1, 1, m)), ps.reshape((n, 1, ps.shape[1])), WT, VT, scratch,
-                               wh.reshape((1, m)), x[np.newaxis, :], y[np.newaxis, :], U, b, c)
+                               wh.reshape((1, m)), x[np.newaxis, :], y[np.newaxis, :], UT, b, c)
 
 
 @njit(**JIT)
-def rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
+def rnn_backward_streams(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
     """Backward pass over the G chunks that ``rnn_forward_streams`` just ran; the gradients are
     the sums over all G chunks.
 
-    dW (m, m), dU (m, K), dV (K, m), db (m,), dc (K,): written with the raw gradients.
+    dW (m, m), dUT (K, m), dV (K, m), db (m,), dc (K,): written with the raw gradients (dUT
+    is dU transposed, as ``param_views`` lays U out).
     dh_out (n, G, m): workspace, written with V.T g_t and then with da_t.   dh_next (G, m): workspace.
     ps (n, G, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
     hs (n+1, G, m), xs, ys (G, n), W, V: read.
@@ -549,7 +551,7 @@ def rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W,
     m = W.shape[0]
     K = V.shape[0]
     dW[:] = 0.0
-    dU[:] = 0.0
+    dUT[:] = 0.0
     dV[:] = 0.0
     db[:] = 0.0
     dc[:] = 0.0
@@ -579,15 +581,15 @@ def rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W,
         if t > 0:  # backprop stops at the chunk's start: W^T da_0 is never used
             dh_next[:] = 0.0
             matmul_add(dh_next, da, W)
-    # dW = sum_t da_t h_{t-1}^T;  db = sum_t da_t;  dU[:, x_t] += da_t
+    # dW = sum_t da_t h_{t-1}^T;  db = sum_t da_t;  dU[:, x_t] += da_t (row x_t of dUT)
     _matmul_add_transposed(dW, da_rows, h_rows[:n * G])
     for t in range(n):
         for s in range(G):
             da = dh_out[t, s]
-            xt = xs[s, t]
+            du = dUT[xs[s, t]]
             for i in range(m):
                 db[i] += da[i]
-                dU[i, xt] += da[i]
+                du[i] += da[i]
 
 
 @njit(inline="always")
@@ -618,16 +620,33 @@ def adagrad_update_inplace(params, mem, grads, eta, eps, clip):
 
 
 @njit(**JIT)
+def adagrad_update_inplace_held(params, mem, grads, held, m, K, eta, eps, clip):
+    """``adagrad_update_inplace``, passing over each row x of UT (``param_views``) where
+    held[x] is False: the rows of characters no chunk of the update held as an input, whose
+    gradient the backward pass leaves exactly zero, and a zero gradient leaves a parameter and
+    its sum as they are. At K = 80 a chunk of 25 characters holds some 15-20 of them, so about
+    a quarter of all parameters is passed over.   held (K,) bool: read."""
+    o1 = m * m
+    start = 0  # W and the rows of UT since the last row passed over: one span, one loop
+    for x in range(K):
+        if not held[x]:
+            a = o1 + x * m
+            adagrad_update_inplace(params[start:a], mem[start:a], grads[start:a], eta, eps, clip)
+            start = a + m
+    adagrad_update_inplace(params[start:], mem[start:], grads[start:], eta, eps, clip)
+
+
+@njit(**JIT)
 def chunk_loss_and_grads_streams(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, xs, ys, params, m, K):
     """Summed loss and raw gradients of G chunks walked in step (``rnn_forward_streams``).
     grads (P,) written; hs[0] (G, m) read as the streams' h_prev; WT (m, m), VT (m, K) read: the
     ``transposes_into`` of params. hs (n+1, G, m), ps (n, G, K), dh_out (n, G, m), dh_next (G, m)
     and scratch ``scratch_shape(G, m, K)``: workspaces.   xs, ys (G, n) int: read."""
-    W, U, V, b, c = param_views(params, m, K)
-    dW, dU, dV, db, dc = param_views(grads, m, K)
+    W, UT, V, b, c = param_views(params, m, K)
+    dW, dUT, dV, db, dc = param_views(grads, m, K)
     # dh_next is free until the backward: the forward's W h workspace
-    loss = rnn_forward_streams(hs, ps, WT, VT, scratch, dh_next, xs, ys, U, b, c)
-    rnn_backward_streams(dW, dU, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V)
+    loss = rnn_forward_streams(hs, ps, WT, VT, scratch, dh_next, xs, ys, UT, b, c)
+    rnn_backward_streams(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V)
     return loss
 
 
@@ -650,7 +669,7 @@ def text_loss(hs, ps, WT, VT, scratch, wh, text, params, m, K):
     wh (m,): workspaces.
     text (N,) int: read.   params (P,): read.
     """
-    W, U, V, b, c = param_views(params, m, K)
+    W, UT, V, b, c = param_views(params, m, K)
     transposes_into(WT, VT, params, m, K)
     n = ps.shape[0]
     hs[0] = 0.0
@@ -659,7 +678,7 @@ def text_loss(hs, ps, WT, VT, scratch, wh, text, params, m, K):
     while pos < text.shape[0] - 1:
         L = min(n, text.shape[0] - 1 - pos)
         total += rnn_forward(hs[:L + 1], ps[:L], WT, VT, scratch, wh, text[pos:pos + L],
-                             text[pos + 1:pos + L + 1], U, b, c)
+                             text[pos + 1:pos + L + 1], UT, b, c)
         hs[0] = hs[L]
         pos += L
     return total
@@ -673,11 +692,13 @@ def smoothed(floats, loss):
 
 
 @njit(**JIT)
-def step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, clip):
+def step_and_keep_best(params, mem, grads, held, counters, floats, smooth, m, K, eta, eps, clip):
     """Record ``smooth`` as the run's smooth loss and apply the AdaGrad step; returns whether it
     is a new best, in which case the step writes into the other buffer of params and mem (2, P)
     so that the model that earned it stays intact (kept without copying anything), and
-    counters[BEST] names it. The caller records what else the best model needs."""
+    counters[BEST] names it. The caller records what else the best model needs.
+    held (K,) bool: the characters the update's chunks held as inputs (see
+    ``adagrad_update_inplace_held``; the step into the other buffer updates every row)."""
     cur = counters[CURRENT]
     dst = cur
     best = smooth < floats[BEST_SMOOTH]
@@ -687,13 +708,20 @@ def step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, c
         counters[BEST_UPDATE] = counters[UPDATE]
         dst = 1 - cur
     if dst == cur:
-        adagrad_update_inplace(params[cur], mem[cur], grads, eta, eps, clip)
+        adagrad_update_inplace_held(params[cur], mem[cur], grads, held, m, K, eta, eps, clip)
     else:
         adagrad_update(params[dst], mem[dst], params[cur], mem[cur], grads, eta, eps, clip)
     counters[CURRENT] = dst
     counters[UPDATE] += 1
     floats[SMOOTH] = smooth
     return best
+
+
+@njit(inline="always")
+def _mark_held(held, x):
+    """held[k] = True for each input k in x."""
+    for t in range(x.shape[0]):
+        held[x[t]] = True
 
 
 @njit(**JIT)
@@ -713,6 +741,7 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
     book (N_chars,) int: the encoded text.  n = hs.shape[0] - 1 is the chunk length.
     """
     n = hs.shape[0] - 1
+    held = np.zeros(K, dtype=np.bool_)
     for step in range(losses.shape[0]):
         pos = counters[POSITION]
         # fewer than n + 1 characters left: the epoch ends, start again with h = 0
@@ -727,7 +756,9 @@ def train_chunks(losses, smooths, params, mem, grads, h, best_h, hs, ps, WT, VT,
         transposes_into(WT, VT, params[cur], m, K)
         loss = chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, params[cur], m, K)
         smooth = smoothed(floats, loss)
-        if step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, clip):
+        held[:] = False
+        _mark_held(held, x)
+        if step_and_keep_best(params, mem, grads, held, counters, floats, smooth, m, K, eta, eps, clip):
             counters[BEST_POSITION] = pos
             counters[BEST_EPOCH] = counters[EPOCH]
             best_h[:] = h
@@ -778,6 +809,7 @@ def train_streams(losses, smooths, params, mem, grads, block_grads, block_losses
     nb = block_starts.shape[0] - 1
     n = chars.shape[2] - 1
     P = params.shape[1]
+    held = np.zeros(K, dtype=np.bool_)
     for step in range(losses.shape[0]):
         # a stream with fewer than n + 1 characters left starts again at 0 with h = 0
         for s in range(B):
@@ -805,13 +837,17 @@ def train_streams(losses, smooths, params, mem, grads, block_grads, block_losses
             loss += block_losses[j]
         loss /= B
         smooth = smoothed(floats, loss)
+        held[:] = False
+        for j in range(nb):
+            for s in range(block_starts[j + 1] - block_starts[j]):
+                _mark_held(held, chars[j, s, :n])
         # g = (G_0 + ... + G_{nb-1}) / B, the block sums summed in block order
         for i in prange(P):
             acc = 0.0
             for j in range(nb):
                 acc += block_grads[j, i]
             grads[i] = acc / B
-        if step_and_keep_best(params, mem, grads, counters, floats, smooth, eta, eps, clip):
+        if step_and_keep_best(params, mem, grads, held, counters, floats, smooth, m, K, eta, eps, clip):
             best_H[:] = H
             best_positions[:] = positions
         for j in range(nb):
@@ -825,7 +861,7 @@ def train_streams(losses, smooths, params, mem, grads, block_grads, block_losses
 
 
 @njit(**JIT)
-def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
+def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, UT, V, b, c):
     """Generate N texts of out.shape[1] characters at once, one per row.
 
     out (N, n) int64: written with the sampled indices.   H (N, m): start states, advanced in
@@ -834,7 +870,7 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
     and V h for all N texts (half the loop overhead of two passes).   prime (L,) int: inputs fed
     to every text before sampling (may be empty; without it the first character comes from
     softmax(V h + c)).   uniforms (N, n): numbers in [0, 1) that pick each character by inverse
-    CDF.   inv_temperature: 1 / T.
+    CDF.   inv_temperature: 1 / T.   W, UT (K, m: U transposed), V, b, c: read.
     Each text goes through exactly the operations it would alone (N = 1), and h_t is computed
     as in ``rnn_forward_streams``, bit for bit.
     """
@@ -843,8 +879,6 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, U, V, b, c):
     K = V.shape[0]
     transpose_into(WVT[:, :m], W)
     transpose_into(WVT[:, m:], V)
-    UT = np.empty((K, m), dtype=U.dtype)  # rows of UT are the columns U[:, x] read per character
-    transpose_into(UT, U)
     wv = np.empty((N, m + K), dtype=H.dtype)  # per text: W h, then c + V h
     x = np.empty(N, dtype=np.int64)
     shifted = np.empty(K)  # the pick runs in float64 whatever the model's dtype

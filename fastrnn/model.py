@@ -5,6 +5,10 @@ gradient clip are one loop over one array. ``Layout`` turns the flat buffer into
 
     W (m, m)  hidden-to-hidden      U (m, K)  input-to-hidden      V (K, m)  hidden-to-output
     b (m,)    hidden bias           c (K,)    output bias
+
+U is stored transposed, a column after another: the column U[:, x] that character x reads and
+updates is contiguous, and the columns of characters a chunk does not hold can be skipped as
+wholes. Checkpoints hold U as an (m, K) array, so the storage order is the buffer's business.
 """
 from __future__ import annotations
 
@@ -42,11 +46,13 @@ class Layout:
         return sum(int(np.prod(s)) for s in self.shapes().values())
 
     def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        """Named views (no copies) into a flat buffer of length ``size``."""
+        """Named views (no copies) into a flat buffer of length ``size``; U is the transpose of
+        a contiguous (K, m) block."""
         out, start = {}, 0
         for name, shape in self.shapes().items():
             n = int(np.prod(shape))
-            out[name] = flat[start:start + n].reshape(shape)
+            block = flat[start:start + n]
+            out[name] = block.reshape(shape[::-1]).T if name == "U" else block.reshape(shape)
             start += n
         return out
 

@@ -32,7 +32,7 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
     prime = np.asarray(prime, dtype=np.int64)
     kernels.sample_chars(out, H, np.empty((m, m + vocab.size), dtype),
                          prime, uniforms, float(1.0 / temperature),
-                         views["W"], views["U"], views["V"], views["b"], views["c"])
+                         views["W"], views["U"].T, views["V"], views["b"], views["c"])
     return out[0] if num is None else out
 
 

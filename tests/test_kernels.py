@@ -156,10 +156,10 @@ def test_sampler_carries_on_the_hidden_state_training_computes(text, dtype):
     kernels.transposes_into(WT, VT, state.params, m, K)
     x = book[:n].astype(np.int64)
     kernels.rnn_forward(hs, np.zeros((n, K), dtype), WT, VT, np.zeros(kernels.scratch_shape(n, m, K), dtype),
-                        np.zeros(m, dtype), x, book[1:n + 1].astype(np.int64), U, b, c)
+                        np.zeros(m, dtype), x, book[1:n + 1].astype(np.int64), U.T, b, c)
     H = h0[None, :].copy()  # fed the n characters as a prime; the one sampled character is not fed
     kernels.sample_chars(np.zeros((1, 1), np.int64), H, np.zeros((m, m + K), dtype), x, np.full((1, 1), 0.5), 1.0,
-                         W, U, V, b, c)
+                         W, U.T, V, b, c)
     assert np.array_equal(H[0], hs[n])
 
 
@@ -185,9 +185,31 @@ def test_sampler_without_prime_starts_from_softmax_of_c(text):
 def test_param_views_match_layout():
     m, K = 4, 3
     flat = np.arange(Layout(m, K).size, dtype=np.float64)
-    got = kernels.param_views(flat, m, K)
-    for name, view in zip("WUVbc", got):
-        assert np.array_equal(view, Layout(m, K).views(flat)[name])
+    views = Layout(m, K).views(flat)
+    W, UT, V, b, c = kernels.param_views(flat, m, K)
+    for got, expected in ((W, views["W"]), (UT, views["U"].T), (V, views["V"]), (b, views["b"]), (c, views["c"])):
+        assert np.array_equal(got, expected) and np.shares_memory(got, flat)
+    assert views["U"].T.flags.c_contiguous  # the column of U a character uses is contiguous
+
+
+def test_adagrad_passes_over_the_columns_of_U_of_characters_not_held():
+    m, K = 6, 5
+    rng = np.random.default_rng(0)
+    layout = Layout(m, K)
+    g, p, mem = rng.normal(0, 4, layout.size), rng.normal(size=layout.size), rng.random(layout.size)
+    held = np.array([False, True, False, False, True])
+    layout.views(g)["U"][:, ~held] = 0.0  # as the backward leaves them
+    p_full, mem_full = p.copy(), mem.copy()
+    kernels.adagrad_update_inplace(p_full, mem_full, g, 0.1, 1e-8, 5.0)
+    kernels.adagrad_update_inplace_held(p, mem, g, held, m, K, 0.1, 1e-8, 5.0)
+    assert np.array_equal(p, p_full) and np.array_equal(mem, mem_full)
+    # they are really passed over: with an impossible sum there, an update would turn them
+    # into NaN (the square root of a negative number)
+    layout.views(mem)["U"][:, ~held] = -1.0
+    before = p.copy()
+    kernels.adagrad_update_inplace_held(p, mem, g, held, m, K, 0.1, 1e-8, 5.0)
+    assert np.array_equal(layout.views(p)["U"][:, ~held], layout.views(before)["U"][:, ~held])
+    assert np.all(layout.views(p)["U"][:, held] != layout.views(before)["U"][:, held])
 
 
 def test_inplace_and_out_of_place_adagrad_agree():
