@@ -184,58 +184,30 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
     from click.core import ParameterSource
 
     from .cache import load_corpus_cached
-    from .model import CheckpointError, Hyper, init_state, load_checkpoint, with_streams
-    from .runs import (RunError, clear_run, corpus_sha256, default_run_dir, holds_run, load_run_config,
-                       save_run_config)
+    from .model import Hyper, init_state, with_streams
+    from .runs import clear_run, corpus_sha256, default_run_dir, holds_run, save_run_config
     from .text import TextError, vocab_difference
 
     ctx = click.get_current_context()
     given = lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE  # noqa: E731
-    if threads is not None:
-        import numba
-
-        if threads > numba.config.NUMBA_NUM_THREADS:
-            raise click.BadParameter(f"at most {numba.config.NUMBA_NUM_THREADS} on this machine",
-                                     param_hint="'--threads'")
-        numba.set_num_threads(threads)
-    if book is not None and not os.path.exists(book):
-        from .corpora import REGISTRY, CorpusError, get
-
-        if book in REGISTRY:
-            try:
-                book = get(book)
-            except CorpusError as err:
-                raise _fail(str(err)) from None
+    _use_threads(threads)
+    book = _named_corpus(book)
     if resume_dir:
-        fixed = [name for name in MODEL_OPTIONS if given(name)]
-        if fixed:
-            raise click.UsageError(f"--{fixed[0].replace('_', '-')} cannot change when resuming: "
-                                   f"a resumed run keeps its settings")
-        if out_dir or force:
-            raise click.UsageError("--out and --force do not go with --resume")
-        try:
-            config = load_run_config(resume_dir)
-            state = load_checkpoint(os.path.join(resume_dir, "last.npz"))
-        except (RunError, CheckpointError) as err:
-            raise _fail(str(err)) from None
+        config, state = _resumed_run(resume_dir, out_dir, force, given)
         out_dir = resume_dir
         book = book or config["book"]
         encoding = encoding if given("encoding") else config["encoding"]
         fmt = fmt if given("fmt") else config["format"]
         val_fraction = config["val_fraction"]
         seq_length = state.hyper.seq_length
+        streams = state.hyper.streams
         # intervals not given again are those the run was started with
         sample_every, log_every, checkpoint_every, val_every = (
             value if given(name) else config[name]
             for name, value in (("sample_every", sample_every), ("log_every", log_every),
                                 ("checkpoint_every", checkpoint_every), ("val_every", val_every)))
     else:
-        if book is None:
-            from .demo import DEMO_MODULES, demo_corpus_path
-
-            book = demo_corpus_path()
-            click.echo(f"no BOOK given: training on the built-in demo corpus, the docstrings of "
-                       f"{len(DEMO_MODULES)} Python standard-library modules ({book})", err=True)
+        book = book or _demo_corpus()
         out_dir = out_dir or default_run_dir(book)
         if os.path.exists(out_dir) and holds_run(out_dir) and not force:
             raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it or --resume to continue it")
@@ -250,16 +222,11 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
             raise _fail(f"{book}: its characters differ from the run's ({diff}); cannot resume on it")
         if book_sha256 != config.get("book_sha256"):
             click.echo(f"warning: {book} is not the file this run started with; resuming on it anyway", err=True)
-    val_chars = int(round(val_fraction * encoded.shape[0]))
-    train_part, val_part = encoded[:encoded.shape[0] - val_chars], encoded[encoded.shape[0] - val_chars:]
-    if val_fraction and (val_chars < 2 or train_part.shape[0] < seq_length + 1):
-        raise _fail(f"{book}: too short to hold out {val_fraction:g} of it and still train on "
-                    f"chunks of {seq_length + 1} characters")
+    train_part, val_part = _held_out(encoded, val_fraction, seq_length, book)
 
     from .train import Interrupted, NonFiniteError, RunOptions, train_run, updates_per_epoch
 
     per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
-    streams = state.hyper.streams if resume_dir else streams
     if streams > per_epoch:
         raise click.BadParameter(f"{book} has only {per_epoch} chunks of {seq_length} characters to "
                                  f"spread {streams} streams over", param_hint="'--streams'")
@@ -276,7 +243,7 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
                    f"pass a larger --steps or --epochs to train further", err=True)
         return
     os.makedirs(out_dir, exist_ok=True)  # an unusable --out fails here, before any work
-    held = f", {val_chars:,} held out for validation" if val_chars else ""
+    held = f", {val_part.shape[0]:,} held out for validation" if val_part is not None else ""
     per_update = f"{streams} streams, " if streams > 1 else ""
     click.echo(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; {per_update}"
                f"{-(-per_epoch // streams):,} updates per epoch; "
@@ -300,8 +267,7 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
                           on_progress=None if quiet else _Reporter(), should_stop=stop,
                           extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book)})
         try:
-            summary = train_run(state, train_part, out_dir, opts, resume=bool(resume_dir),
-                                val_book=val_part if val_chars else None)
+            summary = train_run(state, train_part, out_dir, opts, resume=bool(resume_dir), val_book=val_part)
         except NonFiniteError as err:
             raise _fail(str(err)) from None
         except Interrupted as err:
@@ -310,6 +276,73 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
             click.echo(f"stopped at update {err.update:,}; checkpoint written. Continue with:\n"
                        f"  fastrnn train --resume {out_dir}", err=True)
             sys.exit(143 if stop.signum == signal.SIGTERM else 130)
+    _report_done(summary, out_dir)
+
+
+def _use_threads(threads) -> None:
+    """--threads: the cores numba's parallel loops may use (None: all)."""
+    if threads is None:
+        return
+    import numba
+
+    if threads > numba.config.NUMBA_NUM_THREADS:
+        raise click.BadParameter(f"at most {numba.config.NUMBA_NUM_THREADS} on this machine", param_hint="'--threads'")
+    numba.set_num_threads(threads)
+
+
+def _named_corpus(book):
+    """BOOK as given, or the local path of the registered corpus it names (downloaded once)."""
+    if book is None or os.path.exists(book):
+        return book
+    from .corpora import REGISTRY, CorpusError, get
+
+    if book not in REGISTRY:
+        return book  # not a file either: reading it reports that
+    try:
+        return get(book)
+    except CorpusError as err:
+        raise _fail(str(err)) from None
+
+
+def _resumed_run(resume_dir, out_dir, force, given):
+    """The run config and last checkpoint of the run in ``resume_dir``, after refusing the
+    options a resumed run cannot take."""
+    from .model import CheckpointError, load_checkpoint
+    from .runs import RunError, load_run_config
+
+    fixed = [name for name in MODEL_OPTIONS if given(name)]
+    if fixed:
+        raise click.UsageError(f"--{fixed[0].replace('_', '-')} cannot change when resuming: "
+                               f"a resumed run keeps its settings")
+    if out_dir or force:
+        raise click.UsageError("--out and --force do not go with --resume")
+    try:
+        return load_run_config(resume_dir), load_checkpoint(os.path.join(resume_dir, "last.npz"))
+    except (RunError, CheckpointError) as err:
+        raise _fail(str(err)) from None
+
+
+def _demo_corpus() -> str:
+    from .demo import DEMO_MODULES, demo_corpus_path
+
+    book = demo_corpus_path()
+    click.echo(f"no BOOK given: training on the built-in demo corpus, the docstrings of "
+               f"{len(DEMO_MODULES)} Python standard-library modules ({book})", err=True)
+    return book
+
+
+def _held_out(encoded, val_fraction, seq_length, book):
+    """(training part, validation part or None): the last ``val_fraction`` of the encoded book
+    is held out for validation."""
+    val_chars = int(round(val_fraction * encoded.shape[0]))
+    train_part = encoded[:encoded.shape[0] - val_chars]
+    if val_fraction and (val_chars < 2 or train_part.shape[0] < seq_length + 1):
+        raise _fail(f"{book}: too short to hold out {val_fraction:g} of it and still train on "
+                    f"chunks of {seq_length + 1} characters")
+    return train_part, (encoded[encoded.shape[0] - val_chars:] if val_chars else None)
+
+
+def _report_done(summary, out_dir) -> None:
     speed = f"{summary['chars_per_s']:,.0f} chars/s" if summary["chars_per_s"] else "no updates"
     best = summary["best_smooth_loss"]
     val = summary["best_val_nats_per_char"]
