@@ -1,7 +1,8 @@
 """Parameters, AdaGrad state and checkpoints.
 
 All parameters live in one flat buffer, in the order W, U, V, b, c, so the optimizer and the
-gradient clip are one loop over one array. ``Layout`` turns the flat buffer into named views:
+gradient clip run over one array (in a few long spans where they skip columns of U).
+``Layout`` turns the flat buffer into named views:
 
     W (m, m)  hidden-to-hidden      U (m, K)  input-to-hidden      V (K, m)  hidden-to-output
     b (m,)    hidden bias           c (K,)    output bias

@@ -116,9 +116,12 @@ def decoded_blocks(path: str, encoding: str):
     import codecs
 
     try:
-        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+        name = codecs.lookup(encoding).name
     except LookupError:
         raise TextError(f"unknown encoding {encoding!r}") from None
+    # utf-8-sig's decoder drops the byte-order mark itself and then counts error positions
+    # without it; plain utf-8 keeps it, and it is dropped below
+    decoder = codecs.getincrementaldecoder("utf-8" if name == "utf-8-sig" else encoding)(errors="strict")
     offset = 0
     first = True
     try:

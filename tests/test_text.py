@@ -95,6 +95,11 @@ def test_streaming_encoder_matches_whole_text_at_any_block_size(tmp_path, monkey
     bad.write_bytes("ok ü".encode() + b"\xe2\x82A rest")
     with pytest.raises(TextError, match="byte 5:"):
         load_book(bad)
+    # a byte-order mark counts as the three bytes it is, whichever name the encoding goes by
+    bad.write_bytes(b"\xef\xbb\xbfab\xffcd")
+    for encoding in ("utf-8", "utf-8-sig"):
+        with pytest.raises(TextError, match="byte 5:"):
+            load_book(bad, encoding=encoding)
 
 
 def test_large_text_is_encoded_in_bounded_memory(tmp_path):
