@@ -97,7 +97,8 @@ def _compile(dtype, index_dtype, streams: bool = False) -> float:
     return seconds
 
 
-MODEL_OPTIONS = ("hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams")
+MODEL_OPTIONS = ("hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams",
+                 "restart_every")
 
 
 class _StopRequest:
@@ -156,6 +157,9 @@ class _StopRequest:
 @click.option("--streams", default=1, show_default=True, type=POSITIVE,
               help="Chunks per update, from positions spread evenly through the book; their gradients are "
               "averaged (1: the classic algorithm).")
+@click.option("--restart-every", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Every this many updates, start each stream afresh (h = 0) at a random place, so that "
+                   "h = 0 is not only the book's start to the model (0: never, the classic walk).")
 @click.option("--threads", type=POSITIVE, help="Cores for the streams [default: all]; results do not depend on it.")
 @click.option("--sample-every", default=10_000, show_default=True, type=click.IntRange(min=0),
               help="Updates between samples in samples.txt (0: none).")
@@ -170,7 +174,7 @@ class _StopRequest:
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_os_errors
 def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, eta, sigma, seed, epochs, steps,
-          dtype, streams, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
+          dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
 
@@ -251,7 +255,7 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
                + f" -> {out_dir}", err=True)
     if not resume_dir:
         hyper = Hyper(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype,
-                      streams=streams)
+                      streams=streams, restart_every=restart_every)
         state = with_streams(init_state(vocab, hyper), train_part.shape[0])
     compile_seconds = _compile(state.params.dtype, encoded.dtype, streams > 1)
     if force and not resume_dir and holds_run(out_dir):
@@ -356,11 +360,14 @@ def _report_done(summary, out_dir) -> None:
 @click.argument("checkpoint", type=click.Path())
 @click.argument("text_file", metavar="TEXT", type=click.Path(dir_okay=False))
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of TEXT.")
+@click.option("--from-zero", is_flag=True,
+              help="Score from h = 0 instead of the checkpoint's carried hidden state.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @_os_errors
-def evaluate(checkpoint, text_file, encoding, as_json):
+def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
     """Bits per character and perplexity of a model (a checkpoint or a run directory's
-    best.npz) on TEXT. Characters outside the model's vocabulary are counted and skipped."""
+    best.npz) on TEXT, scored from the model's carried hidden state (TEXT's first character is
+    fed to it). Characters outside the model's vocabulary are counted and skipped."""
     import json
 
     from .evaluate import evaluate_text
@@ -374,7 +381,7 @@ def evaluate(checkpoint, text_file, encoding, as_json):
     except (FileNotFoundError, CheckpointError, TextError) as err:
         raise _fail(str(err)) from None
     _compile(state.params.dtype, state.vocab.index_dtype())
-    result = evaluate_text(state, text)
+    result = evaluate_text(state, text, from_zero)
     if result["predicted"] == 0:
         raise _fail(f"{text_file}: no two consecutive characters of the model's vocabulary to score")
     if as_json:
@@ -396,6 +403,13 @@ def evaluate(checkpoint, text_file, encoding, as_json):
 @click.option("--temperature", default=1.0, show_default=True, type=POSITIVE_FLOAT,
               help="Below 1: more likely characters; above 1: more varied.")
 @click.option("--prime", default="", help="Text fed to the model first (printed before the sample).")
+@click.option("--prime-file", type=click.Path(dir_okay=False),
+              help="A UTF-8 file whose text is the prime (long or multi-line; after --prime if both).")
+@click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Pick only among the K most likely characters (0: among all).")
+@click.option("--from-zero", is_flag=True,
+              help="Start from h = 0 (what the model saw only at the book's start) instead of the "
+                   "checkpoint's carried state and next character.")
 @click.option("--num", default=1, show_default=True, type=POSITIVE,
               help="Texts to generate at once, each from the start, separated by blank lines "
                    "(see --json).")
@@ -404,16 +418,22 @@ def evaluate(checkpoint, text_file, encoding, as_json):
 @click.option("--json", "as_json", is_flag=True,
               help="Print the texts as one JSON array of strings (texts may hold blank lines themselves).")
 @_os_errors
-def sample(checkpoint, length, seed, temperature, prime, num, until_end, as_json):
-    """Generate text from a trained model. Only the text goes to stdout."""
+def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from_zero, num, until_end, as_json):
+    """Generate text from a trained model. Only the text goes to stdout.
+
+    Text starts from the state the model was in when the checkpoint was written (its carried
+    hidden state, fed the character that came next in the book), then --prime; --until-end
+    feeds that state an end-of-text character instead."""
     from .model import CheckpointError, load_checkpoint
     from .runs import resolve_checkpoint
-    from .text import TextError
+    from .text import TextError, read_text
 
     try:
         path = resolve_checkpoint(checkpoint)
         state = load_checkpoint(path)
-    except (FileNotFoundError, CheckpointError) as err:
+        if prime_file:
+            prime += read_text(prime_file)
+    except (FileNotFoundError, CheckpointError, TextError) as err:
         raise _fail(str(err)) from None
     try:
         missing = state.vocab.missing(prime) if prime else ""
@@ -421,7 +441,8 @@ def sample(checkpoint, length, seed, temperature, prime, num, until_end, as_json
         raise click.BadParameter(str(err), param_hint="'--prime'") from None
     if missing:
         raise click.BadParameter(f"characters not in the model's vocabulary: "
-                                 f"{' '.join(repr(c) for c in missing)}", param_hint="'--prime'")
+                                 f"{' '.join(repr(c) for c in missing)}",
+                                 param_hint="'--prime' / '--prime-file'" if prime_file else "'--prime'")
     from .formats import END_OF_TEXT
 
     if until_end and END_OF_TEXT not in state.vocab.chars:
@@ -434,14 +455,8 @@ def sample(checkpoint, length, seed, temperature, prime, num, until_end, as_json
         click.echo(f"sampling {path} with --seed {seed}", err=True)
     from .sample import sample_texts
     _compile(state.params.dtype, state.vocab.index_dtype())
-    start = END_OF_TEXT if until_end else ""
-    try:
-        texts = sample_texts(state, length, num, seed, temperature=temperature, prime=start + prime)
-    except TextError as err:
-        raise _fail(str(err)) from None
-    if until_end:  # each text up to the end of its first tweet
-        ends = [text.find(END_OF_TEXT, len(start + prime)) for text in texts]
-        texts = [text[len(start):] if end < 0 else text[len(start):end] for text, end in zip(texts, ends)]
+    texts = sample_texts(state, length, num, seed, temperature=temperature, prime=prime, top_k=top_k,
+                         from_zero=from_zero, until_end=until_end)
     if as_json:
         import json
 

@@ -1,4 +1,10 @@
-"""Loss of a model on a text: validation during training and ``fastrnn eval``."""
+"""Loss of a model on a text: validation during training and ``fastrnn eval``.
+
+Text is scored from the state the model was in when it was saved, its carried hidden state
+(``sample.start_state``): the text's first character is fed to that state and every later one
+is predicted. From h = 0, which to a model trained on a book means "the book's first line",
+some models fall into an attractor and score worse than uniform guessing.
+"""
 from __future__ import annotations
 
 import math
@@ -11,8 +17,8 @@ from .text import codepoints
 class TextScorer:
     """Summed cross-entropy of next-character prediction over texts, with buffers allocated once.
 
-    The hidden state starts at zeros and is carried through the text in chunks of ``chunk``
-    characters (the chunk length changes nothing but speed).
+    The hidden state starts where the caller says (zeros by default) and is carried through the
+    text in chunks of ``chunk`` characters (the chunk length changes nothing but speed).
     """
 
     def __init__(self, m: int, K: int, dtype, chunk: int = 100):
@@ -26,23 +32,29 @@ class TextScorer:
         self.scratch = np.zeros(kernels.scratch_shape(chunk, m, K), dtype)
         self.wh = np.zeros(m, dtype)
 
-    def total_loss(self, params, indices) -> tuple[float, int]:
-        """(summed loss in nats, number of predictions) for predicting indices[1:]."""
+    def total_loss(self, params, indices, h=None) -> tuple[float, int]:
+        """(summed loss in nats, number of predictions) for predicting indices[1:], indices[0]
+        being fed to ``h`` (m,) (zeros when None)."""
         from . import kernels
 
         if len(indices) < 2:
             return 0.0, 0
+        h0 = np.zeros(self.m, self.hs.dtype) if h is None else np.asarray(h, self.hs.dtype)
         loss = kernels.text_loss(self.hs, self.ps, self.WT, self.VT, self.scratch, self.wh,
-                                 np.ascontiguousarray(indices), params, self.m, self.K)
+                                 np.ascontiguousarray(indices), h0, params, self.m, self.K)
         return float(loss), len(indices) - 1
 
 
-def evaluate_text(state, text: str) -> dict:
-    """Bits per character and perplexity of ``state``'s model on ``text``.
+def evaluate_text(state, text: str, from_zero: bool = False) -> dict:
+    """Bits per character and perplexity of ``state``'s model on ``text``, scored from the
+    model's carried hidden state (from h = 0 with ``from_zero``).
 
     Characters outside the model's vocabulary cannot be predicted or fed in: each one is
-    counted, left out, and the text after it is scored from a fresh hidden state.
+    counted, left out, and the text after it is scored from the start state again.
     """
+    from .sample import start_state
+
+    h, _ = start_state(state, from_zero)
     vocab = state.vocab
     points = codepoints(text)
     idx, known = vocab.lookup(points)
@@ -51,7 +63,7 @@ def evaluate_text(state, text: str) -> dict:
     # score each run of known characters on its own
     edges = np.flatnonzero(np.diff(np.concatenate([[0], known.astype(np.int8), [0]])))
     for start, stop in zip(edges[::2], edges[1::2]):
-        loss, n = scorer.total_loss(state.params, idx[start:stop])
+        loss, n = scorer.total_loss(state.params, idx[start:stop], h)
         total += loss
         count += n
     unknown = points[~known]

@@ -661,18 +661,18 @@ def chunk_loss_and_grads(grads, hs, ps, WT, VT, dh_out, dh_next, scratch, x, y, 
 
 
 @njit(**JIT)
-def text_loss(hs, ps, WT, VT, scratch, wh, text, params, m, K):
-    """Summed cross-entropy of predicting text[1:] from text[:-1], starting from h = 0 and
+def text_loss(hs, ps, WT, VT, scratch, wh, text, h0, params, m, K):
+    """Summed cross-entropy of predicting text[1:] from text[:-1], starting from h0 and
     carrying h through chunks of n = ps.shape[0] characters; returns float64 nats.
 
     hs (n+1, m), ps (n, K), WT (m, m), VT (m, K), scratch ``scratch_shape(1, m, K)`` or wider,
     wh (m,): workspaces.
-    text (N,) int: read.   params (P,): read.
+    text (N,) int: read.   h0 (m,): the state text[0] is fed to, read.   params (P,): read.
     """
     W, UT, V, b, c = param_views(params, m, K)
     transposes_into(WT, VT, params, m, K)
     n = ps.shape[0]
-    hs[0] = 0.0
+    hs[0] = h0
     total = 0.0
     pos = 0
     while pos < text.shape[0] - 1:
@@ -860,8 +860,30 @@ def train_streams(losses, smooths, params, mem, grads, block_grads, block_losses
         smooths[step] = smooth
 
 
+@njit(inline="always")
+def _keep_top_k(p, logits, ranked, k):
+    """p[i] = 0 except for the k largest logits (0 < k < K); of equal logits at the boundary,
+    the lowest indices stay.   p, logits, ranked (K,) float64: p written, ranked a workspace."""
+    K = logits.shape[0]
+    ranked[:] = logits
+    ranked.sort()
+    threshold = ranked[K - k]
+    ties = k
+    for i in range(K):
+        if logits[i] > threshold:
+            ties -= 1
+    for i in range(K):
+        if logits[i] < threshold:
+            p[i] = 0.0
+        elif logits[i] == threshold:
+            if ties > 0:
+                ties -= 1
+            else:
+                p[i] = 0.0
+
+
 @njit(**JIT)
-def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, UT, V, b, c):
+def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, top_k, W, UT, V, b, c):
     """Generate N texts of out.shape[1] characters at once, one per row.
 
     out (N, n) int64: written with the sampled indices.   H (N, m): start states, advanced in
@@ -870,7 +892,9 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, UT, V, b, c):
     and V h for all N texts (half the loop overhead of two passes).   prime (L,) int: inputs fed
     to every text before sampling (may be empty; without it the first character comes from
     softmax(V h + c)).   uniforms (N, n): numbers in [0, 1) that pick each character by inverse
-    CDF.   inv_temperature: 1 / T.   W, UT (K, m: U transposed), V, b, c: read.
+    CDF.   inv_temperature: 1 / T.   top_k: pick only among the top_k most likely characters
+    (ties at the boundary broken by index); 0 or K and more: among all.
+    W, UT (K, m: U transposed), V, b, c: read.
     Each text goes through exactly the operations it would alone (N = 1), and h_t is computed
     as in ``rnn_forward_streams``, bit for bit.
     """
@@ -884,6 +908,7 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, UT, V, b, c):
     shifted = np.empty(K)  # the pick runs in float64 whatever the model's dtype
     p = np.empty(K)
     work = np.empty(K)
+    ranked = np.empty(K)  # sorted copy of the logits, for top_k
     scratch = np.empty((3, N * max(m, K)), dtype=H.dtype)  # tanh in the model's precision, as in training
     L = prime.shape[0]
     for t in range(L + n):
@@ -903,6 +928,8 @@ def sample_chars(out, H, WVT, prime, uniforms, inv_temperature, W, UT, V, b, c):
                 for k in range(K):
                     shifted[k] = np.float64(o[k] - top) * inv_temperature
                 exp_into(p, shifted, work)
+                if 0 < top_k < K:
+                    _keep_top_k(p, shifted, ranked, top_k)
                 # the total summed in the order of the running sum below, which therefore reaches
                 # it exactly and so always passes u * total < total
                 total = 0.0

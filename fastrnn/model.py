@@ -24,7 +24,8 @@ from .files import atomic_write
 from .text import Vocab
 
 PARAM_NAMES = ("W", "U", "V", "b", "c")
-FORMAT_VERSION = 1
+# 2: ``next_char`` (the input that follows the carried hidden state) added; 1 lacks it.
+FORMAT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -71,6 +72,8 @@ class Hyper:
     seed: int = 0
     dtype: str = "float64"
     streams: int = 1  # chunks per update, from positions spread evenly through the book
+    # every this many updates each stream starts afresh, h = 0, at a random place (0: never)
+    restart_every: int = 0
 
 
 @dataclass
@@ -92,6 +95,10 @@ class State:
     # h and position above are then those of stream 0
     stream_h: np.ndarray | None = None
     stream_positions: np.ndarray | None = None
+    # vocabulary index of the input that follows h in the book (book[position]): h and this
+    # character are the state the model was in, where text generation and scoring start.
+    # None for a new model and for checkpoints of format 1, which did not record it.
+    next_char: int | None = None
 
     @property
     def layout(self) -> Layout:
@@ -104,7 +111,7 @@ class State:
         copy = lambda a: None if a is None else a.copy()  # noqa: E731
         return State(self.vocab, self.hyper, self.params.copy(), self.adagrad.copy(), self.h.copy(),
                      self.update, self.epoch, self.position, self.smooth_loss, self.best_smooth_loss,
-                     self.best_val_loss, copy(self.stream_h), copy(self.stream_positions))
+                     self.best_val_loss, copy(self.stream_h), copy(self.stream_positions), self.next_char)
 
 
 def init_state(vocab: Vocab, hyper: Hyper) -> State:
@@ -147,6 +154,8 @@ def save_checkpoint(path: str | os.PathLike, state: State) -> None:
         arrays[key] = np.array(getattr(state, key))
     if state.stream_h is not None:
         arrays["stream_h"], arrays["stream_positions"] = state.stream_h, state.stream_positions
+    if state.next_char is not None:
+        arrays["next_char"] = np.array(state.next_char, dtype=np.int64)
     with atomic_write(path, "wb", fsync=True) as f:
         np.savez(f, **arrays)
 
@@ -180,16 +189,20 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         raise CheckpointError(f"{path}: not a fastrnn checkpoint (its arrays: {found})")
     if missing:
         raise fail("missing " + ", ".join(missing))
+    if "format_version" in data and data["format_version"].size == 1 and int(data["format_version"]) > FORMAT_VERSION:
+        raise fail(f"format version {int(data['format_version'])} is newer than this fastrnn reads "
+                   f"({FORMAT_VERSION}): upgrade fastrnn")
     try:
         hyper = Hyper(**json.loads(str(data["hyper"])))
     except (TypeError, ValueError) as err:
         raise fail(f"unreadable hyperparameters ({err})") from None
     if hyper.dtype not in ("float64", "float32"):
         raise fail(f"unsupported dtype {hyper.dtype!r}")
-    for name in ("hidden", "seq_length", "seed", "streams"):
+    for name in ("hidden", "seq_length", "seed", "streams", "restart_every"):
         value = getattr(hyper, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "seed" else 1):
-            raise fail(f"hyperparameter {name} must be a {'non-negative' if name == 'seed' else 'positive'} "
+        zero_ok = name in ("seed", "restart_every")
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if zero_ok else 1):
+            raise fail(f"hyperparameter {name} must be a {'non-negative' if zero_ok else 'positive'} "
                        f"integer, not {value!r}")
     for name in ("eta", "sigma", "eps", "clip"):
         value = getattr(hyper, name)
@@ -238,4 +251,9 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
                 or np.any(sp.astype(np.float64) < 0) or np.any(sp.astype(np.float64) >= 2.0**62)):
             raise fail(f"stream_positions must be {hyper.streams} non-negative integers below 2**62")
         state.stream_h, state.stream_positions = sh.copy(), sp.astype(np.int64)
+    if "next_char" in data:
+        nc = data["next_char"]
+        if nc.shape != () or nc.dtype.kind not in "iu" or not 0 <= int(nc) < vocab.size:
+            raise fail(f"next_char must be one vocabulary index below {vocab.size}")
+        state.next_char = int(nc)
     return state

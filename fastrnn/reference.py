@@ -62,11 +62,13 @@ def adagrad_step(params, mem, grads, eta=0.1, eps=1e-8, clip=5.0):
         params[k] -= eta * g / np.sqrt(mem[k] + eps)
 
 
-def sample(params, h, x, n, uniforms, temperature=1.0):
+def sample(params, h, x, n, uniforms, temperature=1.0, top_k=0):
     """Generate ``n`` character indices after input index ``x`` from hidden state ``h``.
 
     uniforms: n numbers in [0, 1) that pick each character by inverse CDF. Pass ``x = None`` to
-    start from ``h`` alone (the first character then comes from softmax(V h + c)).
+    start from ``h`` alone (the first character then comes from softmax(V h + c)). top_k > 0:
+    pick among the top_k most likely characters only (a stable sort keeps the lower index of
+    two equal ones).
     """
     W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
     K = V.shape[0]
@@ -80,6 +82,8 @@ def sample(params, h, x, n, uniforms, temperature=1.0):
         o = (np.dot(V, h) + c) / temperature
         e = np.exp(o - np.max(o))
         p = e / np.sum(e)
+        if 0 < top_k < K:
+            p[np.argsort(-o, kind="stable")[top_k:]] = 0.0
         x = min(int(np.searchsorted(np.cumsum(p), uniforms[t] * np.sum(p), side="right")), K - 1)
         out.append(x)
     return out

@@ -102,13 +102,28 @@ class Trainer:
         """Apply ``n_updates`` updates; returns their chunk losses and smooth losses."""
         losses = np.empty(n_updates)
         smooths = np.empty(n_updates)
+        every = self.hyper.restart_every
+        done = 0
+        while done < n_updates:
+            count = n_updates - done
+            if every:
+                if self.update % every == 0 and self.update > 0:
+                    self._restart_streams()
+                count = min(count, every - self.update % every)
+            self._run_kernel(losses[done:done + count], smooths[done:done + count])
+            done += count
+        return losses, smooths
+
+    def _run_kernel(self, losses: np.ndarray, smooths: np.ndarray) -> None:
         h, k, c = self.hyper, self._k, self.counters
         scalars = (self.scalar(h.eta), self.scalar(h.eps), self.scalar(h.clip), h.hidden, self.vocab.size)
         if not self.multi:
             k.train_chunks(losses, smooths, self.params, self.mem, self.grads, self.h, self.best_h,
                            self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.scratch,
                            c, self.floats, self.book, *scalars)
-            return losses, smooths
+            if h.restart_every:  # the kernel counts wraps, which restarts make rare
+                c[k.EPOCH] = self.epoch_of(int(c[k.UPDATE]))
+            return
         k.train_streams(losses, smooths, self.params, self.mem, self.grads, self.block_grads,
                         self.block_losses, self.H, self.best_H, self.positions, self.best_positions,
                         self.block_starts, self.chars, self.hs, self.ps, self.WT, self.VT, self.dh_out,
@@ -117,12 +132,33 @@ class Trainer:
         self.h[:] = self.H[0]
         c[k.POSITION] = self.positions[0]
         c[k.EPOCH] = self.epoch_of(int(c[k.UPDATE]))
-        return losses, smooths
+
+    def _restart_streams(self) -> None:
+        """``restart_every``: every stream starts afresh, h = 0, at a place drawn from (seed,
+        update), so that h = 0 means "anywhere in the book" to the model, not only its first
+        line; a function of the update alone, so resumed runs restart where straight ones do."""
+        rng = np.random.default_rng([self.hyper.seed, 2, self.update])
+        last_start = self.book.shape[0] - self.hyper.seq_length - 1
+        if not self.multi:
+            self.counters[self._k.POSITION] = rng.integers(0, last_start + 1)
+            self.h[:] = 0.0
+            return
+        self.positions[:] = rng.integers(0, last_start + 1, size=self.positions.shape[0])
+        self.H[:] = 0.0
+        self.h[:] = 0.0
+        self.counters[self._k.POSITION] = self.positions[0]
 
     def epoch_of(self, update: int) -> int:
         """The pass over the book that update number ``update`` (B chunks each) belongs to,
-        counted from 0: for one stream, the wraps so far, as the classic kernel counts them."""
+        counted from 0: for one stream without restarts, the wraps so far, as the classic
+        kernel counts them."""
         return max(0, update * self.hyper.streams - 1) // self.per_epoch
+
+    def _char_at(self, position: int) -> int | None:
+        """The input that follows a hidden state carried to ``position``: book[position], even
+        where the next update starts the book again (h then ends a chunk that read the
+        characters before it, so the pair is still a state of the model on the book)."""
+        return int(self.book[position]) if position < self.book.shape[0] else None
 
     def live_params(self) -> np.ndarray:
         """The live parameter buffer (a view, not a copy)."""
@@ -134,7 +170,8 @@ class Trainer:
         cur = c[k.CURRENT]
         state = State(self.vocab, self.hyper, self.params[cur].copy(), self.mem[cur].copy(),
                       self.h.copy(), int(c[k.UPDATE]), int(c[k.EPOCH]), int(c[k.POSITION]),
-                      float(self.floats[k.SMOOTH]), float(self.floats[k.BEST_SMOOTH]), self.best_val_loss)
+                      float(self.floats[k.SMOOTH]), float(self.floats[k.BEST_SMOOTH]), self.best_val_loss,
+                      next_char=self._char_at(int(c[k.POSITION])))
         if self.multi and self.hyper.streams > 1:
             state.stream_h, state.stream_positions = self.H.copy(), self.positions.copy()
         return state
@@ -151,12 +188,15 @@ class Trainer:
             return None
         s = float(self.floats[k.BEST_SMOOTH])
         if not self.multi:
+            epoch = self.epoch_of(int(c[k.BEST_UPDATE])) if self.hyper.restart_every else int(c[k.BEST_EPOCH])
             return State(self.vocab, self.hyper, self.params[best].copy(), self.mem[best].copy(),
-                         self.best_h.copy(), int(c[k.BEST_UPDATE]), int(c[k.BEST_EPOCH]),
-                         int(c[k.BEST_POSITION]), s, s)
+                         self.best_h.copy(), int(c[k.BEST_UPDATE]), epoch,
+                         int(c[k.BEST_POSITION]), s, s, next_char=self._char_at(int(c[k.BEST_POSITION])))
         update = int(c[k.BEST_UPDATE])
+        position = int(self.best_positions[0])
         state = State(self.vocab, self.hyper, self.params[best].copy(), self.mem[best].copy(),
-                      self.best_H[0].copy(), update, self.epoch_of(update), int(self.best_positions[0]), s, s)
+                      self.best_H[0].copy(), update, self.epoch_of(update), position, s, s,
+                      next_char=self._char_at(position))
         if self.hyper.streams > 1:
             state.stream_h, state.stream_positions = self.best_H.copy(), self.best_positions.copy()
         return state
@@ -240,16 +280,10 @@ def _sample_rng(seed: int, update: int) -> np.random.Generator:
 
 
 def _training_sample(trainer: Trainer, n: int) -> str:
-    from .sample import sample_indices
+    from .sample import sample_text
 
     state = trainer.state()
-    pos, h = state.position, state.h
-    if pos + trainer.hyper.seq_length + 1 > trainer.book.shape[0]:
-        pos, h = 0, np.zeros_like(h)  # the next update starts a new epoch from h = 0
-    out = sample_indices(state.params, state.vocab, state.hyper.hidden, n,
-                         _sample_rng(state.hyper.seed, state.update), h=h,
-                         prime=trainer.book[pos:pos + 1])
-    return state.vocab.decode(out)
+    return sample_text(state, n, rng=_sample_rng(state.hyper.seed, state.update))
 
 
 VALIDATION_HEADER = "update,val_nats_per_char,val_bits_per_char\n"
@@ -328,8 +362,8 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
     else:
         # the starting point, so that --resume after a crash before the first checkpoint
         # continues this run and never whatever an overwritten run left behind
-        save_checkpoint(path("best.npz"), state)
-        save_checkpoint(path("last.npz"), state)
+        save_checkpoint(path("best.npz"), trainer.state())
+        save_checkpoint(path("last.npz"), trainer.state())
     samples = open(path("samples.txt"), "a" if resume else "w", encoding="utf-8")
     metrics = open(path("metrics.csv"), "a" if resume else "w")
     validation = open(path("validation.csv"), "a" if resume else "w") if scorer else None
@@ -346,7 +380,7 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
     def validate():
         nonlocal best_saved
         current = trainer.state()
-        loss, count = scorer.total_loss(current.params, val_book)
+        loss, count = scorer.total_loss(current.params, val_book, current.h)  # as `fastrnn eval` scores
         nats = loss / count
         validation.write(f"{current.update},{nats:.6f},{nats / np.log(2):.6f}\n")
         validation.flush()
@@ -450,8 +484,10 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
         passage = sample_text(best_model, opts.final_len, seed=state.hyper.seed)
         what = "validation loss" if scorer else "smooth loss"
         value = best_model.best_val_loss if scorer else best_model.smooth_loss
+        start = ("from its carried hidden state and next character" if best_model.next_char is not None
+                 else "from its carried hidden state")
         samples.write(f"{FINAL_HEADER} (update {best_model.update}, {what} {value:.4f}): "
-                      f"{opts.final_len} characters ===\n{passage}\n")
+                      f"{opts.final_len} characters {start} ===\n{passage}\n")
     finally:
         for f in (samples, metrics, validation):
             if f is not None and not f.closed:

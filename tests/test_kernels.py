@@ -158,8 +158,8 @@ def test_sampler_carries_on_the_hidden_state_training_computes(text, dtype):
     kernels.rnn_forward(hs, np.zeros((n, K), dtype), WT, VT, np.zeros(kernels.scratch_shape(n, m, K), dtype),
                         np.zeros(m, dtype), x, book[1:n + 1].astype(np.int64), U.T, b, c)
     H = h0[None, :].copy()  # fed the n characters as a prime; the one sampled character is not fed
-    kernels.sample_chars(np.zeros((1, 1), np.int64), H, np.zeros((m, m + K), dtype), x, np.full((1, 1), 0.5), 1.0,
-                         W, U.T, V, b, c)
+    kernels.sample_chars(np.zeros((1, 1), np.int64), H, np.zeros((m, m + K), dtype), x, np.full((1, 1), 0.5),
+                         1.0, 0, W, U.T, V, b, c)
     assert np.array_equal(H[0], hs[n])
 
 

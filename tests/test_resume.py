@@ -46,6 +46,17 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, book):
     assert (split / "validation.csv").exists() is False
 
 
+def test_resumed_run_with_restarts_equals_uninterrupted_run(tmp_path, book):
+    full, split = tmp_path / "full", tmp_path / "split"
+    restarts = SMALL + ["--restart-every", "20"]
+    assert run(["train", str(book), "--out", str(full), "--steps", "200"] + restarts).exit_code == 0
+    assert run(["train", str(book), "--out", str(split), "--steps", "90"] + restarts).exit_code == 0
+    assert run(["train", "--resume", str(split), "--steps", "200", "-q"]).exit_code == 0
+    assert_same_run(full, split)
+    one_line_error(run(["train", "--resume", str(split), "--steps", "300", "--restart-every", "5"]), 2,
+                   "--restart-every cannot change")
+
+
 def test_resuming_a_finished_run_does_nothing(tmp_path, book):
     out = tmp_path / "run"
     assert run(["train", str(book), "--out", str(out), "--steps", "50"] + SMALL).exit_code == 0
@@ -148,6 +159,12 @@ def test_validation_picks_best_model_and_logs(tmp_path, book):
     assert best.best_val_loss == pytest.approx(rows[i, 1], abs=1e-6)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["val_chars"] > 0 and summary["best_val_nats_per_char"] == pytest.approx(rows[i, 1], abs=1e-6)
+    # validation scores as `fastrnn eval` does: from the model's carried state
+    held = tmp_path / "held.txt"
+    held.write_text(book.read_text()[-summary["val_chars"]:], encoding="utf-8")
+    scored = json.loads(run(["eval", str(out / "best.npz"), str(held), "--json"]).stdout)
+    assert scored["nats_per_char"] == pytest.approx(rows[i, 1], abs=1e-6)
+    assert scored["predicted"] == summary["val_chars"] - 1
     one_line_error(run(["train", str(book), "--out", str(tmp_path / "x"), "--val-fraction", "0.7"]), 2,
                    "--val-fraction")
 
@@ -164,10 +181,14 @@ def test_eval_reports_bits_per_char_and_unknown_characters(tmp_path, book, text)
     data = json.loads(result.stdout)
     state = load_checkpoint(out / "best.npz")
     idx = state.vocab.encode(text[:500])
-    loss = reference.forward(state.views(), idx[:-1], idx[1:], np.zeros(12))[0]
+    assert np.any(state.h != 0)
+    loss = reference.forward(state.views(), idx[:-1], idx[1:], state.h)[0]  # from the carried state
     assert data["nats_per_char"] == pytest.approx(loss / 499, rel=1e-10)
     assert data["bits_per_char"] == pytest.approx(loss / 499 / np.log(2), rel=1e-10)
     assert data["unknown_chars"] == 0
+    zero = json.loads(run(["eval", str(out), str(held), "--json", "--from-zero"]).stdout)
+    loss = reference.forward(state.views(), idx[:-1], idx[1:], np.zeros(12))[0]
+    assert zero["nats_per_char"] == pytest.approx(loss / 499, rel=1e-10)
     odd = tmp_path / "odd.txt"
     odd.write_text("the rain@ in spain~~", encoding="utf-8")
     result = run(["eval", str(out), str(odd)])
@@ -193,6 +214,11 @@ def test_foreign_and_hand_edited_checkpoints(tmp_path, book):
     wrong_dtype = dict(arrays, b=arrays["b"].astype(np.float32))
     np.savez(tmp_path / "dtype.npz", **wrong_dtype)
     one_line_error(run(["sample", "--checkpoint", str(tmp_path / "dtype.npz")]), 1, "b has dtype float32")
+    for bad in (np.array(-1), np.array(len(arrays["vocab"])), np.array([0, 1]), np.array(0.5)):
+        np.savez(tmp_path / "next.npz", **dict(arrays, next_char=bad))
+        one_line_error(run(["sample", "--checkpoint", str(tmp_path / "next.npz")]), 1, "next_char")
+    np.savez(tmp_path / "newer.npz", **dict(arrays, format_version=np.array(99)))
+    one_line_error(run(["sample", "--checkpoint", str(tmp_path / "newer.npz")]), 1, "upgrade fastrnn")
     bad_hyper = dict(arrays, hyper=np.array("{not json"))
     np.savez(tmp_path / "hyper.npz", **bad_hyper)
     one_line_error(run(["sample", "--checkpoint", str(tmp_path / "hyper.npz")]), 1, "hyperparameters")

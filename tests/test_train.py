@@ -2,8 +2,11 @@ import json
 
 import numpy as np
 
-from fastrnn.model import load_checkpoint
-from fastrnn.train import RunOptions, read_metrics, train_run, updates_per_epoch
+from dataclasses import replace
+
+from fastrnn.model import load_checkpoint, with_streams
+from fastrnn.sample import sample_text
+from fastrnn.train import RunOptions, Trainer, read_metrics, train_run, updates_per_epoch
 
 from helpers import small_state
 
@@ -44,8 +47,12 @@ def test_run_directory_contents(tmp_path, text):
     samples = (tmp_path / "samples.txt").read_text(encoding="utf-8")
     assert samples.count("--- update ") == 1 + total // 100
     assert "=== best model" in samples
-    passage = samples.split("characters ===\n", 1)[1]
+    header, passage = samples.split("=== best model", 1)[1].split(" ===\n", 1)
     assert len(passage) == 1000 + 1
+    # text starts from the state each checkpoint was in: its carried h and next character
+    assert last.next_char == book[last.position] and best.next_char == book[best.position]
+    assert header.endswith("from its carried hidden state and next character")
+    assert passage[:-1] == sample_text(best, 1000, seed=state.hyper.seed)
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("updates", "chars", "seconds", "chars_per_s", "best_smooth_loss", "final_smooth_loss"):
         assert key in summary
@@ -73,3 +80,27 @@ def test_same_seed_same_run(tmp_path, text):
     train_run(other, book, str(tmp_path / "c"), RunOptions(total_updates=300, sample_every=100))
     assert (tmp_path / "c" / "samples.txt").read_text() != results[0][0]
     assert not np.array_equal(load_checkpoint(tmp_path / "c" / "last.npz").params, results[0][1].params)
+
+
+def test_restarts_start_every_stream_afresh_at_a_drawn_place(text):
+    state, book = small_state(text, hidden=8)
+    for streams in (1, 3):
+        hyper = replace(state.hyper, restart_every=10, streams=streams)
+        trainer = Trainer(with_streams(replace(state.copy(), hyper=hyper), book.shape[0]), book)
+        trainer.run(20)
+        before = trainer.state()
+        trainer.run(1)  # update 21 starts with the restart drawn at update 20
+        drawn = np.random.default_rng([state.hyper.seed, 2, 20]).integers(0, book.shape[0] - 7, size=streams)
+        after = trainer.state()
+        assert after.position == drawn[0] + 7 and after.epoch == trainer.epoch_of(21)
+        # the same update, without restarts, from h = 0 at the drawn places
+        by_hand = replace(before, hyper=replace(hyper, restart_every=0), position=int(drawn[0]),
+                          h=np.zeros_like(before.h))
+        if streams > 1:
+            by_hand.stream_positions, by_hand.stream_h = drawn.astype(np.int64), np.zeros_like(before.stream_h)
+        else:
+            assert before.position != drawn[0]
+        plain = Trainer(by_hand, book)
+        plain.run(1)
+        assert np.array_equal(plain.state().params, after.params)
+        assert np.array_equal(plain.state().h, after.h)
