@@ -37,7 +37,12 @@ def common_share(indices: np.ndarray, common: np.ndarray) -> float:
 
 
 def one_run(book_path: str, dtype: str, seed: int, updates: int, every: int, streams: int,
-            restart_every: int) -> dict:
+            restart_every: int, threads: int) -> dict:
+    import numba
+
+    # runs side by side share the cores: parallel kernels with more threads than cores slow
+    # down by orders of magnitude
+    numba.set_num_threads(threads)
     from fastrnn.cache import load_corpus_cached
     from fastrnn.evaluate import TextScorer
     from fastrnn.model import Hyper, init_state, with_streams
@@ -93,7 +98,8 @@ def main() -> None:
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                       "start_state.json"))
     args = parser.parse_args()
-    configs = [(args.book, d, s, args.updates, args.every, args.streams, args.restart_every)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    configs = [(args.book, d, s, args.updates, args.every, args.streams, args.restart_every, threads)
                for d in args.dtypes for s in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         runs = list(pool.map(one_run, *zip(*configs)))
