@@ -173,23 +173,29 @@ def measured_run(args, env=None) -> tuple[float, float]:
     return float(out[0]), int(out[1]) / 1024  # ru_maxrss is in KiB on Linux
 
 
-def compile_and_startup(tmp: str, trained_state) -> dict:
-    """Cold and warm compile (fresh processes, a fresh cache), `fastrnn --help` and a warm
-    `fastrnn sample --len 1000`, all wall-clock seconds of whole processes."""
-    env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, "numba-cache"))
-    code = ("import time, numpy as np; from fastrnn.train import compile_kernels; "
-            "print(compile_kernels(np.float64, np.uint8))")
-    run = lambda: float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,  # noqa: E731
-                                       text=True, env=env).stdout)
-    cold = run()
-    warm = run()
+def compile_and_startup(tmp: str, trained_state, book_path: str) -> dict:
+    """Whole-process wall seconds of each command on an empty kernel cache (cold: what it
+    compiles) and again on the cache it left (warm), and of `fastrnn --help`."""
     ckpt = os.path.join(tmp, "model.npz")
     save_checkpoint(ckpt, trained_state)
+    text = os.path.join(tmp, "text.txt")
+    with open(book_path, encoding="utf-8") as f:
+        head = f.read(5000)
+    with open(text, "w", encoding="utf-8") as f:
+        f.write(head)
     cli = [sys.executable, "-m", "fastrnn"]
-    help_s = min(measured_run(cli + ["--help"], env)[0] for _ in range(3))
-    sample_s = min(measured_run(cli + ["sample", "--checkpoint", ckpt, "--len", "1000", "--seed", "1"], env)[0]
-                   for _ in range(3))
-    return {"cold_compile_s": cold, "warm_compile_s": warm, "help_s": help_s, "sample_1000_s": sample_s}
+    commands = {
+        "train": ["train", book_path, "--steps", "1", "--out", os.path.join(tmp, "run"), "--force", "-q"],
+        "sample": ["sample", "--checkpoint", ckpt, "--len", "100", "--seed", "1"],
+        "eval": ["eval", ckpt, text],
+    }
+    report = {}
+    for name, args in commands.items():
+        env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, f"numba-cache-{name}"))
+        report[f"{name}_cold_s"] = measured_run(cli + args, env)[0]
+        report[f"{name}_warm_s"] = min(measured_run(cli + args, env)[0] for _ in range(2))
+    report["help_s"] = min(measured_run(cli + ["--help"], env)[0] for _ in range(3))
+    return report
 
 
 def peak_memory_mb(book_path: str, tmp: str) -> float:
@@ -312,7 +318,7 @@ def main(argv=None) -> dict:
     print(f"machine: {machine()['cpu']}, {os.cpu_count()} cores; book: {args.book or 'generated'} "
           f"({book.shape[0]:,} chars, K={K}); m={m}, n={n}; {rounds} rounds", file=sys.stderr)
     for dtype in (np.float64, np.float32):
-        compile_kernels(dtype, book.dtype)
+        compile_kernels(dtype, book.dtype, streams=1, sampler=True)
     trainers = {d: Trainer(init_state(vocab, Hyper(dtype=d)), book) for d in ("float64", "float32")}
     for tr in trainers.values():
         tr.run(100)  # leave the first steps (and page faults) out
@@ -356,7 +362,7 @@ def main(argv=None) -> dict:
                 book_path = os.path.join(tmp, "generated.txt")
                 with open(book_path, "w", encoding="utf-8") as f:
                     f.write(vocab.decode(book))
-            report["startup"] = compile_and_startup(tmp, sample_state)
+            report["startup"] = compile_and_startup(tmp, sample_state, book_path)
             report["peak_rss_mb_train"] = peak_memory_mb(book_path, tmp)
     if args.scaling:
         report["scaling"] = scaling(vocab, book, rounds, chars=100_000 if args.quick else 400_000)
@@ -395,8 +401,9 @@ def print_table(rep: dict) -> None:
           f"{rep['epoch_seconds_float32']:.1f} s in float32 (training time)")
     s = rep.get("startup")
     if s:
-        print(f"compile: cold {s['cold_compile_s']:.1f} s, warm (cache) {s['warm_compile_s']:.2f} s; "
-              f"`fastrnn --help` {s['help_s']:.2f} s; `fastrnn sample --len 1000` {s['sample_1000_s']:.2f} s")
+        print("whole commands, seconds on an empty kernel cache (cold) / on the cache they left (warm): "
+              + "; ".join(f"{c} {s[c + '_cold_s']:.1f} / {s[c + '_warm_s']:.2f}" for c in ("train", "sample", "eval"))
+              + f"; `fastrnn --help` {s['help_s']:.2f}")
     if rep.get("peak_rss_mb_train"):
         print(f"peak memory of `fastrnn train`: {rep['peak_rss_mb_train']:.0f} MB")
     if "scaling" in rep:

@@ -87,13 +87,15 @@ class _Reporter:
         self.stream.flush()
 
 
-def _compile(dtype, index_dtype, streams: bool = False) -> float:
+def _compile(dtype, index_dtype, **kernels) -> float:
+    """Compile the kernels a command runs (``train.compile_kernels``), saying on stderr what is
+    being compiled while it happens; a cache load says nothing."""
     from .train import compile_kernels
 
-    seconds = compile_kernels(dtype, index_dtype, streams=streams,
-                              on_slow=lambda: click.echo("compiling kernels (first run only)...", err=True))
+    seconds = compile_kernels(dtype, index_dtype, **kernels,
+                              on_compile=lambda what: click.echo(f"compiling {what} (first run only)...", err=True))
     if seconds > 1.5:
-        click.echo(f"compiled kernels in {seconds:.1f}s (cached for later runs)", err=True)
+        click.echo(f"compiled in {seconds:.1f}s (cached for later runs)", err=True)
     return seconds
 
 
@@ -174,7 +176,8 @@ class _StopRequest:
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_os_errors
 def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, eta, sigma, seed, epochs, steps,
-          dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every, quiet):
+          dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every,
+          quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
 
@@ -257,7 +260,8 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
         hyper = Hyper(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype,
                       streams=streams, restart_every=restart_every)
         state = with_streams(init_state(vocab, hyper), train_part.shape[0])
-    compile_seconds = _compile(state.params.dtype, encoded.dtype, streams > 1)
+    compile_seconds = _compile(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
+                               scorer=val_part is not None)
     if force and not resume_dir and holds_run(out_dir):
         clear_run(out_dir)
     save_run_config(out_dir, {
@@ -380,7 +384,7 @@ def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
         text = read_text(text_file, encoding)
     except (FileNotFoundError, CheckpointError, TextError) as err:
         raise _fail(str(err)) from None
-    _compile(state.params.dtype, state.vocab.index_dtype())
+    _compile(state.params.dtype, state.vocab.index_dtype(), scorer=True)
     result = evaluate_text(state, text, from_zero)
     if result["predicted"] == 0:
         raise _fail(f"{text_file}: no two consecutive characters of the model's vocabulary to score")
@@ -454,7 +458,7 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
         seed = secrets.randbelow(2**31)
         click.echo(f"sampling {path} with --seed {seed}", err=True)
     from .sample import sample_texts
-    _compile(state.params.dtype, state.vocab.index_dtype())
+    _compile(state.params.dtype, state.vocab.index_dtype(), sampler=True)
     texts = sample_texts(state, length, num, seed, temperature=temperature, prime=prime, top_k=top_k,
                          from_zero=from_zero, until_end=until_end)
     if as_json:

@@ -19,29 +19,26 @@ class TextScorer:
 
     The hidden state starts where the caller says (zeros by default) and is carried through the
     text in chunks of ``chunk`` characters (the chunk length changes nothing but speed).
+    Texts are arrays of vocabulary indices of ``index_dtype``.
     """
 
-    def __init__(self, m: int, K: int, dtype, chunk: int = 100):
-        from . import kernels
+    def __init__(self, m: int, K: int, dtype, index_dtype, chunk: int = 100):
+        from .kernels.workspace import allocate_workspace
+        from .model import Layout
 
         self.m, self.K = m, K
-        self.hs = np.zeros((chunk + 1, m), dtype)
-        self.ps = np.zeros((chunk, K), dtype)
-        self.WT = np.zeros((m, m), dtype)
-        self.VT = np.zeros((m, K), dtype)
-        self.scratch = np.zeros(kernels.scratch_shape(chunk, m, K), dtype)
-        self.wh = np.zeros(m, dtype)
+        self.work = allocate_workspace(1, chunk, m, K, Layout(m, K).size, dtype, index_dtype)
 
     def total_loss(self, params, indices, h=None) -> tuple[float, int]:
         """(summed loss in nats, number of predictions) for predicting indices[1:], indices[0]
         being fed to ``h`` (m,) (zeros when None)."""
-        from . import kernels
+        from .kernels import sampler
 
         if len(indices) < 2:
             return 0.0, 0
-        h0 = np.zeros(self.m, self.hs.dtype) if h is None else np.asarray(h, self.hs.dtype)
-        loss = kernels.text_loss(self.hs, self.ps, self.WT, self.VT, self.scratch, self.wh,
-                                 np.ascontiguousarray(indices), h0, params, self.m, self.K)
+        h0 = np.zeros(self.m, params.dtype) if h is None else np.asarray(h, params.dtype)
+        loss = sampler.text_loss(self.work, np.ascontiguousarray(indices, self.work.chars.dtype), h0, params,
+                                 self.m, self.K)
         return float(loss), len(indices) - 1
 
 
@@ -58,7 +55,7 @@ def evaluate_text(state, text: str, from_zero: bool = False) -> dict:
     vocab = state.vocab
     points = codepoints(text)
     idx, known = vocab.lookup(points)
-    scorer = TextScorer(state.hyper.hidden, vocab.size, state.params.dtype)
+    scorer = TextScorer(state.hyper.hidden, vocab.size, state.params.dtype, vocab.index_dtype())
     total, count = 0.0, 0
     # score each run of known characters on its own
     edges = np.flatnonzero(np.diff(np.concatenate([[0], known.astype(np.int8), [0]])))

@@ -91,18 +91,17 @@ def numerical_grads(params: dict, x, y, h0, step: float) -> dict:
 
 def kernel_grads(state, x, y, h0) -> dict:
     """Raw gradients of one chunk from the Numba kernels, in the state's dtype."""
-    from . import kernels
+    from .kernels import rnn
+    from .kernels.workspace import allocate_workspace
 
     m, K, n = state.hyper.hidden, state.vocab.size, len(x)
-    dtype = state.params.dtype
-    grads = np.zeros_like(state.params)
-    hs = np.zeros((n + 1, m), dtype)
-    hs[0] = h0
-    WT, VT = np.zeros((m, m), dtype), np.zeros((m, K), dtype)
-    kernels.transposes_into(WT, VT, state.params, m, K)
-    kernels.chunk_loss_and_grads(grads, hs, np.zeros((n, K), dtype), WT, VT, np.zeros((n, m), dtype),
-                                 np.zeros(m, dtype), np.zeros(kernels.scratch_shape(n, m, K), dtype),
-                                 np.ascontiguousarray(x), np.ascontiguousarray(y), state.params, m, K)
+    work = allocate_workspace(1, n, m, K, state.params.shape[0], state.params.dtype, x.dtype)
+    hs, ps, dh_out, dh_next, wh, scratch = work.block_views()
+    hs[0, 0] = h0
+    grads = work.block_grads[0]
+    rnn.transposes_into(work.WT, work.VT, state.params, m, K)
+    rnn.chunk_loss_and_grads(grads, hs, ps, dh_out, dh_next, wh, scratch, np.ascontiguousarray(x)[None, :],
+                             np.ascontiguousarray(y)[None, :], work.WT, work.VT, state.params, m, K)
     return state.layout.views(grads)
 
 

@@ -62,6 +62,31 @@ def adagrad_step(params, mem, grads, eta=0.1, eps=1e-8, clip=5.0):
         params[k] -= eta * g / np.sqrt(mem[k] + eps)
 
 
+def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0):
+    """One update of B streams, in place: each stream s takes the chunk at positions[s] (after
+    starting again at 0 with h = 0 when fewer than n + 1 characters are left) from its hidden
+    state H[s]; the mean of the B gradients goes through ``adagrad_step``. B = 1 is the classic
+    algorithm. Returns (mean chunk loss, mean raw gradients).
+
+    H (B, m), positions (B,) int: read and written.   book: the encoded text.
+    """
+    B = len(positions)
+    total = {k: np.zeros_like(v) for k, v in params.items()}
+    loss = 0.0
+    for s in range(B):
+        if positions[s] + n + 1 > len(book):
+            positions[s], H[s] = 0, 0.0
+        p = positions[s]
+        chunk_loss, grads, H[s] = loss_and_grads(params, book[p:p + n], book[p + 1:p + n + 1], H[s])
+        loss += chunk_loss
+        for k in total:
+            total[k] += grads[k]
+        positions[s] += n
+    mean = total if B == 1 else {k: v / B for k, v in total.items()}
+    adagrad_step(params, mem, mean, eta, eps, clip)
+    return loss / B, mean
+
+
 def sample(params, h, x, n, uniforms, temperature=1.0, top_k=0):
     """Generate ``n`` character indices after input index ``x`` from hidden state ``h``.
 

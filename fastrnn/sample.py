@@ -1,4 +1,4 @@
-"""Generating text from a model: the Python side of ``kernels.sample_chars``.
+"""Generating text from a model: the Python side of ``kernels.sampler.sample_chars``.
 
 Where text starts matters. Training carries h from chunk to chunk and sets it to zero only
 where the book starts again, so to a trained model h = 0 means "the book's first line"; from
@@ -42,7 +42,7 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
     All randomness comes from ``rng``, so a seed gives the same text every time; text i of
     ``num`` uses the numbers it would draw if the texts were sampled one by one.
     """
-    from . import kernels
+    from .kernels import sampler
 
     if not temperature > 0:
         raise ValueError("temperature must be positive")
@@ -58,9 +58,9 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
     out = np.zeros((count, n), dtype=np.int64)
     uniforms = rng.random(count * n).reshape(count, n)
     prime = np.asarray(prime, dtype=np.int64)
-    kernels.sample_chars(out, H, np.empty((m, m + vocab.size), dtype),
-                         prime, uniforms, float(1.0 / temperature), int(top_k),
-                         views["W"], views["U"].T, views["V"], views["b"], views["c"])
+    sampler.sample_chars(out, H, np.empty((m, m + vocab.size), dtype), prime, uniforms,
+                         views["W"], views["U"].T, views["V"], views["b"], views["c"],
+                         float(1.0 / temperature), int(top_k))
     return out[0] if num is None else out
 
 

@@ -1,15 +1,13 @@
-"""The training loop in Python: chunk walk bookkeeping, smooth loss, samples, run directory.
+"""The training loop in Python: the walk through the book, smooth loss, samples, run directory.
 
-The per-update work runs inside ``kernels.train_chunks`` (one stream) or ``kernels.train_streams``
-(several); Python calls it for blocks of a few hundred milliseconds so it can report progress,
-write samples and checkpoints in between.
+The per-update work runs inside ``kernels.loop``; Python calls it for blocks of a few hundred
+milliseconds so it can report progress, write samples and checkpoints in between.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -27,76 +25,39 @@ def updates_per_epoch(n_chars: int, seq_length: int) -> int:
 
 
 class Trainer:
-    """Owns every buffer ``kernels.train_chunks`` (one stream) or ``kernels.train_streams``
-    (hyper.streams > 1, or ``streams_kernel=True``) works on, allocated once."""
+    """The run state and workspace of ``kernels.loop`` for one run, allocated once, and the
+    model states read back from them."""
 
-    def __init__(self, state: State, book: np.ndarray, streams_kernel: bool | None = None):
-        from . import kernels
+    def __init__(self, state: State, book: np.ndarray):
+        import numba
 
-        self._k = kernels
+        from .kernels import loop
+        from .kernels.workspace import allocate_workspace, new_run_state, stream_blocks
+
         self.vocab, self.hyper, self.book = state.vocab, state.hyper, book
-        m, K, n = state.hyper.hidden, state.vocab.size, state.hyper.seq_length
-        dtype = state.params.dtype
-        B = state.hyper.streams
-        self.multi = B > 1 if streams_kernel is None else streams_kernel
-        if B > 1 and not self.multi:
-            raise ValueError(f"{B} streams need the stream kernel")
+        m, K, n, B = state.hyper.hidden, state.vocab.size, state.hyper.seq_length, state.hyper.streams
         self.per_epoch = updates_per_epoch(book.shape[0], n)
         if B > self.per_epoch:
             raise ValueError(f"{B} streams on a text of {self.per_epoch} chunks: streams would coincide")
-        self.scalar = dtype.type
-        self.params = np.stack([state.params, state.params])
-        self.mem = np.stack([state.adagrad, state.adagrad])
-        self.grads = np.zeros(state.params.shape[0], dtype)
-        self.h = state.h.copy()
-        self.best_h = np.zeros(m, dtype)
-        self.WT = np.zeros((m, m), dtype)
-        self.VT = np.zeros((m, K), dtype)
-        if self.multi and state.stream_h is None:
-            if B > 1:
-                state = with_streams(state.copy(), book.shape[0])
-            else:  # the stream kernel on the one classic stream
-                state = State(**{**vars(state), "stream_h": state.h[None, :],
-                                 "stream_positions": np.array([state.position], np.int64)})
-        if self.multi:
-            self._block_workspaces(state.stream_h.shape[0], n, m, K, dtype)
-        else:
-            self.hs = np.zeros((n + 1, m), dtype)
-            self.ps = np.zeros((n, K), dtype)
-            self.dh_out = np.zeros((n, m), dtype)
-            self.dh_next = np.zeros(m, dtype)
-            self.scratch = np.zeros(kernels.scratch_shape(n, m, K), dtype)  # softmax: one exp call per chunk
-        self.counters = np.zeros(8, np.int64)
-        c = self.counters
-        c[kernels.POSITION], c[kernels.EPOCH], c[kernels.UPDATE] = state.position, state.epoch, state.update
-        c[kernels.CURRENT], c[kernels.BEST] = 0, -1
-        self.floats = np.array([state.smooth_loss, state.best_smooth_loss], np.float64)
+        if B > 1 and state.stream_h is None:
+            state = with_streams(state.copy(), book.shape[0])
+        H, positions = ((state.h[None, :], [state.position]) if B == 1
+                        else (state.stream_h, state.stream_positions))
+        self.run_state = new_run_state(state.params, state.adagrad, H, positions, state.update,
+                                       state.smooth_loss, state.best_smooth_loss)
+        self.work = allocate_workspace(B, n, m, K, state.params.shape[0], state.params.dtype, book.dtype)
         self.best_val_loss = state.best_val_loss
-        if self.multi:
-            self.H, self.positions = state.stream_h.copy(), state.stream_positions.copy()
-            self.best_H, self.best_positions = np.zeros_like(self.H), np.zeros_like(self.positions)
-
-    def _block_workspaces(self, B: int, n: int, m: int, K: int, dtype) -> None:
-        """Flat per-block workspaces of ``kernels.train_streams``, sized for its largest block."""
-        sizes = self._k.stream_blocks(B)
-        nb, G = len(sizes), max(sizes)
-        self.block_starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.chars = np.zeros((nb, G, n + 1), self.book.dtype)
-        self.hs = np.zeros((nb, (n + 1) * G * m), dtype)
-        self.ps = np.zeros((nb, n * G * K), dtype)
-        self.dh_out = np.zeros((nb, n * G * m), dtype)
-        self.dh_next = np.zeros((nb, G * m), dtype)
-        self.scratch = np.zeros((nb,) + self._k.scratch_shape(G, m, K), dtype)
-        self.block_grads = np.zeros((nb, self.grads.shape[0]), dtype)
-        self.block_losses = np.zeros(nb)
+        self._loop = loop.loop_for(len(stream_blocks(B)), numba.get_num_threads())
+        scalar = state.params.dtype.type
+        self._args = (scalar(state.hyper.eta), scalar(state.hyper.eps), scalar(state.hyper.clip), m, K)
 
     @property
     def update(self) -> int:
-        return int(self.counters[self._k.UPDATE])
+        return int(self.run_state.update[0])
 
     @property
     def smooth_loss(self) -> float:
-        return float(self.floats[self._k.SMOOTH])
+        return float(self.run_state.smooth[0])
 
     def run(self, n_updates: int) -> tuple[np.ndarray, np.ndarray]:
         """Apply ``n_updates`` updates; returns their chunk losses and smooth losses."""
@@ -110,28 +71,10 @@ class Trainer:
                 if self.update % every == 0 and self.update > 0:
                     self._restart_streams()
                 count = min(count, every - self.update % every)
-            self._run_kernel(losses[done:done + count], smooths[done:done + count])
+            self._loop(losses[done:done + count], smooths[done:done + count], self.run_state, self.work,
+                       self.book, *self._args)
             done += count
         return losses, smooths
-
-    def _run_kernel(self, losses: np.ndarray, smooths: np.ndarray) -> None:
-        h, k, c = self.hyper, self._k, self.counters
-        scalars = (self.scalar(h.eta), self.scalar(h.eps), self.scalar(h.clip), h.hidden, self.vocab.size)
-        if not self.multi:
-            k.train_chunks(losses, smooths, self.params, self.mem, self.grads, self.h, self.best_h,
-                           self.hs, self.ps, self.WT, self.VT, self.dh_out, self.dh_next, self.scratch,
-                           c, self.floats, self.book, *scalars)
-            if h.restart_every:  # the kernel counts wraps, which restarts make rare
-                c[k.EPOCH] = self.epoch_of(int(c[k.UPDATE]))
-            return
-        k.train_streams(losses, smooths, self.params, self.mem, self.grads, self.block_grads,
-                        self.block_losses, self.H, self.best_H, self.positions, self.best_positions,
-                        self.block_starts, self.chars, self.hs, self.ps, self.WT, self.VT, self.dh_out,
-                        self.dh_next, self.scratch, c, self.floats, self.book, *scalars)
-        # stream 0 stands for the run in h, position and epoch (passes' worth of chunks)
-        self.h[:] = self.H[0]
-        c[k.POSITION] = self.positions[0]
-        c[k.EPOCH] = self.epoch_of(int(c[k.UPDATE]))
 
     def _restart_streams(self) -> None:
         """``restart_every``: every stream starts afresh, h = 0, at a place drawn from (seed,
@@ -139,19 +82,14 @@ class Trainer:
         line; a function of the update alone, so resumed runs restart where straight ones do."""
         rng = np.random.default_rng([self.hyper.seed, 2, self.update])
         last_start = self.book.shape[0] - self.hyper.seq_length - 1
-        if not self.multi:
-            self.counters[self._k.POSITION] = rng.integers(0, last_start + 1)
-            self.h[:] = 0.0
-            return
-        self.positions[:] = rng.integers(0, last_start + 1, size=self.positions.shape[0])
-        self.H[:] = 0.0
-        self.h[:] = 0.0
-        self.counters[self._k.POSITION] = self.positions[0]
+        run = self.run_state
+        run.positions[:] = rng.integers(0, last_start + 1, size=run.positions.shape[0])
+        run.H[:] = 0.0
 
     def epoch_of(self, update: int) -> int:
-        """The pass over the book that update number ``update`` (B chunks each) belongs to,
-        counted from 0: for one stream without restarts, the wraps so far, as the classic
-        kernel counts them."""
+        """The pass over the book that the chunks of update number ``update`` (B chunks each,
+        counted from 1) belong to, counted from 0; for one stream without restarts, the wraps
+        so far."""
         return max(0, update * self.hyper.streams - 1) // self.per_epoch
 
     def _char_at(self, position: int) -> int | None:
@@ -162,76 +100,90 @@ class Trainer:
 
     def live_params(self) -> np.ndarray:
         """The live parameter buffer (a view, not a copy)."""
-        return self.params[self.counters[self._k.CURRENT]]
+        return self.run_state.params[self.run_state.current[0]]
+
+    def _state(self, buffer: int, H: np.ndarray, positions: np.ndarray, update: int, epoch: int,
+               smooth: float, best_smooth: float) -> State:
+        run = self.run_state
+        state = State(self.vocab, self.hyper, run.params[buffer].copy(), run.mem[buffer].copy(), H[0].copy(),
+                      update, epoch, int(positions[0]), smooth, best_smooth, self.best_val_loss,
+                      next_char=self._char_at(int(positions[0])))
+        if self.hyper.streams > 1:
+            state.stream_h, state.stream_positions = H.copy(), positions.copy()
+        return state
 
     def state(self) -> State:
         """A copy of the live model and optimizer state."""
-        k, c = self._k, self.counters
-        cur = c[k.CURRENT]
-        state = State(self.vocab, self.hyper, self.params[cur].copy(), self.mem[cur].copy(),
-                      self.h.copy(), int(c[k.UPDATE]), int(c[k.EPOCH]), int(c[k.POSITION]),
-                      float(self.floats[k.SMOOTH]), float(self.floats[k.BEST_SMOOTH]), self.best_val_loss,
-                      next_char=self._char_at(int(c[k.POSITION])))
-        if self.multi and self.hyper.streams > 1:
-            state.stream_h, state.stream_positions = self.H.copy(), self.positions.copy()
-        return state
+        run = self.run_state
+        return self._state(run.current[0], run.H, run.positions, self.update, self.epoch_of(self.update),
+                           self.smooth_loss, float(run.best_smooth[0]))
 
     def best_state(self) -> State | None:
         """The model with the lowest smooth loss seen by this trainer, or None if none yet.
 
         It is the model *before* the update whose chunk gave that smooth loss: the one that
-        was evaluated. ``smooth_loss`` holds that lowest value.
+        was evaluated, with the hidden states and positions its chunks started from.
+        ``smooth_loss`` holds that lowest value.
         """
-        k, c = self._k, self.counters
-        best = c[k.BEST]
-        if best < 0:
+        run = self.run_state
+        if run.best[0] < 0:
             return None
-        s = float(self.floats[k.BEST_SMOOTH])
-        if not self.multi:
-            epoch = self.epoch_of(int(c[k.BEST_UPDATE])) if self.hyper.restart_every else int(c[k.BEST_EPOCH])
-            return State(self.vocab, self.hyper, self.params[best].copy(), self.mem[best].copy(),
-                         self.best_h.copy(), int(c[k.BEST_UPDATE]), epoch,
-                         int(c[k.BEST_POSITION]), s, s, next_char=self._char_at(int(c[k.BEST_POSITION])))
-        update = int(c[k.BEST_UPDATE])
-        position = int(self.best_positions[0])
-        state = State(self.vocab, self.hyper, self.params[best].copy(), self.mem[best].copy(),
-                      self.best_H[0].copy(), update, self.epoch_of(update), position, s, s,
-                      next_char=self._char_at(position))
-        if self.hyper.streams > 1:
-            state.stream_h, state.stream_positions = self.best_H.copy(), self.best_positions.copy()
+        update, s = int(run.best_update[0]), float(run.best_smooth[0])
+        state = self._state(run.best[0], run.best_H, run.best_positions, update, self.epoch_of(update + 1), s, s)
+        state.best_val_loss = float("inf")
         return state
 
 
-def compile_kernels(dtype, index_dtype, on_slow=None, slow_after: float = 1.5, streams: bool = False) -> float:
-    """Compile (or load from the on-disk cache) every kernel for these dtypes (with ``streams``,
-    the multi-stream training kernel too).
+def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = False, scorer: bool = False,
+                    on_compile=None, slow_after: float = 1.0) -> float:
+    """Compile (or load from the on-disk cache) the kernels a command runs, for these dtypes:
+    the training loop build that a run of ``streams`` streams uses (none for 0), the sampler,
+    the scorer.
 
-    Returns the seconds it took. ``on_slow()`` is called once if it takes longer than
-    ``slow_after`` seconds, which means a real compilation (a cache load takes ~0.5 s).
+    ``on_compile(what)`` is called when one of them takes longer than ``slow_after`` seconds,
+    which means a real compilation (a cache load takes a fraction of a second). Returns the
+    seconds it all took.
     """
+    import threading
+
+    import numba
+
+    from .evaluate import TextScorer
+    from .kernels import loop
     from .model import Hyper, init_state
     from .sample import sample_indices
     from .text import Vocab
 
-    timer = threading.Timer(slow_after, on_slow) if on_slow else None
-    start = time.perf_counter()
-    if timer:
-        timer.start()
-    try:
-        vocab = Vocab(np.arange(2, dtype=np.uint32))
-        hyper = Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name)
-        book = np.zeros(5, dtype=index_dtype)
-        trainer = Trainer(init_state(vocab, hyper), book)
-        trainer.run(1)
-        if streams:
-            Trainer(init_state(vocab, hyper), book, streams_kernel=True).run(1)
-        sample_indices(trainer.params[0], vocab, 2, 2, np.random.default_rng(0))
-        from .evaluate import TextScorer
+    vocab = Vocab(np.arange(2, dtype=np.uint32))
+    book = np.zeros(5, dtype=index_dtype)
+    state = init_state(vocab, Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name))
 
-        TextScorer(2, 2, trainer.params.dtype, chunk=2).total_loss(trainer.params[0], book)
-    finally:
+    from .kernels.workspace import stream_blocks
+
+    build = loop.loop_for(len(stream_blocks(max(streams, 1))), numba.get_num_threads())
+
+    def train():
+        trainer = Trainer(state, book)
+        trainer._loop = build
+        trainer.run(1)
+
+    parallel = " (parallel build)" if build is loop.train_updates_parallel else ""
+    jobs = [(streams > 0, f"the training loop{parallel}", train),
+            (sampler, "the sampler", lambda: sample_indices(state.params, vocab, 2, 2, np.random.default_rng(0))),
+            (scorer, "the scorer", lambda: TextScorer(2, 2, state.params.dtype, index_dtype, chunk=2)
+             .total_loss(state.params, book))]
+    start = time.perf_counter()
+    for wanted, what, job in jobs:
+        if not wanted:
+            continue
+        timer = threading.Timer(slow_after, on_compile, args=(what,)) if on_compile else None
         if timer:
-            timer.cancel()
+            timer.start()
+        try:
+            job()
+        finally:
+            if timer:
+                timer.cancel()
     return time.perf_counter() - start
 
 
@@ -355,7 +307,7 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
     if val_book is not None:
         from .evaluate import TextScorer
 
-        scorer = TextScorer(state.hyper.hidden, state.vocab.size, state.params.dtype)
+        scorer = TextScorer(state.hyper.hidden, state.vocab.size, state.params.dtype, val_book.dtype)
     best_saved = state.best_val_loss if scorer else state.best_smooth_loss
     if resume:
         truncate_logs(out_dir, state.update)

@@ -1,7 +1,12 @@
-"""Shared test helpers: comparing the kernels with the reference from one state."""
+"""Shared test helpers: the command line through click's runner, run directories, and the
+kernels against the reference from one state."""
+import os
+
 import numpy as np
+from click.testing import CliRunner
 
 from fastrnn import reference
+from fastrnn.cli import cli
 from fastrnn.model import Hyper, State, init_state
 from fastrnn.text import build_vocab
 from fastrnn.train import Trainer
@@ -22,29 +27,67 @@ def small_state(text, hidden=5, seq_length=7, seed=1, sigma=0.1, dtype="float64"
 
 
 def reference_update(state: State, book):
-    """One update of the classic algorithm in the reference, from ``state``; returns
+    """One update of ``reference.train_step`` from ``state`` (one stream or many); returns
     (new_state, loss, raw_grads)."""
     new = state.copy()
-    n = state.hyper.seq_length
-    if new.position + n + 1 > book.shape[0]:
-        new.position, new.h[:] = 0, 0.0
-        new.epoch += 1
-    x = book[new.position:new.position + n]
-    y = book[new.position + 1:new.position + n + 1]
-    params, mem = new.views(), new.layout.views(new.adagrad)
-    loss, grads, h = reference.loss_and_grads(params, x, y, new.h)
-    reference.adagrad_step(params, mem, grads, state.hyper.eta, state.hyper.eps, state.hyper.clip)
-    new.h[:] = h
-    new.position += n
-    new.update += 1
+    many = state.stream_h is not None
+    H = new.stream_h if many else new.h[None, :]
+    positions = new.stream_positions if many else np.array([new.position])
+    loss, grads = reference.train_step(new.views(), new.layout.views(new.adagrad), H, positions, book,
+                                       state.hyper.seq_length, state.hyper.eta, state.hyper.eps, state.hyper.clip)
+    new.position, new.update = int(positions[0]), new.update + 1
+    new.epoch = max(0, new.update * state.hyper.streams - 1) // ((book.shape[0] - 1) // state.hyper.seq_length)
     new.smooth_loss = loss if np.isnan(state.smooth_loss) else 0.999 * state.smooth_loss + 0.001 * loss
     return new, loss, grads
 
 
 def kernel_update(state: State, book):
-    """One update through ``kernels.train_chunks`` from ``state``; returns
-    (trainer, new_state, loss, smooth, raw_grads as named views)."""
+    """One update through ``kernels.loop`` from ``state``; returns (trainer, new_state, loss,
+    smooth, raw_grads as named views: the mean over streams)."""
     trainer = Trainer(state, book)
     losses, smooths = trainer.run(1)
-    grads = state.layout.views(trainer.grads)
-    return trainer, trainer.state(), losses[0], smooths[0], grads
+    grads = trainer.work.grads if state.hyper.streams > 1 else trainer.work.block_grads[0]
+    return trainer, trainer.state(), losses[0], smooths[0], state.layout.views(grads)
+
+
+def run(args, cwd=None):
+    runner = CliRunner()
+    if cwd is None:
+        return runner.invoke(cli, args, prog_name="fastrnn")
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(cli, args, prog_name="fastrnn")
+    finally:
+        os.chdir(old)
+
+
+def one_line_error(result, code, fragment, alone=True):
+    """The command failed with ``code`` and one error line holding ``fragment``; with ``alone``,
+    that line is all of stderr (otherwise it is the last line, after progress output)."""
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    if alone:
+        assert len(lines) == 1, result.stderr
+    assert [ln for ln in lines if ln.startswith("Error: ")] == lines[-1:], result.stderr
+    assert fragment in lines[-1], lines[-1]
+    assert "Traceback" not in result.output
+
+
+SMALL = ["--hidden", "12", "--seq-length", "10", "--log-every", "7", "--sample-every", "40",
+         "--checkpoint-every", "30", "-q"]
+
+
+def npz_arrays(path):
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def assert_same_run(a, b):
+    for name in ("last.npz", "best.npz"):
+        x, y = npz_arrays(a / name), npz_arrays(b / name)
+        assert x.keys() == y.keys()
+        for key in x:
+            assert np.array_equal(x[key], y[key]), (name, key)
+    for name in ("metrics.csv", "samples.txt"):
+        assert (a / name).read_text(encoding="utf-8") == (b / name).read_text(encoding="utf-8"), name

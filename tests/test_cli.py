@@ -6,34 +6,9 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import one_line_error, run
 
-from fastrnn.cli import cli
 from fastrnn.model import load_checkpoint
-
-
-def run(args, cwd=None):
-    runner = CliRunner()
-    if cwd is None:
-        return runner.invoke(cli, args, prog_name="fastrnn")
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return runner.invoke(cli, args, prog_name="fastrnn")
-    finally:
-        os.chdir(old)
-
-
-def one_line_error(result, code, fragment, alone=True):
-    """The command failed with ``code`` and one error line holding ``fragment``; with ``alone``,
-    that line is all of stderr (otherwise it is the last line, after progress output)."""
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    if alone:
-        assert len(lines) == 1, result.stderr
-    assert [ln for ln in lines if ln.startswith("Error: ")] == lines[-1:], result.stderr
-    assert fragment in lines[-1], lines[-1]
-    assert "Traceback" not in result.output
 
 
 def test_train_then_sample(tmp_path, book):

@@ -2,10 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from helpers import one_line_error, run
 
 from fastrnn.gradcheck import check_gradients, kernel_grads, relative_error
-
-from test_cli import one_line_error, run
 
 
 @pytest.mark.parametrize("hidden", [5, 20])

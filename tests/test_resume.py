@@ -8,31 +8,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import make_text
+from helpers import SMALL, assert_same_run, npz_arrays, one_line_error, run, small_state
 
 from fastrnn.model import load_checkpoint
 from fastrnn.train import NonFiniteError, RunOptions, train_run
-
-from conftest import make_text
-from helpers import small_state
-from test_cli import one_line_error, run
-
-SMALL = ["--hidden", "12", "--seq-length", "10", "--log-every", "7", "--sample-every", "40",
-         "--checkpoint-every", "30", "-q"]
-
-
-def npz_arrays(path):
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
-
-
-def assert_same_run(a, b):
-    for name in ("last.npz", "best.npz"):
-        x, y = npz_arrays(a / name), npz_arrays(b / name)
-        assert x.keys() == y.keys()
-        for key in x:
-            assert np.array_equal(x[key], y[key]), (name, key)
-    for name in ("metrics.csv", "samples.txt"):
-        assert (a / name).read_text(encoding="utf-8") == (b / name).read_text(encoding="utf-8"), name
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, book):

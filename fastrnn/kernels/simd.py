@@ -1,5 +1,5 @@
 """Explicit SIMD vectors for the Numba kernels: a vector type and the few intrinsics that
-``kernels.matmul_add`` is written with.
+``linalg.matmul_add`` is written with.
 
 LLVM vectorises plain loops, but not a register tile (several accumulators carried across a
 loop): written with scalars or tuples, it stays scalar. A value of type ``Vec`` is one LLVM
@@ -11,9 +11,6 @@ of wide vectors.
 path of ``matmul_add``, so that its paths round alike. With NUMBA_DISABLE_JIT=1 the same
 names are plain NumPy functions (at the end of this module), unfused, so the kernels still run
 as Python.
-
-Numba's on-disk cache notices changes to a kernel's own file only: after editing this module,
-delete the ``__pycache__`` of the package so that kernels are compiled again.
 """
 import numpy as np
 from llvmlite import ir

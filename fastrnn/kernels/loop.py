@@ -1,0 +1,153 @@
+"""The training loop: updates over chunks of a book, for one stream or many.
+
+Per update, each of the B streams takes the next chunk at its own position with its own
+hidden state; the streams run in blocks (``workspace.stream_blocks``) through the cell, so its
+products are matrix-matrix; the B gradients are averaged (so eta keeps its meaning) before one
+clip and AdaGrad step. One stream is one block of one: the classic algorithm, whose gradient
+goes to the optimizer as it is.
+
+The loop is compiled twice from one body: ``train_updates`` runs the blocks one after another,
+``train_updates_parallel`` on Numba's threads (``prange``). Nothing depends on how blocks are
+shared among threads, so both give the same numbers bit for bit; a run that has one block, or
+one thread, needs only the first, which compiles faster and has no thread start-up per update.
+"""
+import math
+import types
+
+from numba import njit, prange
+
+from .config import JIT
+from .linalg import copy_rows_into
+from .optim import adagrad_update, adagrad_update_inplace_held
+from .rnn import chunk_loss_and_grads, transposes_into
+
+SMOOTHING = 0.999
+
+
+@njit(inline="always")
+def smoothed(smooth, loss):
+    """The smooth loss after a chunk loss of ``loss``: 0.999 s + 0.001 loss, starting at the
+    first chunk's loss (``smooth`` is NaN before it)."""
+    return loss if math.isnan(smooth) else SMOOTHING * smooth + (1.0 - SMOOTHING) * loss
+
+
+@njit(**JIT)
+def step_and_keep_best(run, grads, held, smooth, m, K, eta, eps, clip):
+    """Record ``smooth`` as the run's smooth loss and apply the AdaGrad step to the live model
+    of ``run`` (a ``RunState``); returns whether it is a new best, in which case the step writes
+    into the other buffer so that the model that earned it stays intact, and run.best names it.
+    grads (P,): read.   held (K,) bool: the characters the update's chunks held as inputs (see
+    ``adagrad_update_inplace_held``; the step into the other buffer updates every row)."""
+    cur = run.current[0]
+    dst = cur
+    best = smooth < run.best_smooth[0]
+    if best:
+        run.best_smooth[0] = smooth
+        run.best[0] = cur
+        run.best_update[0] = run.update[0]
+        dst = 1 - cur
+    if dst == cur:
+        adagrad_update_inplace_held(run.params[cur], run.mem[cur], grads, held, m * m, m, eta, eps, clip)
+    else:
+        adagrad_update(run.params[dst], run.mem[dst], run.params[cur], run.mem[cur], grads, eta, eps, clip)
+    run.current[0] = dst
+    run.update[0] += 1
+    run.smooth[0] = smooth
+    return best
+
+
+@njit(**JIT)
+def block_loss_and_grads(j, run, work, book, params, m, K):
+    """Block j of ``work`` (a ``Workspace``) through the cell: its streams' chunks from ``book``
+    at run.positions, starting from run.H; writes work.block_grads[j] and work.block_losses[j]
+    and leaves h_n of each stream at the end of work.hs[j]. params (P,): read; work.WT and
+    work.VT hold its transposes."""
+    first = work.block_starts[j]
+    G = work.block_starts[j + 1] - first
+    n = work.chars.shape[2] - 1
+    xy = work.chars[j, :G]
+    for s in range(G):
+        pos = run.positions[first + s]
+        for i in range(n + 1):
+            xy[s, i] = book[pos + i]
+    hs = work.hs[j, :(n + 1) * G * m].reshape((n + 1, G, m))
+    copy_rows_into(hs[0], run.H[first:first + G])
+    work.block_losses[j] = chunk_loss_and_grads(
+        work.block_grads[j], hs, work.ps[j, :n * G * K].reshape((n, G, K)),
+        work.dh_out[j, :n * G * m].reshape((n, G, m)), work.dh_next[j, :G * m].reshape((G, m)),
+        work.wh[j, :G * m].reshape((G, m)), work.scratch[j], xy[:, :n], xy[:, 1:], work.WT, work.VT, params, m, K)
+
+
+def _train_updates(losses, smooths, run, work, book, eta, eps, clip, m, K):
+    """Apply ``losses.shape[0]`` training updates.
+
+    losses, smooths (N,) float64: written with each update's chunk loss and smooth loss (per
+        chunk: the mean over streams).
+    run: a ``RunState``, read and written.   work: a ``Workspace`` for run.H.shape[0] streams.
+    book (N_chars,) int: the encoded text; a stream with fewer than n + 1 characters left
+        starts again at 0 with h = 0.
+    eta, eps, clip: of the parameters' dtype.   m, K: hidden and vocabulary sizes.
+    """
+    B = run.H.shape[0]
+    nb = work.block_starts.shape[0] - 1
+    n = work.chars.shape[2] - 1
+    P = run.params.shape[1]
+    for step in range(losses.shape[0]):
+        for s in range(B):
+            if run.positions[s] + n + 1 > book.shape[0]:
+                run.positions[s] = 0
+                run.H[s] = 0.0
+        live = run.params[run.current[0]]
+        transposes_into(work.WT, work.VT, live, m, K)  # shared, read-only, by all blocks
+        for j in prange(nb):
+            block_loss_and_grads(j, run, work, book, live, m, K)
+        loss = 0.0
+        for j in range(nb):
+            loss += work.block_losses[j]
+        loss /= B
+        smooth = smoothed(run.smooth[0], loss)
+        work.held[:] = False
+        for j in range(nb):
+            for s in range(work.block_starts[j + 1] - work.block_starts[j]):
+                for t in range(n):
+                    work.held[work.chars[j, s, t]] = True
+        if B == 1:
+            grads = work.block_grads[0]
+        else:
+            # g = (G_0 + ... + G_{nb-1}) / B, the block sums summed in block order
+            grads = work.grads
+            for i in prange(P):
+                acc = 0.0
+                for j in range(nb):
+                    acc += work.block_grads[j, i]
+                grads[i] = acc / B
+        if step_and_keep_best(run, grads, work.held, smooth, m, K, eta, eps, clip):
+            copy_rows_into(run.best_H, run.H)
+            for s in range(B):
+                run.best_positions[s] = run.positions[s]
+        for j in range(nb):
+            first = work.block_starts[j]
+            G = work.block_starts[j + 1] - first
+            copy_rows_into(run.H[first:first + G], work.hs[j, n * G * m:(n + 1) * G * m].reshape((G, m)))
+        for s in range(B):
+            run.positions[s] += n
+        losses[step] = loss
+        smooths[step] = smooth
+
+
+def _compiled_as(func, name, **options):
+    """``func`` compiled under its own name: Numba's cache keeps one entry per name and source
+    line, which two builds of one function with different options would share."""
+    copy = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__, func.__closure__)
+    copy.__qualname__ = name
+    copy.__doc__ = func.__doc__
+    return njit(**options)(copy)
+
+
+train_updates = _compiled_as(_train_updates, "train_updates", **JIT)
+train_updates_parallel = _compiled_as(_train_updates, "train_updates_parallel", **JIT, parallel=True)
+
+
+def loop_for(blocks: int, threads: int):
+    """The compiled loop to run ``blocks`` blocks of streams on ``threads`` threads."""
+    return train_updates_parallel if blocks > 1 and threads > 1 else train_updates

@@ -1,0 +1,158 @@
+"""The RNN cell: parameter views, and the forward and backward pass over one chunk of G
+streams walked in step (G = 1 is the classic single stream).
+
+Notation (one chunk of n characters, hidden size m, vocabulary K):
+    a_t = W h_{t-1} + U x_t + b,   h_t = tanh(a_t),   o_t = V h_t + c,   p_t = softmax(o_t)
+    loss = -sum_t log p_t[y_t]
+
+Every product runs as ``linalg.matmul_add`` over all G streams at once, so each vector of
+W.T and V.T loaded serves several streams, and each stream's numbers go through exactly the
+operations a lone stream's would: one stream in a block of G equals that stream alone, bit
+for bit.
+"""
+import math
+
+from numba import njit
+
+from .config import JIT
+from .linalg import copy_into, matmul_add, matmul_add_transposed, transpose_into
+from .mathfn import softmax_rows, tanh_inplace
+
+
+@njit(**JIT)
+def param_views(flat, m, K):
+    """Views W (m, m), UT (K, m), V (K, m), b (m,), c (K,) into a flat (P,) buffer. U is stored
+    transposed (``model.Layout``): row x of UT is the column U[:, x] that character x reads
+    and updates, contiguous."""
+    o1 = m * m
+    o2 = o1 + K * m
+    o3 = o2 + K * m
+    o4 = o3 + m
+    return (flat[:o1].reshape((m, m)), flat[o1:o2].reshape((K, m)),
+            flat[o2:o3].reshape((K, m)), flat[o3:o4], flat[o4:o4 + K])
+
+
+@njit(**JIT)
+def transposes_into(WT, VT, params, m, K):
+    """WT (m, m), VT (m, K) written with W.T and V.T of flat params (P,): the layouts the
+    forward products read row by row. Once per parameter change, however many chunks use them."""
+    W, UT, V, b, c = param_views(params, m, K)
+    transpose_into(WT, W)
+    transpose_into(VT, V)
+
+
+@njit(**JIT)
+def rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c):
+    """Forward pass of G streams over one chunk each, walked in step; returns the summed
+    cross-entropy of all G chunks (float64, stream by stream, each summed over t).
+
+    hs (n+1, G, m): row 0 read (each stream's h_prev), rows 1..n written with h_1..h_n.
+    ps (n, G, K): written with p_t.
+    scratch (3, >= G * max(m, K)), wh (G, m): workspaces of the model's dtype.
+    xs, ys (G, n) int: each stream's input and target indices.
+    WT (m, m), VT (m, K): read, W.T and V.T (``transposes_into``).   UT (K, m), b, c: read.
+    """
+    G, n = xs.shape
+    m = WT.shape[0]
+    K = VT.shape[1]
+    # b + U[:, x_t] for every stream and t: row x_t of UT, contiguous
+    for t in range(n):
+        for s in range(G):
+            u = UT[xs[s, t]]
+            h = hs[t + 1, s]
+            for i in range(m):
+                h[i] = b[i] + u[i]
+    for t in range(n):
+        # h_t = tanh(sum_j W[:, j] h_{t-1}[j] + (b + U[:, x_t])) for every stream, summed in the
+        # order ``sample_chars`` uses, so that sampling carries on exactly the h training computes
+        wh[:] = 0.0
+        matmul_add(wh, hs[t], WT)
+        h = hs[t + 1]
+        for s in range(G):
+            for i in range(m):
+                h[s, i] = wh[s, i] + h[s, i]
+        tanh_inplace(h.reshape(G * m), scratch)
+    # o_t = c + V h_t for every stream and t at once, then p_t = softmax(o_t)
+    rows = ps.reshape((n * G, K))
+    for r in range(n * G):
+        copy_into(rows[r], c)
+    matmul_add(rows, hs.reshape(((n + 1) * G, m))[G:], VT)
+    softmax_rows(rows, scratch)
+    loss = 0.0
+    for s in range(G):
+        for t in range(n):
+            loss -= math.log(ps[t, s, ys[s, t]])
+    return loss
+
+
+@njit(**JIT)
+def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
+    """Backward pass over the G chunks that ``rnn_forward`` just ran; the gradients are
+    the sums over all G chunks.
+
+    dW (m, m), dUT (K, m), dV (K, m), db (m,), dc (K,): written with the raw gradients (dUT
+    is dU transposed, as ``param_views`` lays U out).
+    dh_out (n, G, m): workspace, written with V.T g_t and then with da_t.   dh_next (G, m): workspace.
+    ps (n, G, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
+    hs (n+1, G, m), xs, ys (G, n), W, V: read.
+    """
+    G, n = xs.shape
+    m = W.shape[0]
+    K = V.shape[0]
+    dW[:] = 0.0
+    dUT[:] = 0.0
+    dV[:] = 0.0
+    db[:] = 0.0
+    dc[:] = 0.0
+    # g_t = p_t - onehot(y_t);  dc = sum_t g_t
+    for t in range(n):
+        for s in range(G):
+            g = ps[t, s]
+            g[ys[s, t]] -= 1.0
+            for k in range(K):
+                dc[k] += g[k]
+    rows = ps.reshape((n * G, K))
+    h_rows = hs.reshape(((n + 1) * G, m))
+    da_rows = dh_out.reshape((n * G, m))
+    # dV = sum_t g_t h_t^T
+    matmul_add_transposed(dV, rows, h_rows[G:])
+    # dh_out[t] = V^T g_t
+    da_rows[:] = 0.0
+    matmul_add(da_rows, rows, V)
+    dh_next[:] = 0.0
+    for t in range(n - 1, -1, -1):
+        da = dh_out[t]
+        h = hs[t + 1]
+        # da_t = (V^T g_t + dh_next) * (1 - h_t^2);  dh_next = W^T da_t = sum_i da_t[i] W[i, :]
+        for s in range(G):
+            for i in range(m):
+                da[s, i] = (da[s, i] + dh_next[s, i]) * (1.0 - h[s, i] * h[s, i])
+        if t > 0:  # backprop stops at the chunk's start: W^T da_0 is never used
+            dh_next[:] = 0.0
+            matmul_add(dh_next, da, W)
+    # dW = sum_t da_t h_{t-1}^T;  db = sum_t da_t;  dU[:, x_t] += da_t (row x_t of dUT)
+    matmul_add_transposed(dW, da_rows, h_rows[:n * G])
+    for t in range(n):
+        for s in range(G):
+            da = dh_out[t, s]
+            du = dUT[xs[s, t]]
+            for i in range(m):
+                db[i] += da[i]
+                du[i] += da[i]
+
+
+@njit(**JIT)
+def chunk_loss_and_grads(grads, hs, ps, dh_out, dh_next, wh, scratch, xs, ys, WT, VT, params, m, K):
+    """Summed loss and raw gradients of G chunks walked in step (``rnn_forward``, then
+    ``rnn_backward``).
+
+    grads (P,): written.   hs (n+1, G, m): row 0 read as the streams' h_prev, the rest written.
+    ps (n, G, K), dh_out (n, G, m), dh_next (G, m), wh (G, m), scratch (3, >= G * max(m, K)):
+    workspaces.   xs, ys (G, n) int: read.   WT (m, m), VT (m, K): read, the
+    ``transposes_into`` of params (P,), which is read.
+    """
+    W, UT, V, b, c = param_views(params, m, K)
+    dW, dUT, dV, db, dc = param_views(grads, m, K)
+    loss = rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c)
+    rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V)
+    return loss

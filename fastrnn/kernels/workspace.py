@@ -1,0 +1,111 @@
+"""The named arrays the kernels work on, and the one function that allocates each.
+
+``Workspace``: the buffers of one training update of B streams, also used for scoring a text
+(one stream) and for one chunk's gradients (gradcheck, tests). ``RunState``: what the training
+loop reads and writes from update to update. Both are NamedTuples of NumPy arrays, which Numba
+passes into kernels as they are; scalars that kernels update live in arrays of one element.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+STREAM_BLOCK = 8  # streams per block: W.T and V.T are read once per timestep for up to this many
+
+
+def stream_blocks(B: int) -> list[int]:
+    """Stream count of each block, for B streams: ceil(B / STREAM_BLOCK) blocks of near-equal
+    size, earlier blocks one larger. A function of B alone, so results never depend on the
+    number of threads that run the blocks."""
+    count = -(-B // STREAM_BLOCK)
+    return [B // count + (1 if i < B % count else 0) for i in range(count)]
+
+
+class Workspace(NamedTuple):
+    """Buffers of one update of B streams in nb blocks (``stream_blocks``; G the largest block).
+
+    Per-block buffers are flat, so that blocks of different sizes share one array; block j of
+    G_j streams reshapes the start of its row (``block_views``).
+    """
+
+    block_starts: np.ndarray  # (nb+1,) int64: block j holds streams block_starts[j] .. [j+1] - 1
+    chars: np.ndarray  # (nb, G, n+1) of the book's dtype: each stream's chunk, inputs and targets
+    hs: np.ndarray  # (nb, (n+1) G m): hidden states h_0..h_n
+    ps: np.ndarray  # (nb, n G K): probabilities, then output gradients
+    dh_out: np.ndarray  # (nb, n G m): V.T g_t, then da_t
+    dh_next: np.ndarray  # (nb, G m): W.T da_{t+1}
+    wh: np.ndarray  # (nb, G m): W h_{t-1}
+    scratch: np.ndarray  # (nb, 3, rows max(m, K)): exp, tanh and softmax work
+    block_grads: np.ndarray  # (nb, P): each block's summed gradient
+    block_losses: np.ndarray  # (nb,) float64: each block's summed loss
+    grads: np.ndarray  # (P,): the mean gradient of all streams (B > 1)
+    WT: np.ndarray  # (m, m): W.T of the live parameters
+    VT: np.ndarray  # (m, K): V.T
+    held: np.ndarray  # (K,) bool: characters the update's chunks hold as inputs
+
+    def block_views(self, j: int = 0, G: int = 1):
+        """(hs (n+1, G, m), ps (n, G, K), dh_out (n, G, m), dh_next (G, m), wh (G, m), scratch)
+        of block j, for Python callers (the loop kernel makes the same views)."""
+        n = self.chars.shape[2] - 1
+        m, K = self.WT.shape[0], self.VT.shape[1]
+        return (self.hs[j, :(n + 1) * G * m].reshape(n + 1, G, m), self.ps[j, :n * G * K].reshape(n, G, K),
+                self.dh_out[j, :n * G * m].reshape(n, G, m), self.dh_next[j, :G * m].reshape(G, m),
+                self.wh[j, :G * m].reshape(G, m), self.scratch[j])
+
+
+def allocate_workspace(streams: int, n: int, m: int, K: int, P: int, dtype, index_dtype) -> Workspace:
+    """A ``Workspace`` for ``streams`` streams of chunks of ``n`` characters, hidden size m,
+    vocabulary K and P parameters. A lone stream's exp and tanh work covers its whole chunk
+    (one exp call per chunk); a block's, one row per stream."""
+    sizes = stream_blocks(streams)
+    nb, G = len(sizes), max(sizes)
+    rows = n if G == 1 else G
+    dtype = np.dtype(dtype)
+    return Workspace(
+        block_starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        chars=np.zeros((nb, G, n + 1), index_dtype),
+        hs=np.zeros((nb, (n + 1) * G * m), dtype),
+        ps=np.zeros((nb, n * G * K), dtype),
+        dh_out=np.zeros((nb, n * G * m), dtype),
+        dh_next=np.zeros((nb, G * m), dtype),
+        wh=np.zeros((nb, G * m), dtype),
+        scratch=np.zeros((nb, 3, rows * max(m, K)), dtype),
+        block_grads=np.zeros((nb, P), dtype),
+        block_losses=np.zeros(nb),
+        grads=np.zeros(P, dtype),
+        WT=np.zeros((m, m), dtype),
+        VT=np.zeros((m, K), dtype),
+        held=np.zeros(K, np.bool_),
+    )
+
+
+class RunState(NamedTuple):
+    """What the training loop carries from update to update (all read and written).
+
+    The model is kept twice: when an update sets a new best smooth loss it writes into the
+    other buffer, so that the model that earned it stays intact without a copy.
+    """
+
+    params: np.ndarray  # (2, P): the live buffer is params[current[0]]
+    mem: np.ndarray  # (2, P): AdaGrad sums, beside params
+    H: np.ndarray  # (B, m): each stream's hidden state
+    positions: np.ndarray  # (B,) int64: each stream's next chunk start
+    best_H: np.ndarray  # (B, m): the start states of the best model's chunks
+    best_positions: np.ndarray  # (B,) int64
+    current: np.ndarray  # (1,) int64: 0 or 1, the live buffer
+    update: np.ndarray  # (1,) int64: updates applied
+    best: np.ndarray  # (1,) int64: the buffer holding the best model, -1 before any
+    best_update: np.ndarray  # (1,) int64: updates applied to the best model
+    smooth: np.ndarray  # (1,) float64: the smooth loss, NaN before the first update
+    best_smooth: np.ndarray  # (1,) float64: the lowest smooth loss seen
+
+
+def new_run_state(params, mem, H, positions, update: int, smooth: float, best_smooth: float) -> RunState:
+    """A ``RunState`` starting from the flat ``params`` and ``mem`` (P,), hidden states H (B, m)
+    and chunk starts (B,); no best model yet."""
+    return RunState(
+        params=np.stack([params, params]), mem=np.stack([mem, mem]),
+        H=np.array(H, copy=True), positions=np.array(positions, np.int64),
+        best_H=np.zeros_like(H), best_positions=np.zeros(len(positions), np.int64),
+        current=np.zeros(1, np.int64), update=np.array([update], np.int64), best=np.array([-1], np.int64),
+        best_update=np.zeros(1, np.int64), smooth=np.array([smooth]), best_smooth=np.array([best_smooth]),
+    )
