@@ -140,9 +140,11 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     the training loop build that a run of ``streams`` streams uses (none for 0), the sampler,
     the scorer.
 
-    ``on_compile(what)`` is called when one of them takes longer than ``slow_after`` seconds,
-    which means a real compilation (a cache load takes a fraction of a second). Returns the
-    seconds it all took.
+    With the training loop to compile and a core to spare, the sampler and the scorer compile
+    at the same time in a child process that leaves them in the cache, where this one loads
+    them. ``on_compile(what)`` is called when one of them takes longer than ``slow_after``
+    seconds, which means a real compilation (a cache load takes a fraction of a second).
+    Returns the seconds it all took.
     """
     import threading
 
@@ -150,16 +152,15 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
 
     from .evaluate import TextScorer
     from .kernels import loop
+    from .kernels.workspace import stream_blocks
     from .model import Hyper, init_state
     from .sample import sample_indices
     from .text import Vocab
 
+    start = time.perf_counter()
     vocab = Vocab(np.arange(2, dtype=np.uint32))
     book = np.zeros(5, dtype=index_dtype)
     state = init_state(vocab, Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name))
-
-    from .kernels.workspace import stream_blocks
-
     build = loop.loop_for(len(stream_blocks(max(streams, 1))), numba.get_num_threads())
 
     def train():
@@ -172,10 +173,15 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
             (sampler, "the sampler", lambda: sample_indices(state.params, vocab, 2, 2, np.random.default_rng(0))),
             (scorer, "the scorer", lambda: TextScorer(2, 2, state.params.dtype, index_dtype, chunk=2)
              .total_loss(state.params, book))]
-    start = time.perf_counter()
+    helper = None
+    if streams > 0 and (sampler or scorer) and not _cached("loop.train_updates"):
+        helper = _compile_in_child(dtype, index_dtype, sampler, scorer)
     for wanted, what, job in jobs:
         if not wanted:
             continue
+        if helper is not None and what in ("the sampler", "the scorer"):
+            helper.wait()
+            helper = None
         timer = threading.Timer(slow_after, on_compile, args=(what,)) if on_compile else None
         if timer:
             timer.start()
@@ -185,6 +191,30 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
             if timer:
                 timer.cancel()
     return time.perf_counter() - start
+
+
+def _cached(name: str) -> bool:
+    """Whether the kernel cache holds compiled code of ``name`` (module.function), in any
+    version: a cold cache holds none."""
+    import glob
+
+    from .kernels import CACHE_DIR
+
+    return bool(glob.glob(os.path.join(glob.escape(CACHE_DIR), "*", f"{name}-*.nbi")))
+
+
+def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool):
+    """A child process compiling the sampler and/or the scorer into the cache, or None on a
+    single core; if it fails, the parent compiles them itself."""
+    import subprocess
+    import sys
+
+    if (os.cpu_count() or 1) < 2:
+        return None
+    code = ("import numpy as np; from fastrnn.train import compile_kernels; "
+            f"compile_kernels(np.dtype('{np.dtype(dtype).name}'), np.dtype('{np.dtype(index_dtype).name}'), "
+            f"sampler={sampler}, scorer={scorer})")
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from .config import JIT, UNCACHED
 from .simd import lanes_of, vfma, vload, vstore
 
 
-@njit(**JIT)
+@njit(inline="always")
 def copy_into(out, a):
     """out (L,) <- a (L,). A loop rather than ``out[:] = a``, whose shape check compiles a
     string-formatting error path (over a second per process)."""
@@ -20,7 +20,7 @@ def copy_into(out, a):
         out[i] = a[i]
 
 
-@njit(**JIT)
+@njit(inline="always")
 def copy_rows_into(out, a):
     """out (R, L) <- a (R, L), as ``copy_into``."""
     for r in range(a.shape[0]):
@@ -28,7 +28,7 @@ def copy_rows_into(out, a):
             out[r, i] = a[r, i]
 
 
-@njit(**JIT)
+@njit(inline="always")
 def transpose_into(out, a):
     """out (c, r) written with a.T for a (r, c)."""
     for i in range(a.shape[0]):

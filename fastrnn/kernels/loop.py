@@ -31,7 +31,7 @@ def smoothed(smooth, loss):
     return loss if math.isnan(smooth) else SMOOTHING * smooth + (1.0 - SMOOTHING) * loss
 
 
-@njit(**JIT)
+@njit(inline="always")
 def step_and_keep_best(run, grads, held, smooth, m, K, eta, eps, clip):
     """Record ``smooth`` as the run's smooth loss and apply the AdaGrad step to the live model
     of ``run`` (a ``RunState``); returns whether it is a new best, in which case the step writes
@@ -56,6 +56,8 @@ def step_and_keep_best(run, grads, held, smooth, m, K, eta, eps, clip):
     return best
 
 
+# Compiled on its own rather than inlined: inlined into the prange body of the parallel build,
+# it gave wrong losses there (Numba's parfor pass mishandled the inlined code).
 @njit(**JIT)
 def block_loss_and_grads(j, run, work, book, params, m, K):
     """Block j of ``work`` (a ``Workspace``) through the cell: its streams' chunks from ``book``

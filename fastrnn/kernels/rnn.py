@@ -19,7 +19,7 @@ from .linalg import copy_into, matmul_add, matmul_add_transposed, transpose_into
 from .mathfn import softmax_rows, tanh_inplace
 
 
-@njit(**JIT)
+@njit(inline="always")
 def param_views(flat, m, K):
     """Views W (m, m), UT (K, m), V (K, m), b (m,), c (K,) into a flat (P,) buffer. U is stored
     transposed (``model.Layout``): row x of UT is the column U[:, x] that character x reads
@@ -32,7 +32,7 @@ def param_views(flat, m, K):
             flat[o2:o3].reshape((K, m)), flat[o3:o4], flat[o4:o4 + K])
 
 
-@njit(**JIT)
+@njit(inline="always")
 def transposes_into(WT, VT, params, m, K):
     """WT (m, m), VT (m, K) written with W.T and V.T of flat params (P,): the layouts the
     forward products read row by row. Once per parameter change, however many chunks use them."""
@@ -141,7 +141,7 @@ def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
                 du[i] += da[i]
 
 
-@njit(**JIT)
+@njit(inline="always")
 def chunk_loss_and_grads(grads, hs, ps, dh_out, dh_next, wh, scratch, xs, ys, WT, VT, params, m, K):
     """Summed loss and raw gradients of G chunks walked in step (``rnn_forward``, then
     ``rnn_backward``).
