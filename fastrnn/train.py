@@ -176,6 +176,8 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     helper = None
     if streams > 0 and (sampler or scorer) and not _cached("loop.train_updates"):
         helper = _compile_in_child(dtype, index_dtype, sampler, scorer)
+        if helper is not None and on_compile:
+            on_compile(" and ".join(what for wanted, what, _ in jobs[1:] if wanted) + " in a second process")
     for wanted, what, job in jobs:
         if not wanted:
             continue

@@ -6,11 +6,12 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import one_line_error, run
 
 from fastrnn import cache, corpora
 from fastrnn.corpora import Corpus
 from fastrnn.runs import corpus_sha256
+
+from helpers import one_line_error, run
 
 SMALL = ["--hidden", "8", "--steps", "5", "-q"]
 

@@ -1,9 +1,10 @@
 import numpy as np
-from helpers import run
 
 from fastrnn import cache
 from fastrnn.model import load_checkpoint
 from fastrnn.runs import corpus_sha256
+
+from helpers import run
 
 
 def test_encoded_book_is_cached_by_content(tmp_path, monkeypatch, book):

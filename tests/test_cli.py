@@ -6,9 +6,10 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import one_line_error, run
 
 from fastrnn.model import load_checkpoint
+
+from helpers import one_line_error, run
 
 
 def test_train_then_sample(tmp_path, book):

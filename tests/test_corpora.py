@@ -6,12 +6,13 @@ import threading
 from functools import partial
 
 import pytest
-from conftest import make_text
-from helpers import one_line_error, run
 
 from fastrnn import corpora
 from fastrnn.corpora import Corpus, CorpusError, strip_gutenberg
 from fastrnn.model import load_checkpoint
+
+from conftest import make_text
+from helpers import one_line_error, run
 
 BOOK = make_text(n_words=300, seed=2)
 GUTENBERG = ("The Project Gutenberg eBook of A Test\n\nThis ebook is for the use of anyone...\n\n"

@@ -1,7 +1,7 @@
-from helpers import run
-
 from fastrnn.demo import demo_corpus_path, demo_text
 from fastrnn.model import load_checkpoint
+
+from helpers import run
 
 
 def test_demo_text_is_long_deterministic_prose():

@@ -1,12 +1,13 @@
 import json
 
 import pytest
-from conftest import make_text
-from helpers import one_line_error, run
 
 from fastrnn.formats import END_OF_TEXT, load_corpus, tweet_texts
 from fastrnn.model import load_checkpoint
 from fastrnn.text import TextError
+
+from conftest import make_text
+from helpers import one_line_error, run
 
 TWEETS = ["Great day &amp; great people!", "Tax cuts &gt; taxes &#8212; &quot;yes&quot;", "Go team\nline two"]
 

@@ -2,9 +2,10 @@ import json
 
 import numpy as np
 import pytest
-from helpers import one_line_error, run
 
 from fastrnn.gradcheck import check_gradients, kernel_grads, relative_error
+
+from helpers import one_line_error, run
 
 
 @pytest.mark.parametrize("hidden", [5, 20])

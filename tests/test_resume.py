@@ -8,11 +8,12 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import make_text
-from helpers import SMALL, assert_same_run, npz_arrays, one_line_error, run, small_state
 
 from fastrnn.model import load_checkpoint
 from fastrnn.train import NonFiniteError, RunOptions, train_run
+
+from conftest import make_text
+from helpers import SMALL, assert_same_run, npz_arrays, one_line_error, run, small_state
 
 
 def test_resumed_run_equals_uninterrupted_run(tmp_path, book):

@@ -3,12 +3,13 @@ import json
 
 import numpy as np
 import pytest
-from helpers import one_line_error, run, small_state
 
 from fastrnn import reference
 from fastrnn.model import Hyper, State, init_state, load_checkpoint, save_checkpoint
 from fastrnn.sample import sample_indices, sample_text, start_state
 from fastrnn.text import build_vocab
+
+from helpers import one_line_error, run, small_state
 
 
 def attractor_model(h_carried=0.99) -> State:

@@ -3,9 +3,10 @@ import json
 
 import numba
 import numpy as np
-from helpers import SMALL, assert_same_run, one_line_error, run
 
 from fastrnn.model import load_checkpoint
+
+from helpers import SMALL, assert_same_run, one_line_error, run
 
 
 def test_streams_through_the_command_line_resume_exactly(tmp_path, book):

@@ -2,11 +2,12 @@ import json
 from dataclasses import replace
 
 import numpy as np
-from helpers import small_state
 
 from fastrnn.model import load_checkpoint, with_streams
 from fastrnn.sample import sample_text
 from fastrnn.train import RunOptions, Trainer, read_metrics, train_run, updates_per_epoch
+
+from helpers import small_state
 
 
 def test_updates_per_epoch_counts_whole_chunks():

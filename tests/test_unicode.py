@@ -1,9 +1,10 @@
 """Random Unicode texts through a short train and sample (property-based)."""
-from helpers import run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastrnn.model import load_checkpoint
+
+from helpers import run
 
 texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufeff"),
                 min_size=12, max_size=400)

@@ -5,12 +5,13 @@ from dataclasses import replace
 import numba
 import numpy as np
 import pytest
-from helpers import assert_close, kernel_update, reference_update, small_state
 
 from fastrnn.kernels import loop
 from fastrnn.kernels.workspace import STREAM_BLOCK, stream_blocks
 from fastrnn.model import with_streams
 from fastrnn.train import Trainer
+
+from helpers import assert_close, kernel_update, reference_update, small_state
 
 
 # sigma keeps W h of order 1: larger weights make backprop through time explode, and then

@@ -1,10 +1,11 @@
 """optim: clip and AdaGrad against the reference."""
 import numpy as np
-from helpers import assert_close
 
 from fastrnn import reference
 from fastrnn.kernels import optim
 from fastrnn.model import Layout
+
+from helpers import assert_close
 
 
 def test_adagrad_update_clips_and_scales():

@@ -2,11 +2,12 @@
 backward pass is checked through every training update in test_loop.py and by gradcheck)."""
 import numpy as np
 import pytest
-from helpers import small_state
 
 from fastrnn.kernels import rnn, sampler
 from fastrnn.kernels.workspace import allocate_workspace
 from fastrnn.model import Layout
+
+from helpers import small_state
 
 
 def test_param_views_match_layout():

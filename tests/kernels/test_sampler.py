@@ -1,10 +1,11 @@
 """sampler: sample_chars against the reference sampler."""
 import numpy as np
 import pytest
-from helpers import small_state
 
 from fastrnn import reference
 from fastrnn.sample import sample_indices
+
+from helpers import small_state
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
