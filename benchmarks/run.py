@@ -249,7 +249,7 @@ def scaling(vocab, book, rounds: int, chars: int = 400_000, streams=(1, 4, 16, 6
     trainers = {(b, dtype): Trainer(with_streams(init_state(vocab, Hyper(streams=b, dtype=dtype)), book.shape[0]),
                                     book) for b, dtype in variants}
     for trainer in trainers.values():
-        trainer.run(2)  # compiles the stream kernel once per dtype
+        trainer.run(2)  # compiles the loop's builds once per dtype
     speeds = {case: [] for case in cases}
     for _ in range(rounds):
         for b, dtype, t in cases:

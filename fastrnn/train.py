@@ -28,7 +28,9 @@ class Trainer:
     """The run state and workspace of ``kernels.loop`` for one run, allocated once, and the
     model states read back from them."""
 
-    def __init__(self, state: State, book: np.ndarray):
+    def __init__(self, state: State, book: np.ndarray, parallel: bool | None = None):
+        """``parallel``: run the loop's parallel build (True) or its serial one (False); by
+        default the parallel one where there are several blocks of streams and threads."""
         import numba
 
         from .kernels import loop
@@ -47,7 +49,10 @@ class Trainer:
                                        state.smooth_loss, state.best_smooth_loss)
         self.work = allocate_workspace(B, n, m, K, state.params.shape[0], state.params.dtype, book.dtype)
         self.best_val_loss = state.best_val_loss
-        self._loop = loop.loop_for(len(stream_blocks(B)), numba.get_num_threads())
+        if parallel is None:
+            self._loop = loop.loop_for(len(stream_blocks(B)), numba.get_num_threads())
+        else:
+            self._loop = loop.train_updates_parallel if parallel else loop.train_updates
         scalar = state.params.dtype.type
         self._args = (scalar(state.hyper.eta), scalar(state.hyper.eps), scalar(state.hyper.clip), m, K)
 
@@ -164,9 +169,7 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     build = loop.loop_for(len(stream_blocks(max(streams, 1))), numba.get_num_threads())
 
     def train():
-        trainer = Trainer(state, book)
-        trainer._loop = build
-        trainer.run(1)
+        Trainer(state, book, parallel=build is loop.train_updates_parallel).run(1)
 
     parallel = " (parallel build)" if build is loop.train_updates_parallel else ""
     jobs = [(streams > 0, f"the training loop{parallel}", train),

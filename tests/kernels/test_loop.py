@@ -42,7 +42,7 @@ def test_each_update_matches_reference(text, hidden, seq_length, seed, sigma):
 
 
 def test_in_place_update_path_matches_reference(text):
-    # With no new best, train_chunks updates the live buffer in place (the other path).
+    # With no new best, the loop updates the live buffer in place (the other path).
     state, book = small_state(text[:120], hidden=10, seq_length=9, sigma=0.3, clip=1.0)
     for _ in range(5):
         state.best_smooth_loss = -np.inf
@@ -163,8 +163,7 @@ def test_results_do_not_depend_on_the_thread_count(text, dtype):
 @pytest.mark.parametrize("streams", [1, 13])
 def test_serial_and_parallel_builds_agree_bit_for_bit(text, streams):
     state, book = stream_state(text, streams, hidden=8, seq_length=10)
-    serial, parallel = Trainer(state, book), Trainer(state, book)
-    serial._loop, parallel._loop = loop.train_updates, loop.train_updates_parallel
+    serial, parallel = Trainer(state, book, parallel=False), Trainer(state, book, parallel=True)
     per_epoch = serial.per_epoch // streams
     for count in (per_epoch, 1, 120):  # to the end of an epoch, past it, and on: wraps included
         l1, s1 = serial.run(count)
