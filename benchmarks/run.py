@@ -30,7 +30,7 @@ from fastrnn import reference  # noqa: E402
 from fastrnn.model import Hyper, init_state, save_checkpoint, with_streams  # noqa: E402
 from fastrnn.sample import sample_indices  # noqa: E402
 from fastrnn.text import build_vocab, load_book  # noqa: E402
-from fastrnn.train import Trainer, compile_kernels  # noqa: E402
+from fastrnn.trainer import Trainer, compile_kernels  # noqa: E402
 
 
 def flops_per_char(m: int, K: int) -> int:

@@ -47,7 +47,7 @@ def one_run(book_path: str, dtype: str, seed: int, updates: int, every: int, str
     from fastrnn.evaluate import TextScorer
     from fastrnn.model import Hyper, init_state, with_streams
     from fastrnn.sample import sample_indices, start_state
-    from fastrnn.train import Trainer
+    from fastrnn.trainer import Trainer
 
     vocab, encoded = load_corpus_cached(book_path, "auto", "utf-8", 26, "")
     val_chars = int(round(0.1 * encoded.shape[0]))

@@ -6,7 +6,6 @@ import functools
 import math
 import os
 import sys
-import time
 
 import click
 
@@ -45,58 +44,28 @@ def _fail(message: str) -> click.ClickException:
     return click.ClickException(message)
 
 
-def _os_errors(command):
-    """A file that cannot be read or written (permissions, a full disk, a path through a
-    file) becomes one line of error instead of a traceback."""
+def _errors(command):
+    """The library's errors as one line each: a bad option is a usage error (exit 2), any
+    other ``FastrnnError`` a failure (exit 1), and so is a file that cannot be read or written
+    (permissions, a full disk, a path through a file)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from .api import OptionError
+        from .errors import FastrnnError
+
         try:
             return command(*args, **kwargs)
+        except OptionError as err:
+            raise click.BadParameter(str(err), ctx=click.get_current_context(),
+                                     param_hint=f"'--{err.option.replace('_', '-')}'") from None
+        except FastrnnError as err:
+            raise _fail(str(err)) from None
         except OSError as err:
             where = f"{err.filename}: " if err.filename else ""
             raise _fail(f"{where}{err.strerror or err}") from None
 
     return wrapper
-
-
-class _Reporter:
-    """Progress on stderr: a redrawn bar on a terminal, otherwise a line every few seconds."""
-
-    def __init__(self, every: float = 5.0, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self.every = 0.5 if self.tty else every
-        self.last = -1e9
-
-    def __call__(self, p) -> None:
-        now = time.perf_counter()
-        if now - self.last < self.every and p.update < p.total:
-            return
-        self.last = now
-        text = (f"update {p.update:,}/{p.total:,}  epoch {p.epoch}  smooth loss {p.smooth_loss:.3f}  "
-                f"{p.chars_per_s:,.0f} chars/s  {p.seconds:.0f}s")
-        if self.tty:
-            width = 20
-            fill = int(width * p.update / max(p.total, 1))
-            self.stream.write(f"\r[{'#' * fill}{'.' * (width - fill)}] {text}\x1b[K")
-            if p.update >= p.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def _compile(dtype, index_dtype, **kernels) -> float:
-    """Compile the kernels a command runs (``train.compile_kernels``), saying on stderr what is
-    being compiled while it happens; a cache load says nothing."""
-    from .train import compile_kernels
-
-    seconds = compile_kernels(dtype, index_dtype, **kernels,
-                              on_compile=lambda what: click.echo(f"compiling {what} (first run only)...", err=True))
-    if seconds > 1.5:
-        click.echo(f"compiled in {seconds:.1f}s (cached for later runs)", err=True)
-    return seconds
 
 
 MODEL_OPTIONS = ("hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams",
@@ -174,7 +143,7 @@ class _StopRequest:
 @click.option("--val-every", default=10_000, show_default=True, type=POSITIVE,
               help="Updates between validation losses.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
-@_os_errors
+@_errors
 def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, eta, sigma, seed, epochs, steps,
           dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every,
           quiet):
@@ -190,164 +159,44 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
     """
     from click.core import ParameterSource
 
-    from .cache import load_corpus_cached
-    from .model import Hyper, init_state, with_streams
-    from .runs import clear_run, corpus_sha256, default_run_dir, holds_run, save_run_config
-    from .text import TextError, vocab_difference
+    from . import api
+    from .progress import ProgressDisplay
+    from .trainer import Interrupted
 
     ctx = click.get_current_context()
     given = lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE  # noqa: E731
-    _use_threads(threads)
-    book = _named_corpus(book)
-    if resume_dir:
-        config, state = _resumed_run(resume_dir, out_dir, force, given)
-        out_dir = resume_dir
-        book = book or config["book"]
-        encoding = encoding if given("encoding") else config["encoding"]
-        fmt = fmt if given("fmt") else config["format"]
-        val_fraction = config["val_fraction"]
-        seq_length = state.hyper.seq_length
-        streams = state.hyper.streams
-        # intervals not given again are those the run was started with
-        sample_every, log_every, checkpoint_every, val_every = (
-            value if given(name) else config[name]
-            for name, value in (("sample_every", sample_every), ("log_every", log_every),
-                                ("checkpoint_every", checkpoint_every), ("val_every", val_every)))
-    else:
-        book = book or _demo_corpus()
-        out_dir = out_dir or default_run_dir(book)
-        if os.path.exists(out_dir) and holds_run(out_dir) and not force:
-            raise _fail(f"{out_dir} already holds a run; pass --force to overwrite it or --resume to continue it")
-    try:
-        book_sha256 = corpus_sha256(book) if os.path.exists(book) else ""
-        vocab, encoded = load_corpus_cached(book, fmt, encoding, seq_length + 1, book_sha256)
-    except TextError as err:
-        raise _fail(str(err)) from None
-    if resume_dir:
-        diff = vocab_difference(state.vocab, vocab)
-        if diff:
-            raise _fail(f"{book}: its characters differ from the run's ({diff}); cannot resume on it")
-        if book_sha256 != config.get("book_sha256"):
-            click.echo(f"warning: {book} is not the file this run started with; resuming on it anyway", err=True)
-    train_part, val_part = _held_out(encoded, val_fraction, seq_length, book)
-
-    from .train import Interrupted, NonFiniteError, RunOptions, train_run, updates_per_epoch
-
-    per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
-    if streams > per_epoch:
-        raise click.BadParameter(f"{book} has only {per_epoch} chunks of {seq_length} characters to "
-                                 f"spread {streams} streams over", param_hint="'--streams'")
-    if resume_dir and steps is None and epochs is None:
-        total = config["total_updates"]
-    else:
-        if epochs is None and steps is None:
-            epochs = 5
-        by_epochs = -(-epochs * per_epoch // streams) if epochs else None  # B chunks per update
-        total = min(x for x in (steps, by_epochs) if x is not None)
-    done = state.update if resume_dir else 0
-    if resume_dir and total <= done:
-        click.echo(f"{out_dir} already has {done:,} updates (total {total:,}): nothing to do; "
-                   f"pass a larger --steps or --epochs to train further", err=True)
-        return
-    os.makedirs(out_dir, exist_ok=True)  # an unusable --out fails here, before any work
-    held = f", {val_part.shape[0]:,} held out for validation" if val_part is not None else ""
-    per_update = f"{streams} streams, " if streams > 1 else ""
-    click.echo(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; {per_update}"
-               f"{-(-per_epoch // streams):,} updates per epoch; "
-               + (f"resuming at update {done:,} of {total:,}" if resume_dir else f"training {total:,} updates")
-               + f" -> {out_dir}", err=True)
-    if not resume_dir:
-        hyper = Hyper(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype,
-                      streams=streams, restart_every=restart_every)
-        state = with_streams(init_state(vocab, hyper), train_part.shape[0])
-    compile_seconds = _compile(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
-                               scorer=val_part is not None)
-    if force and not resume_dir and holds_run(out_dir):
-        clear_run(out_dir)
-    save_run_config(out_dir, {
-        "book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding, "format": fmt,
-        "total_updates": total, "sample_every": sample_every, "log_every": log_every,
-        "checkpoint_every": checkpoint_every, "val_fraction": val_fraction, "val_every": val_every,
-    })
+    display = ProgressDisplay(updates=not quiet)
+    intervals = dict(sample_every=sample_every, log_every=log_every, checkpoint_every=checkpoint_every,
+                     val_every=val_every)
     with _StopRequest() as stop:
-        opts = RunOptions(total_updates=total, sample_every=sample_every, log_every=log_every,
-                          checkpoint_every=checkpoint_every, val_every=val_every,
-                          on_progress=None if quiet else _Reporter(), should_stop=stop,
-                          extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book)})
         try:
-            summary = train_run(state, train_part, out_dir, opts, resume=bool(resume_dir), val_book=val_part)
-        except NonFiniteError as err:
-            raise _fail(str(err)) from None
+            if resume_dir:
+                fixed = [name for name in MODEL_OPTIONS if given(name)]
+                if fixed:
+                    raise click.UsageError(f"--{fixed[0].replace('_', '-')} cannot change when resuming: "
+                                           f"a resumed run keeps its settings")
+                if out_dir or force:
+                    raise click.UsageError("--out and --force do not go with --resume")
+                # intervals not given again are those the run was started with
+                run = api.resume(resume_dir, steps=steps, epochs=epochs, book=book,
+                                 encoding=encoding if given("encoding") else None,
+                                 format=fmt if given("fmt") else None, threads=threads,
+                                 **{k: v for k, v in intervals.items() if given(k)},
+                                 progress=display, should_stop=stop)
+            else:
+                run = api.train(book, out=out_dir, steps=steps, epochs=epochs, hidden=hidden, seq_length=seq_length,
+                                eta=eta, sigma=sigma, seed=seed, dtype=dtype, streams=streams,
+                                restart_every=restart_every, threads=threads, val_fraction=val_fraction,
+                                encoding=encoding, format=fmt, force=force, progress=display, should_stop=stop,
+                                **intervals)
         except Interrupted as err:
             import signal
 
             click.echo(f"stopped at update {err.update:,}; checkpoint written. Continue with:\n"
-                       f"  fastrnn train --resume {out_dir}", err=True)
+                       f"  fastrnn train --resume {err.out_dir}", err=True)
             sys.exit(143 if stop.signum == signal.SIGTERM else 130)
-    _report_done(summary, out_dir)
-
-
-def _use_threads(threads) -> None:
-    """--threads: the cores numba's parallel loops may use (None: all)."""
-    if threads is None:
-        return
-    import numba
-
-    if threads > numba.config.NUMBA_NUM_THREADS:
-        raise click.BadParameter(f"at most {numba.config.NUMBA_NUM_THREADS} on this machine", param_hint="'--threads'")
-    numba.set_num_threads(threads)
-
-
-def _named_corpus(book):
-    """BOOK as given, or the local path of the registered corpus it names (downloaded once)."""
-    if book is None or os.path.exists(book):
-        return book
-    from .corpora import REGISTRY, CorpusError, get
-
-    if book not in REGISTRY:
-        return book  # not a file either: reading it reports that
-    try:
-        return get(book)
-    except CorpusError as err:
-        raise _fail(str(err)) from None
-
-
-def _resumed_run(resume_dir, out_dir, force, given):
-    """The run config and last checkpoint of the run in ``resume_dir``, after refusing the
-    options a resumed run cannot take."""
-    from .model import CheckpointError, load_checkpoint
-    from .runs import RunError, load_run_config
-
-    fixed = [name for name in MODEL_OPTIONS if given(name)]
-    if fixed:
-        raise click.UsageError(f"--{fixed[0].replace('_', '-')} cannot change when resuming: "
-                               f"a resumed run keeps its settings")
-    if out_dir or force:
-        raise click.UsageError("--out and --force do not go with --resume")
-    try:
-        return load_run_config(resume_dir), load_checkpoint(os.path.join(resume_dir, "last.npz"))
-    except (RunError, CheckpointError) as err:
-        raise _fail(str(err)) from None
-
-
-def _demo_corpus() -> str:
-    from .demo import DEMO_MODULES, demo_corpus_path
-
-    book = demo_corpus_path()
-    click.echo(f"no BOOK given: training on the built-in demo corpus, the docstrings of "
-               f"{len(DEMO_MODULES)} Python standard-library modules ({book})", err=True)
-    return book
-
-
-def _held_out(encoded, val_fraction, seq_length, book):
-    """(training part, validation part or None): the last ``val_fraction`` of the encoded book
-    is held out for validation."""
-    val_chars = int(round(val_fraction * encoded.shape[0]))
-    train_part = encoded[:encoded.shape[0] - val_chars]
-    if val_fraction and (val_chars < 2 or train_part.shape[0] < seq_length + 1):
-        raise _fail(f"{book}: too short to hold out {val_fraction:g} of it and still train on "
-                    f"chunks of {seq_length + 1} characters")
-    return train_part, (encoded[encoded.shape[0] - val_chars:] if val_chars else None)
+    if run.updates_trained:
+        _report_done(run.summary, run.dir)
 
 
 def _report_done(summary, out_dir) -> None:
@@ -367,35 +216,32 @@ def _report_done(summary, out_dir) -> None:
 @click.option("--from-zero", is_flag=True,
               help="Score from h = 0 instead of the checkpoint's carried hidden state.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@_os_errors
+@_errors
 def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
     """Bits per character and perplexity of a model (a checkpoint or a run directory's
     best.npz) on TEXT, scored from the model's carried hidden state (TEXT's first character is
     fed to it). Characters outside the model's vocabulary are counted and skipped."""
     import json
+    from dataclasses import asdict
 
-    from .evaluate import evaluate_text
-    from .model import CheckpointError, load_checkpoint
-    from .runs import resolve_checkpoint
-    from .text import TextError, read_text
+    from .api import load
+    from .errors import FastrnnError
+    from .text import read_text
 
+    model = load(checkpoint)
+    text = read_text(text_file, encoding)
     try:
-        state = load_checkpoint(resolve_checkpoint(checkpoint))
-        text = read_text(text_file, encoding)
-    except (FileNotFoundError, CheckpointError, TextError) as err:
-        raise _fail(str(err)) from None
-    _compile(state.params.dtype, state.vocab.index_dtype(), scorer=True)
-    result = evaluate_text(state, text, from_zero)
-    if result["predicted"] == 0:
-        raise _fail(f"{text_file}: no two consecutive characters of the model's vocabulary to score")
+        score = model.evaluate(text, from_zero=from_zero)
+    except FastrnnError as err:
+        raise _fail(f"{text_file}: {err}") from None
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        click.echo(json.dumps(asdict(score), indent=2))
         return
-    click.echo(f"{result['bits_per_char']:.4f} bits/char, perplexity {result['perplexity']:.3f}, "
-               f"{result['nats_per_char']:.4f} nats/char over {result['predicted']:,} predictions")
-    if result["unknown_chars"]:
-        click.echo(f"{result['unknown_chars']:,} characters outside the vocabulary were skipped: "
-                   f"{' '.join(repr(c) for c in result['unknown_distinct'])}", err=True)
+    click.echo(f"{score.bits_per_char:.4f} bits/char, perplexity {score.perplexity:.3f}, "
+               f"{score.nats_per_char:.4f} nats/char over {score.predicted:,} predictions")
+    if score.unknown_chars:
+        click.echo(f"{score.unknown_chars:,} characters outside the vocabulary were skipped: "
+                   f"{' '.join(repr(c) for c in score.unknown_distinct)}", err=True)
 
 
 @cli.command()
@@ -421,46 +267,33 @@ def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
               help="For models trained on tweets: start a new text and stop at its end (--len is then a maximum).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the texts as one JSON array of strings (texts may hold blank lines themselves).")
-@_os_errors
+@_errors
 def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from_zero, num, until_end, as_json):
     """Generate text from a trained model. Only the text goes to stdout.
 
     Text starts from the state the model was in when the checkpoint was written (its carried
     hidden state, fed the character that came next in the book), then --prime; --until-end
     feeds that state an end-of-text character instead."""
-    from .model import CheckpointError, load_checkpoint
-    from .runs import resolve_checkpoint
-    from .text import TextError, read_text
+    from .api import OptionError, load
+    from .text import read_text
 
-    try:
-        path = resolve_checkpoint(checkpoint)
-        state = load_checkpoint(path)
-        if prime_file:
-            prime += read_text(prime_file)
-    except (FileNotFoundError, CheckpointError, TextError) as err:
-        raise _fail(str(err)) from None
-    try:
-        missing = state.vocab.missing(prime) if prime else ""
-    except TextError as err:
-        raise click.BadParameter(str(err), param_hint="'--prime'") from None
-    if missing:
-        raise click.BadParameter(f"characters not in the model's vocabulary: "
-                                 f"{' '.join(repr(c) for c in missing)}",
-                                 param_hint="'--prime' / '--prime-file'" if prime_file else "'--prime'")
-    from .formats import END_OF_TEXT
-
-    if until_end and END_OF_TEXT not in state.vocab.chars:
-        raise _fail("this model has no end-of-text character: --until-end needs a model trained on "
-                    "tweets (--format json)")
-    if seed is None:
+    model = load(checkpoint)
+    if prime_file:
+        prime += read_text(prime_file)
+    fresh = seed is None
+    if fresh:
         import secrets
 
         seed = secrets.randbelow(2**31)
-        click.echo(f"sampling {path} with --seed {seed}", err=True)
-    from .sample import sample_texts
-    _compile(state.params.dtype, state.vocab.index_dtype(), sampler=True)
-    texts = sample_texts(state, length, num, seed, temperature=temperature, prime=prime, top_k=top_k,
-                         from_zero=from_zero, until_end=until_end)
+    try:
+        texts = model.sample(length, temperature=temperature, prime=prime, seed=seed, num=num, top_k=top_k,
+                             from_zero=from_zero, until_end=until_end)
+    except OptionError as err:
+        if err.option == "prime" and prime_file:
+            raise click.BadParameter(str(err), param_hint="'--prime' / '--prime-file'") from None
+        raise
+    if fresh:
+        click.echo(f"sampled {model.path} with --seed {seed}", err=True)
     if as_json:
         import json
 
@@ -485,7 +318,7 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
               help="Precision of the kernels under test (the reference runs in float64).")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@_os_errors
+@_errors
 def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, encoding, as_json):
     """Compare analytic gradients with numerical ones for every parameter.
 
@@ -544,7 +377,7 @@ def corpus_list():
 
 @corpus.command(name="get")
 @click.argument("name")
-@_os_errors
+@_errors
 def corpus_get(name):
     """Download corpus NAME (once) and print the path of its text."""
     from .corpora import CorpusError, get

@@ -16,10 +16,11 @@ import urllib.request
 from dataclasses import dataclass
 
 from .demo import data_dir
+from .errors import FastrnnError
 from .files import write_text_atomic
 
 
-class CorpusError(RuntimeError):
+class CorpusError(FastrnnError, RuntimeError):
     """A corpus that cannot be had; the message is meant for the user."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .errors import FastrnnError
 from .files import atomic_write
 from .text import Vocab
 
@@ -28,7 +29,7 @@ PARAM_NAMES = ("W", "U", "V", "b", "c")
 FORMAT_VERSION = 2
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FastrnnError, ValueError):
     """A checkpoint that cannot be used; the message is meant for the user."""
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import time
 
+from .errors import FastrnnError
 from .files import write_text_atomic
 
 RUNS_ROOT = "runs"
@@ -67,7 +68,7 @@ def resolve_checkpoint(path: str | None, root: str = RUNS_ROOT) -> str:
 RUN_CONFIG = "run.json"
 
 
-class RunError(ValueError):
+class RunError(FastrnnError, ValueError):
     """A run directory that cannot be resumed; the message is meant for the user."""
 
 

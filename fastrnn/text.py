@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import FastrnnError
 
-class TextError(ValueError):
+
+class TextError(FastrnnError, ValueError):
     """A text that cannot be used for training; the message is meant for the user."""
 
 

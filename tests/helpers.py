@@ -9,7 +9,7 @@ from fastrnn import reference
 from fastrnn.cli import cli
 from fastrnn.model import Hyper, State, init_state
 from fastrnn.text import build_vocab
-from fastrnn.train import Trainer
+from fastrnn.trainer import Trainer
 
 
 def assert_close(actual, expected, rtol=1e-10):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fastrnn.model import load_checkpoint
-from fastrnn.train import NonFiniteError, RunOptions, train_run
+from fastrnn.trainer import NonFiniteError, RunOptions, train_run
 
 from conftest import make_text
 from helpers import SMALL, assert_same_run, npz_arrays, one_line_error, run, small_state
@@ -230,7 +230,7 @@ def test_force_replaces_the_whole_old_run(tmp_path, book):
 
 
 def test_truncation_drops_torn_rows_and_keeps_odd_sample_text(tmp_path):
-    from fastrnn.train import truncate_logs
+    from fastrnn.trainer import truncate_logs
 
     (tmp_path / "metrics.csv").write_text("update,epoch,loss,smooth_loss\n100,0,1,2\n200,0,1,2\n3")
     (tmp_path / "samples.txt").write_text(

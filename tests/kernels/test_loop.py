@@ -9,7 +9,7 @@ import pytest
 from fastrnn.kernels import loop
 from fastrnn.kernels.workspace import STREAM_BLOCK, stream_blocks
 from fastrnn.model import with_streams
-from fastrnn.train import Trainer
+from fastrnn.trainer import Trainer
 
 from helpers import assert_close, kernel_update, reference_update, small_state
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from fastrnn.model import load_checkpoint, with_streams
 from fastrnn.sample import sample_text
-from fastrnn.train import RunOptions, Trainer, read_metrics, train_run, updates_per_epoch
+from fastrnn.trainer import RunOptions, Trainer, read_metrics, train_run, updates_per_epoch
 
 from helpers import small_state
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import FastrnnError
 from .files import write_text_atomic
 from .model import State, save_checkpoint, with_streams
 
@@ -216,7 +217,7 @@ def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool):
 
     if (os.cpu_count() or 1) < 2:
         return None
-    code = ("import numpy as np; from fastrnn.train import compile_kernels; "
+    code = ("import numpy as np; from fastrnn.trainer import compile_kernels; "
             f"compile_kernels(np.dtype('{np.dtype(dtype).name}'), np.dtype('{np.dtype(index_dtype).name}'), "
             f"sampler={sampler}, scorer={scorer})")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -231,18 +232,19 @@ class Progress:
     epoch: int
     smooth_loss: float
     chars_per_s: float
-    seconds: float
+    seconds: float  # since the run started
+    seconds_per_update: float  # training time per update so far, for the time left
 
 
 class Interrupted(Exception):
     """Training stopped on request (a signal) after writing a checkpoint."""
 
-    def __init__(self, update: int):
+    def __init__(self, update: int, out_dir: str):
         super().__init__(f"stopped at update {update}")
-        self.update = update
+        self.update, self.out_dir = update, out_dir
 
 
-class NonFiniteError(FloatingPointError):
+class NonFiniteError(FastrnnError, FloatingPointError):
     """The loss or the parameters stopped being finite; nothing was written after that."""
 
 
@@ -415,7 +417,7 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
             **opts.extra_summary,
         }
         write_text_atomic(path("summary.json"), json.dumps(summary, indent=2) + "\n")
-        _plot(path("metrics.csv"), path("loss.png"))
+        _plot(out_dir)
         return summary
 
     try:
@@ -459,13 +461,14 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
                 chars = (done - start_update) * chars_per_update
                 opts.on_progress(Progress(done, opts.total_updates, trainer.epoch_of(done),
                                           trainer.smooth_loss, chars / max(train_seconds, 1e-9),
-                                          time.perf_counter() - wall_start))
+                                          time.perf_counter() - wall_start,
+                                          train_seconds / max(done - start_update, 1)))
             if opts.should_stop and opts.should_stop() and done < opts.total_updates:
                 checkpoint()
                 samples.close()
                 metrics.close()
                 summarize(finished=False)
-                raise Interrupted(done)
+                raise Interrupted(done, out_dir)
         checkpoint()
         best_model = load_checkpoint(path("best.npz"))
         passage = sample_text(best_model, opts.final_len, seed=state.hyper.seed)
@@ -482,14 +485,24 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
     return summarize(finished=True)
 
 
-def read_metrics(path: str) -> np.ndarray:
-    """metrics.csv as a (rows, 4) float array: update, epoch, loss, smooth_loss."""
+def read_csv_rows(path: str, columns: int) -> np.ndarray:
+    """The rows of a run's CSV file (metrics.csv: update, epoch, loss, smooth_loss;
+    validation.csv: update, nats/char, bits/char) as a (rows, columns) float array; empty when
+    the file is missing or has no rows."""
+    if not os.path.exists(path):
+        return np.empty((0, columns))
     with open(path) as f:
         rows = f.read().splitlines()[1:]
-    return np.loadtxt(rows, delimiter=",", ndmin=2).reshape(-1, 4) if rows else np.empty((0, 4))
+    return np.loadtxt(rows, delimiter=",", ndmin=2).reshape(-1, columns) if rows else np.empty((0, columns))
 
 
-def _plot(metrics_path: str, png_path: str) -> None:
+def read_metrics(path: str) -> np.ndarray:
+    """metrics.csv as a (rows, 4) float array: update, epoch, loss, smooth_loss."""
+    return read_csv_rows(path, 4)
+
+
+def _plot(out_dir: str) -> None:
     from .plot import plot_loss
 
-    plot_loss(read_metrics(metrics_path), png_path)
+    plot_loss(read_metrics(os.path.join(out_dir, "metrics.csv")), os.path.join(out_dir, "loss.png"),
+              read_csv_rows(os.path.join(out_dir, "validation.csv"), 3))

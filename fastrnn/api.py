@@ -1,0 +1,508 @@
+"""The Python API: train and resume runs, open them, load models, sample and score text.
+
+The command line is a thin layer over these functions. Every error a user can cause is a
+``FastrnnError`` whose message is one line; ``OptionError`` names the option that was wrong.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import secrets
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import FastrnnError
+
+
+class OptionError(FastrnnError, ValueError):
+    """An option (a keyword argument; a command-line option) with a value that cannot be used.
+    ``option`` is its name."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+@dataclass(frozen=True)
+class Score:
+    """How well a model predicts a text (``Model.evaluate``)."""
+
+    bits_per_char: float
+    nats_per_char: float
+    perplexity: float
+    chars: int  # characters in the text
+    predicted: int  # characters predicted (each after one the model was fed)
+    unknown_chars: int  # characters outside the model's vocabulary, skipped
+    unknown_distinct: str  # those characters, each once
+
+
+def _say_compiling(what: str) -> None:
+    import sys
+
+    print(f"compiling {what} (first run only)...", file=sys.stderr, flush=True)
+
+
+class Model:
+    """A trained model: parameters, vocabulary and the state it was in when saved.
+
+    Open one with ``fastrnn.load``. Parameters are read-only arrays: ``W`` (m, m), ``U`` (m, K),
+    ``V`` (K, m), ``b`` (m,), ``c`` (K,).
+    """
+
+    def __init__(self, state, path: str | None = None):
+        self._state = state
+        self.path = path
+
+    def __repr__(self) -> str:
+        h = self._state.hyper
+        where = f" from {self.path}" if self.path else ""
+        return f"<fastrnn.Model m={h.hidden} K={self._state.vocab.size} {h.dtype}, update {self.update:,}{where}>"
+
+    @property
+    def vocab(self) -> str:
+        """The characters the model knows, in index order."""
+        return self._state.vocab.chars
+
+    @property
+    def hyper(self) -> dict:
+        """The hyperparameters of its run (hidden, seq_length, eta, sigma, seed, dtype, ...)."""
+        return {k: getattr(self._state.hyper, k) for k in self._state.hyper.__dataclass_fields__}
+
+    @property
+    def update(self) -> int:
+        """Updates applied to these parameters."""
+        return self._state.update
+
+    def _param(self, name: str) -> np.ndarray:
+        view = self._state.views()[name].view()
+        view.flags.writeable = False
+        return view
+
+    W = property(lambda self: self._param("W"), doc="hidden-to-hidden weights (m, m)")
+    U = property(lambda self: self._param("U"), doc="input-to-hidden weights (m, K)")
+    V = property(lambda self: self._param("V"), doc="hidden-to-output weights (K, m)")
+    b = property(lambda self: self._param("b"), doc="hidden bias (m,)")
+    c = property(lambda self: self._param("c"), doc="output bias (K,)")
+
+    def sample(self, length: int = 1000, *, temperature: float = 1.0, prime: str = "", seed: int | None = None,
+               num: int | None = None, top_k: int = 0, from_zero: bool = False,
+               until_end: bool = False) -> str | list[str]:
+        """Generate text: ``prime`` followed by ``length`` sampled characters.
+
+        Parameters
+        ----------
+        length : int
+            Characters to sample (with ``until_end``, at most).
+        temperature : float
+            Below 1: likelier characters; above 1: more varied text.
+        prime : str
+            Text fed to the model first, and returned at the start of each text.
+        seed : int, optional
+            The same model and seed give the same text; None draws a fresh seed.
+        num : int, optional
+            Sample this many texts at once and return a list.
+        top_k : int
+            Pick each character among the ``top_k`` most likely only (0: among all).
+        from_zero : bool
+            Start from h = 0 instead of the state the model was in when saved (its carried
+            hidden state, fed the character that came next in the book).
+        until_end : bool
+            For models trained on tweets: start a new text and stop at its end.
+
+        Returns
+        -------
+        str or list of str
+        """
+        from .sample import sample_texts
+        from .text import TextError
+        from .trainer import compile_kernels
+
+        state = self._state
+        _check("length", length, isinstance(length, int) and length >= 0, "a non-negative integer")
+        _check("temperature", temperature, temperature > 0, "positive")
+        _check("top_k", top_k, isinstance(top_k, int) and top_k >= 0, "a non-negative integer")
+        _check("num", num, num is None or (isinstance(num, int) and num >= 1), "a positive integer")
+        try:
+            missing = state.vocab.missing(prime) if prime else ""
+        except TextError as err:
+            raise OptionError("prime", str(err)) from None
+        if missing:
+            raise OptionError("prime", "characters not in the model's vocabulary: "
+                                       + " ".join(repr(ch) for ch in missing))
+        compile_kernels(state.params.dtype, state.vocab.index_dtype(), sampler=True, on_compile=_say_compiling)
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        texts = sample_texts(state, length, 1 if num is None else num, seed, temperature, prime, top_k=top_k,
+                             from_zero=from_zero, until_end=until_end)
+        return texts[0] if num is None else texts
+
+    def evaluate(self, text: str, *, from_zero: bool = False) -> Score:
+        """Bits per character, nats per character and perplexity of the model on ``text``,
+        scored from its carried hidden state (from h = 0 with ``from_zero``). Characters outside
+        the vocabulary are counted and skipped."""
+        from .evaluate import evaluate_text
+        from .trainer import compile_kernels
+
+        state = self._state
+        compile_kernels(state.params.dtype, state.vocab.index_dtype(), scorer=True, on_compile=_say_compiling)
+        result = evaluate_text(state, text, from_zero)
+        if result["predicted"] == 0:
+            raise FastrnnError("no two consecutive characters of the model's vocabulary to score")
+        return Score(**result)
+
+    def save(self, path) -> None:
+        """Write the model as a checkpoint (``.npz``) that ``fastrnn.load`` and
+        ``fastrnn sample --checkpoint`` read."""
+        from .model import save_checkpoint
+
+        save_checkpoint(path, self._state)
+
+
+def load(path=None) -> Model:
+    """A model from a checkpoint file, or from a run directory (its best.npz), or, without a
+    path, the best model of the latest run under ``runs/``."""
+    from .model import load_checkpoint
+    from .runs import resolve_checkpoint
+
+    try:
+        checkpoint = resolve_checkpoint(None if path is None else os.fspath(path))
+    except FileNotFoundError as err:
+        raise FastrnnError(str(err)) from None
+    return Model(load_checkpoint(checkpoint), checkpoint)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+
+@dataclass(frozen=True)
+class Sample:
+    """A text generated during training."""
+
+    update: int
+    smooth_loss: float
+    text: str
+
+
+_SAMPLE = re.compile(r"^--- update (\d+), smooth loss (\S+) ---\n(.*?)\n\n(?=--- update |=== best model|\Z)",
+                     re.MULTILINE | re.DOTALL)
+
+
+class Run:
+    """A run directory, finished or not: ``fastrnn.Run(path)``.
+
+    ``metrics`` and ``validation`` are dicts of NumPy arrays by column; ``samples`` the texts
+    generated every ``sample_every`` updates; ``summary`` the contents of summary.json (empty
+    while the run has not written one).
+    """
+
+    def __init__(self, path):
+        from .runs import holds_run
+
+        self.dir = os.fspath(path)
+        self.updates_trained = None  # by the train or resume call that returned it
+        if not os.path.isdir(self.dir) or not holds_run(self.dir):
+            raise FastrnnError(f"{self.dir}: not a fastrnn run directory")
+
+    def __repr__(self) -> str:
+        return f"<fastrnn.Run {self.dir}>"
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    @property
+    def model(self) -> Model:
+        """The model at the end of the run (last.npz)."""
+        return load(self._file("last.npz"))
+
+    @property
+    def best_model(self) -> Model:
+        """The best model (best.npz): lowest validation loss, or lowest smooth loss."""
+        return load(self._file("best.npz"))
+
+    @property
+    def metrics(self) -> dict[str, np.ndarray]:
+        """update, epoch, loss, smooth_loss every ``log_every`` updates."""
+        from .trainer import read_csv_rows
+
+        rows = read_csv_rows(self._file("metrics.csv"), 4)
+        return {"update": rows[:, 0].astype(np.int64), "epoch": rows[:, 1].astype(np.int64), "loss": rows[:, 2],
+                "smooth_loss": rows[:, 3]}
+
+    @property
+    def validation(self) -> dict[str, np.ndarray] | None:
+        """update, nats_per_char, bits_per_char of the held-out text, or None without one."""
+        from .trainer import read_csv_rows
+
+        if not os.path.exists(self._file("validation.csv")):
+            return None
+        rows = read_csv_rows(self._file("validation.csv"), 3)
+        return {"update": rows[:, 0].astype(np.int64), "nats_per_char": rows[:, 1], "bits_per_char": rows[:, 2]}
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The texts generated every ``sample_every`` updates, in order."""
+        path = self._file("samples.txt")
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        return [Sample(int(m.group(1)), float(m.group(2)), m.group(3)) for m in _SAMPLE.finditer(text)]
+
+    @property
+    def summary(self) -> dict:
+        import json
+
+        path = self._file("summary.json")
+        if not os.path.exists(path):
+            return {}
+        with open(path) as f:
+            return json.load(f)
+
+    def plot(self):
+        """A matplotlib Figure of the smooth loss per update (and the validation bits per
+        character, when the run held text out)."""
+        from .plot import loss_figure
+        from .trainer import read_csv_rows
+
+        return loss_figure(read_csv_rows(self._file("metrics.csv"), 4),
+                           read_csv_rows(self._file("validation.csv"), 3))
+
+
+def _check(option: str, value, ok: bool, what: str) -> None:
+    if not ok:
+        raise OptionError(option, f"{option} must be {what}, not {value!r}")
+
+
+def _display(progress):
+    """(the callable told of progress or None, a function for lines of its own)."""
+    from .progress import ProgressDisplay
+
+    if progress is True:
+        display = ProgressDisplay()
+        return display, display.say
+    if callable(progress):
+        return progress, getattr(progress, "say", lambda message: None)
+    return None, lambda message: None
+
+
+def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: int | None = None,
+          hidden: int = 100, seq_length: int = 25, eta: float = 0.1, sigma: float = 0.01, seed: int = 0,
+          dtype: str = "float64", streams: int = 1, restart_every: int = 0, threads: int | None = None,
+          val_fraction: float = 0.0, val_every: int = 10_000, sample_every: int = 10_000, log_every: int = 100,
+          checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
+          progress=True, should_stop=None) -> Run:
+    """Train a model on a book and return its run.
+
+    Parameters
+    ----------
+    book : str or path, optional
+        A text file, a directory of .txt files, tweets in JSON, or a corpus name from
+        ``fastrnn corpus list``; None (and no ``text``) trains on the built-in demo corpus.
+    text : str or list of str, optional
+        The book as a string, or documents (tweets, say) each closed by an end-of-text
+        character; kept in the run directory as book.txt so that the run can be resumed.
+    out : str or path, optional
+        The run directory [default: runs/<book>-<date>-<time>]; an existing run is kept
+        unless ``force``.
+    steps, epochs : int, optional
+        Total updates and/or passes over the book (the fewer wins) [default: 5 epochs].
+    hidden, seq_length, eta, sigma, seed, dtype, streams, restart_every
+        The model and the training rule, as ``fastrnn train`` takes them.
+    threads : int, optional
+        Cores for several streams [default: all]; results do not depend on it.
+    val_fraction, val_every, sample_every, log_every, checkpoint_every
+        The held-out part and the intervals of the run directory's files.
+    progress : bool or callable
+        True: a progress display on stderr; False: none; a callable: called with a
+        ``trainer.Progress`` after each block of updates.
+    should_stop : callable, optional
+        Asked between blocks of updates; True stops the run after a checkpoint
+        (``trainer.Interrupted``).
+    """
+    from .runs import default_run_dir, holds_run
+
+    if book is not None and text is not None:
+        raise OptionError("text", "give a book or a text, not both")
+    _check("steps", steps, steps is None or (isinstance(steps, int) and steps >= 0), "a non-negative integer")
+    _check("epochs", epochs, epochs is None or (isinstance(epochs, int) and epochs >= 1), "a positive integer")
+    for name, value in (("hidden", hidden), ("seq_length", seq_length), ("streams", streams),
+                        ("val_every", val_every), ("log_every", log_every)):
+        _check(name, value, isinstance(value, int) and value >= 1, "a positive integer")
+    for name, value in (("seed", seed), ("restart_every", restart_every), ("sample_every", sample_every),
+                        ("checkpoint_every", checkpoint_every)):
+        _check(name, value, isinstance(value, int) and value >= 0, "a non-negative integer")
+    for name, value in (("eta", eta), ("sigma", sigma)):
+        _check(name, value, isinstance(value, (int, float)) and 0 < value < math.inf, "a positive number")
+    _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
+    _check("val_fraction", val_fraction, 0 <= val_fraction < 0.5, "at least 0 and below 0.5")
+    _check("format", format, format in ("auto", "text", "json", "dir"), "auto, text, json or dir")
+    _use_threads(threads)
+    tell, say = _display(progress)
+    if text is not None:
+        if out is None:
+            out = default_run_dir("text")
+    else:
+        book = _named_corpus(book) if book is not None else _demo_corpus(say)
+        out = out or default_run_dir(os.fspath(book))
+    out = os.fspath(out)
+    if os.path.exists(out) and holds_run(out) and not force:
+        raise FastrnnError(f"{out} already holds a run; pass --force (force=True) to overwrite it or "
+                           f"--resume (fastrnn.resume) to continue it")
+    settings = dict(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype,
+                    streams=streams, restart_every=restart_every)
+    intervals = dict(sample_every=sample_every, log_every=log_every, checkpoint_every=checkpoint_every,
+                     val_every=val_every)
+    return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
+                  tell, say, should_stop)
+
+
+def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book=None, encoding: str | None = None,
+           format: str | None = None, threads: int | None = None, sample_every: int | None = None,
+           log_every: int | None = None, checkpoint_every: int | None = None, val_every: int | None = None,
+           progress=True, should_stop=None) -> Run:
+    """Continue the run in ``run_dir`` exactly from its last checkpoint, to ``steps`` updates or
+    ``epochs`` passes in all (by default the total it was started with). The book, encoding,
+    format and intervals are the run's own unless given. A finished run is returned as it is."""
+    from .model import load_checkpoint
+    from .runs import load_run_config
+
+    run_dir = os.fspath(run_dir)
+    _check("steps", steps, steps is None or (isinstance(steps, int) and steps >= 0), "a non-negative integer")
+    _check("epochs", epochs, epochs is None or (isinstance(epochs, int) and epochs >= 1), "a positive integer")
+    config = load_run_config(run_dir)
+    state = load_checkpoint(os.path.join(run_dir, "last.npz"))
+    _use_threads(threads)
+    tell, say = _display(progress)
+    given = dict(sample_every=sample_every, log_every=log_every, checkpoint_every=checkpoint_every,
+                 val_every=val_every)
+    intervals = {name: config[name] if value is None else value for name, value in given.items()}
+    book = _named_corpus(book) if book is not None else config["book"]
+    if steps is None and epochs is None:
+        steps = config["total_updates"]
+    return _train(book, None, run_dir, state, None, intervals, steps, epochs, config["val_fraction"],
+                  encoding or config["encoding"], format or config["format"], False, tell, say, should_stop,
+                  config=config)
+
+
+def _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell, say,
+           should_stop, config=None) -> Run:
+    """What ``train`` and ``resume`` share: read the book, hold out its end, count the updates,
+    compile, write run.json and train."""
+    from .cache import load_corpus_cached
+    from .formats import END_OF_TEXT
+    from .model import Hyper, init_state, with_streams
+    from .runs import clear_run, corpus_sha256, holds_run, save_run_config
+    from .text import vocab_difference
+    from .trainer import RunOptions, compile_kernels, train_run, updates_per_epoch
+
+    resuming = state is not None
+    if text is not None:
+        os.makedirs(out, exist_ok=True)
+        documents = [text] if isinstance(text, str) else list(text)
+        book = os.path.join(out, "book.txt")
+        from .files import write_text_atomic
+
+        write_text_atomic(book, documents[0] if isinstance(text, str)
+                          else "".join(doc + END_OF_TEXT for doc in documents), encoding="utf-8")
+        encoding, fmt = "utf-8", "text"
+    seq_length = state.hyper.seq_length if resuming else settings["seq_length"]
+    streams = state.hyper.streams if resuming else settings["streams"]
+    book_sha256 = corpus_sha256(book) if os.path.exists(book) else ""
+    vocab, encoded = load_corpus_cached(book, fmt, encoding, seq_length + 1, book_sha256)
+    if resuming:
+        diff = vocab_difference(state.vocab, vocab)
+        if diff:
+            raise FastrnnError(f"{book}: its characters differ from the run's ({diff}); cannot resume on it")
+        if book_sha256 != config.get("book_sha256"):
+            say(f"warning: {book} is not the file this run started with; resuming on it anyway")
+    train_part, val_part = held_out(encoded, val_fraction, seq_length, book)
+    per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
+    if streams > per_epoch:
+        raise OptionError("streams", f"{book} has only {per_epoch} chunks of {seq_length} characters to "
+                                     f"spread {streams} streams over")
+    total = total_updates(steps, epochs, per_epoch, streams)
+    done = state.update if resuming else 0
+    if resuming and total <= done:
+        say(f"{out} already has {done:,} updates (total {total:,}): nothing to do; "
+            f"pass a larger --steps or --epochs to train further")
+        run = Run(out)
+        run.updates_trained = 0
+        return run
+    os.makedirs(out, exist_ok=True)  # an unusable directory fails here, before any work
+    held = f", {val_part.shape[0]:,} held out for validation" if val_part is not None else ""
+    per_update = f"{streams} streams, " if streams > 1 else ""
+    say(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; {per_update}"
+        f"{-(-per_epoch // streams):,} updates per epoch; "
+        + (f"resuming at update {done:,} of {total:,}" if resuming else f"training {total:,} updates")
+        + f" -> {out}")
+    if not resuming:
+        state = with_streams(init_state(vocab, Hyper(**settings)), train_part.shape[0])
+    compile_seconds = compile_kernels(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
+                                      scorer=val_part is not None,
+                                      on_compile=lambda what: say(f"compiling {what} (first run only)..."))
+    if compile_seconds > 1.5:
+        say(f"compiled in {compile_seconds:.1f}s (cached for later runs)")
+    if force and not resuming and holds_run(out):
+        clear_run(out)
+    save_run_config(out, {"book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding,
+                          "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals})
+    opts = RunOptions(total_updates=total, **intervals, on_progress=tell, should_stop=should_stop,
+                      extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book)})
+    summary = train_run(state, train_part, out, opts, resume=resuming, val_book=val_part)
+    run = Run(out)
+    run.updates_trained = summary["updates_this_run"]
+    return run
+
+
+def held_out(encoded, val_fraction: float, seq_length: int, book):
+    """(training part, validation part or None): the last ``val_fraction`` of the encoded book
+    is held out for validation."""
+    val_chars = int(round(val_fraction * encoded.shape[0]))
+    train_part = encoded[:encoded.shape[0] - val_chars]
+    if val_fraction and (val_chars < 2 or train_part.shape[0] < seq_length + 1):
+        raise FastrnnError(f"{book}: too short to hold out {val_fraction:g} of it and still train on "
+                           f"chunks of {seq_length + 1} characters")
+    return train_part, (encoded[encoded.shape[0] - val_chars:] if val_chars else None)
+
+
+def total_updates(steps: int | None, epochs: int | None, per_epoch: int, streams: int) -> int:
+    """Updates of a run of ``steps`` updates and/or ``epochs`` passes (the fewer wins; 5 epochs
+    without either); an update takes ``streams`` of the ``per_epoch`` chunks of a pass."""
+    if epochs is None and steps is None:
+        epochs = 5
+    by_epochs = -(-epochs * per_epoch // streams) if epochs else None
+    return min(x for x in (steps, by_epochs) if x is not None)
+
+
+def _use_threads(threads) -> None:
+    """The cores Numba's parallel loops may use (None: all)."""
+    if threads is None:
+        return
+    import numba
+
+    _check("threads", threads, isinstance(threads, int) and 1 <= threads <= numba.config.NUMBA_NUM_THREADS,
+           f"a number of cores from 1 to {numba.config.NUMBA_NUM_THREADS} on this machine")
+    numba.set_num_threads(threads)
+
+
+def _named_corpus(book):
+    """BOOK as given, or the local path of the registered corpus it names (downloaded once)."""
+    book = os.fspath(book)
+    if os.path.exists(book):
+        return book
+    from .corpora import REGISTRY, get
+
+    return get(book) if book in REGISTRY else book  # not a file either: reading it reports that
+
+
+def _demo_corpus(say) -> str:
+    from .demo import DEMO_MODULES, demo_corpus_path
+
+    book = demo_corpus_path()
+    say(f"no BOOK given: training on the built-in demo corpus, the docstrings of "
+        f"{len(DEMO_MODULES)} Python standard-library modules ({book})")
+    return book
