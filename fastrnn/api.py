@@ -400,16 +400,19 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
     from .trainer import RunOptions, compile_kernels, train_run, updates_per_epoch
 
     resuming = state is not None
+    seq_length = state.hyper.seq_length if resuming else settings["seq_length"]
     if text is not None:
-        os.makedirs(out, exist_ok=True)
         documents = [text] if isinstance(text, str) else list(text)
+        if sum(map(len, documents)) + (0 if isinstance(text, str) else len(documents)) < seq_length + 1:
+            raise FastrnnError(f"the text has {sum(map(len, documents))} characters; training needs at least "
+                               f"{seq_length + 1} (one chunk and its last target)")
+        os.makedirs(out, exist_ok=True)
         book = os.path.join(out, "book.txt")
         from .files import write_text_atomic
 
         write_text_atomic(book, documents[0] if isinstance(text, str)
                           else "".join(doc + END_OF_TEXT for doc in documents), encoding="utf-8")
         encoding, fmt = "utf-8", "text"
-    seq_length = state.hyper.seq_length if resuming else settings["seq_length"]
     streams = state.hyper.streams if resuming else settings["streams"]
     book_sha256 = corpus_sha256(book) if os.path.exists(book) else ""
     vocab, encoded = load_corpus_cached(book, fmt, encoding, seq_length + 1, book_sha256)

@@ -2,17 +2,28 @@
 touched, so the same figure serves a PNG file and a notebook's output."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from .files import atomic_write
 
 
+class NotebookFigure(Figure):
+    """A Figure that shows itself as a PNG in a notebook's output, whatever backend is active."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png")
+        return buf.getvalue()
+
+
 def loss_figure(metrics, validation=None) -> Figure:
     """Smooth loss (and the raw chunk loss, faint) per update from metrics rows (update, epoch,
     loss, smooth_loss); with validation rows (update, nats/char, bits/char), their bits per
     character on a second axis."""
-    fig = Figure(figsize=(8, 4.5), dpi=100)
+    fig = NotebookFigure(figsize=(8, 4.5), dpi=100)
     ax = fig.subplots()
     metrics = np.asarray(metrics).reshape(-1, 4)
     if len(metrics):

@@ -1,0 +1,145 @@
+"""The Python API as a notebook or a script uses it, against the command line it underlies."""
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+import fastrnn
+from fastrnn.formats import END_OF_TEXT
+
+from conftest import make_text
+from helpers import run
+
+QUIET = dict(progress=False, hidden=12, seq_length=10, log_every=10, sample_every=50, checkpoint_every=40)
+
+
+@pytest.fixture
+def trained(tmp_path, text):
+    return fastrnn.train(text=text, out=tmp_path / "run", steps=120, val_fraction=0.1, val_every=40, **QUIET)
+
+
+def test_a_model_samples_what_the_command_line_prints(trained):
+    from_python = fastrnn.load(trained.dir).sample(300, seed=4)
+    printed = run(["sample", "--checkpoint", trained.dir, "--len", "300", "--seed", "4"])
+    assert printed.exit_code == 0, printed.output
+    assert printed.stdout == from_python + "\n"
+    several = fastrnn.load(trained.dir).sample(50, seed=4, num=3, temperature=0.7, top_k=5)
+    assert json.loads(run(["sample", "--checkpoint", trained.dir, "--len", "50", "--seed", "4", "--num", "3",
+                           "--temperature", "0.7", "--top-k", "5", "--json"]).stdout) == several
+
+
+def test_a_run_reads_back_everything_it_wrote(trained, text):
+    assert trained.updates_trained == 120
+    metrics = trained.metrics
+    assert metrics["update"].tolist() == list(range(10, 121, 10))
+    assert set(metrics) == {"update", "epoch", "loss", "smooth_loss"} and metrics["smooth_loss"].dtype == float
+    assert trained.validation["update"].tolist() == [0, 40, 80, 120]
+    assert np.allclose(trained.validation["bits_per_char"], trained.validation["nats_per_char"] / np.log(2))
+    samples = trained.samples
+    assert [s.update for s in samples] == [0, 50, 100] and all(len(s.text) == 200 for s in samples)
+    assert trained.summary["finished"] and trained.summary["updates"] == 120
+    assert trained.best_model.update == trained.summary["best_model_update"]
+    assert trained.model.update == 120
+    assert isinstance(trained.plot(), Figure)
+    book = open(f"{trained.dir}/book.txt", encoding="utf-8").read()
+    assert book == text  # a text given as a string is kept, so that the run can be resumed
+    again = fastrnn.Run(trained.dir)
+    assert again.summary == trained.summary and again.updates_trained is None
+
+
+def test_resume_continues_exactly(tmp_path, text):
+    straight = fastrnn.train(text=text, out=tmp_path / "straight", steps=100, **QUIET)
+    split = fastrnn.train(text=text, out=tmp_path / "split", steps=40, **QUIET)
+    resumed = fastrnn.resume(split.dir, steps=100, progress=False)
+    assert resumed.updates_trained == 60
+    assert np.array_equal(resumed.model.W, straight.model.W) and np.array_equal(resumed.model.b, straight.model.b)
+    assert fastrnn.resume(split.dir, progress=False).updates_trained == 0  # finished: nothing to do
+
+
+def test_documents_are_closed_by_end_of_text(tmp_path):
+    tweets = ["Great day for a walk!", "Tax cuts are coming.", "Go team go"] * 20
+    done = fastrnn.train(text=tweets, out=tmp_path / "tweets", steps=300, **QUIET)
+    model = done.best_model
+    assert END_OF_TEXT in model.vocab
+    texts = model.sample(100, seed=1, num=4, until_end=True)
+    assert all(END_OF_TEXT not in t and len(t) <= 100 for t in texts)
+
+
+def test_model_parameters_are_read_only_and_it_saves(trained, tmp_path):
+    model = trained.best_model
+    m, K = model.hyper["hidden"], len(model.vocab)
+    assert model.W.shape == (m, m) and model.U.shape == (m, K) and model.V.shape == (K, m)
+    with pytest.raises(ValueError):
+        model.W[0, 0] = 1.0
+    model.save(tmp_path / "copy.npz")
+    copy = fastrnn.load(tmp_path / "copy.npz")
+    assert copy.sample(100, seed=3) == model.sample(100, seed=3)
+    score = model.evaluate("the rain in spain falls mainly@")
+    assert isinstance(score, fastrnn.Score) and score.unknown_chars == 1 and score.predicted > 0
+    assert score.bits_per_char == pytest.approx(score.nats_per_char / np.log(2))
+    assert model.evaluate("the rain", from_zero=True).bits_per_char != model.evaluate("the rain").bits_per_char
+
+
+def test_progress_goes_to_a_callable(tmp_path, text):
+    seen = []
+    fastrnn.train(text=text, out=tmp_path / "run", steps=60, hidden=8, progress=seen.append)
+    assert seen and seen[-1].update == 60 and seen[-1].total == 60
+    assert all(p.seconds_per_update > 0 and p.chars_per_s > 0 for p in seen)
+
+
+@pytest.mark.parametrize("call, error, fragment", [
+    (lambda tmp: fastrnn.train(text="short", out=tmp / "a", progress=False), fastrnn.FastrnnError, "characters"),
+    (lambda tmp: fastrnn.train(tmp / "missing.txt", out=tmp / "b", progress=False), fastrnn.FastrnnError,
+     "no such file"),
+    (lambda tmp: fastrnn.train(text="x" * 100, hidden=0, progress=False), fastrnn.OptionError, "hidden"),
+    (lambda tmp: fastrnn.train(text="x" * 100, dtype="float16", progress=False), fastrnn.OptionError, "dtype"),
+    (lambda tmp: fastrnn.load(tmp / "none.npz"), fastrnn.FastrnnError, "no such checkpoint"),
+    (lambda tmp: fastrnn.Run(tmp), fastrnn.FastrnnError, "not a fastrnn run"),
+])
+def test_errors_are_one_class_with_one_line(tmp_path, call, error, fragment):
+    with pytest.raises(error) as caught:
+        call(tmp_path)
+    assert isinstance(caught.value, fastrnn.FastrnnError)
+    message = str(caught.value)
+    assert fragment in message and "\n" not in message
+
+
+def test_a_bad_prime_names_the_option(trained):
+    with pytest.raises(fastrnn.OptionError) as caught:
+        fastrnn.load(trained.dir).sample(10, prime="@")
+    assert caught.value.option == "prime"
+
+
+def test_import_is_light():
+    code = "import sys, fastrnn; print('numba' in sys.modules, 'matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", readme, re.DOTALL).group(1)
+    (tmp_path / "book.txt").write_text(make_text(2000), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert len(printed) > 300  # the sample, the curve, a score
+    assert (tmp_path / "runs" / "quickstart" / "best.npz").is_file()
+
+
+def test_the_quickstart_notebook_runs_in_a_jupyter_kernel(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(Path(__file__).parent / "notebooks" / "quickstart.ipynb", as_version=4)
+    # a real kernel; any cell that raises fails the test (CellExecutionError)
+    nbclient.NotebookClient(notebook, timeout=600, resources={"metadata": {"path": str(tmp_path)}}).execute()
+    outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert any("image/png" in out.get("data", {}) for out in outputs), "run.plot() should show a figure"
+    sample = notebook.cells[5].outputs[0]["text"]
+    assert len(sample) > 250
+    assert "bits_per_char" in notebook.cells[6].outputs[0]["data"]["text/plain"]
