@@ -11,7 +11,7 @@ when something needs them.
 
 __version__ = "0.1.0"
 
-from .api import Model, OptionError, Run, Sample, Score, load, resume, train  # noqa: E402
+from .api import Model, OptionError, Run, Sample, Score, gradcheck, load, resume, train  # noqa: E402
 from .errors import FastrnnError  # noqa: E402
 
-__all__ = ["FastrnnError", "Model", "OptionError", "Run", "Sample", "Score", "load", "resume", "train"]
+__all__ = ["FastrnnError", "Model", "OptionError", "Run", "Sample", "Score", "gradcheck", "load", "resume", "train"]

@@ -329,32 +329,15 @@ def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, e
     """
     import json
 
-    from .gradcheck import BUILTIN_TEXT, DEFAULT_TOL, check_gradients
-    from .text import TextError, read_text
+    from .gradients import BUILTIN_TEXT, gradient_check
+    from .text import read_text
 
-    try:
-        text = read_text(book, encoding) if book else BUILTIN_TEXT
-    except TextError as err:
-        raise _fail(str(err)) from None
-    if len(text) < seq_length + 1:
-        raise _fail(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
-    tol = tol or DEFAULT_TOL[dtype]
-    results = check_gradients(text, hidden, seq_length, seed, chunks, step, dtype, sigma)
-    failed = [f"{impl} {e.param}" for impl, rows in results.items() for e in rows if not e.max_rel <= tol]
-    if as_json:
-        click.echo(json.dumps({
-            "hidden": hidden, "seq_length": seq_length, "seed": seed, "chunks": chunks + 1, "h": step,
-            "dtype": dtype, "tol": tol, "passed": not failed,
-            "results": {impl: [vars(e) for e in rows] for impl, rows in results.items()},
-        }, indent=2))
-    else:
-        click.echo(f"gradient check: m={hidden}, {chunks + 1} chunk(s) of {seq_length}, h={step:g}, "
-                   f"kernels in {dtype}, tolerance {tol:g}")
-        click.echo(f"{'param':<6}{'kernels rel':>14}{'kernels abs':>14}{'reference rel':>16}{'reference abs':>16}")
-        for k, r in zip(results["kernels"], results["reference"]):
-            click.echo(f"{k.param:<6}{k.max_rel:>14.2e}{k.max_abs:>14.2e}{r.max_rel:>16.2e}{r.max_abs:>16.2e}")
-    if failed:
-        raise _fail(f"gradient check failed (relative error above {tol:g}): {', '.join(failed)}")
+    text = read_text(book, encoding) if book else BUILTIN_TEXT
+    check = gradient_check(text, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks,
+                           h=step, tol=tol, dtype=dtype)
+    click.echo(json.dumps(check.as_dict(), indent=2) if as_json else check.table())
+    if check.failed:
+        raise _fail(f"gradient check failed (relative error above {check.tol:g}): {', '.join(check.failed)}")
     if not as_json:
         click.echo("passed")
 

@@ -62,12 +62,16 @@ def _add_module(name: str, add) -> None:
 
 
 def data_dir() -> str:
-    """Where fastrnn keeps generated and downloaded texts: $FASTRNN_DATA, else the user's cache."""
+    """Where fastrnn keeps generated and downloaded texts, encoded books and compiled kernels:
+    $FASTRNN_DATA, else the platform's user cache directory (platformdirs: ~/.cache/fastrnn on
+    Linux, or $XDG_CACHE_HOME/fastrnn; ~/Library/Caches/fastrnn on macOS; the local app data
+    folder on Windows)."""
     root = os.environ.get("FASTRNN_DATA")
-    if not root:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        root = os.path.join(base, "fastrnn")
-    return root
+    if root:
+        return root
+    import platformdirs
+
+    return platformdirs.user_cache_dir("fastrnn", appauthor=False)
 
 
 def demo_corpus_path() -> str:

@@ -143,3 +143,10 @@ def test_the_quickstart_notebook_runs_in_a_jupyter_kernel(tmp_path):
     sample = notebook.cells[5].outputs[0]["text"]
     assert len(sample) > 250
     assert "bits_per_char" in notebook.cells[6].outputs[0]["data"]["text/plain"]
+
+
+def test_gradcheck_returns_the_table_the_command_prints():
+    check = fastrnn.gradcheck(seed=3)
+    assert check.passed and [e.param for e in check.results["kernels"]] == ["b", "c", "U", "W", "V"]
+    printed = run(["gradcheck", "--seed", "3"])
+    assert printed.exit_code == 0 and printed.stdout == check.table() + "\npassed\n"

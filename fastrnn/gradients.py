@@ -140,3 +140,54 @@ def check_gradients(text: str = BUILTIN_TEXT, hidden: int = 5, seq_length: int =
                 w = worst[impl][name]
                 w[0], w[1] = max(w[0], rel), max(w[1], absolute)
     return {impl: [ParamError(n, *worst[impl][n]) for n in ("b", "c", "U", "W", "V")] for impl in worst}
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """The result of ``gradient_check``: per implementation ("kernels", "reference"), one
+    ``ParamError`` per parameter (b, c, U, W, V), and the settings that produced it."""
+
+    hidden: int
+    seq_length: int
+    seed: int
+    chunks: int  # chunks checked, the first included
+    h: float
+    dtype: str
+    tol: float
+    results: dict
+
+    @property
+    def failed(self) -> list[str]:
+        """"implementation parameter" for each relative error above ``tol``."""
+        return [f"{impl} {e.param}" for impl, rows in self.results.items() for e in rows if not e.max_rel <= self.tol]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
+
+    def table(self) -> str:
+        """The table ``fastrnn gradcheck`` prints."""
+        lines = [f"gradient check: m={self.hidden}, {self.chunks} chunk(s) of {self.seq_length}, h={self.h:g}, "
+                 f"kernels in {self.dtype}, tolerance {self.tol:g}",
+                 f"{'param':<6}{'kernels rel':>14}{'kernels abs':>14}{'reference rel':>16}{'reference abs':>16}"]
+        for k, r in zip(self.results["kernels"], self.results["reference"]):
+            lines.append(f"{k.param:<6}{k.max_rel:>14.2e}{k.max_abs:>14.2e}{r.max_rel:>16.2e}{r.max_abs:>16.2e}")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"hidden": self.hidden, "seq_length": self.seq_length, "seed": self.seed, "chunks": self.chunks,
+                "h": self.h, "dtype": self.dtype, "tol": self.tol, "passed": self.passed,
+                "results": {impl: [vars(e) for e in rows] for impl, rows in self.results.items()}}
+
+
+def gradient_check(text: str = BUILTIN_TEXT, *, hidden: int = 5, seq_length: int = 25, seed: int = 0,
+                   sigma: float = 0.01, chunks: int = 0, h: float = DEFAULT_STEP, tol: float | None = None,
+                   dtype: str = "float64") -> GradientCheck:
+    """``check_gradients`` on ``text`` (a small built-in text by default) with its settings;
+    ``tol`` defaults to 1e-6 in float64 and 1e-3 in float32."""
+    from .errors import FastrnnError
+
+    if len(text) < seq_length + 1:
+        raise FastrnnError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
+    results = check_gradients(text, hidden, seq_length, seed, chunks, h, dtype, sigma)
+    return GradientCheck(hidden, seq_length, seed, chunks + 1, h, dtype, tol or DEFAULT_TOL[dtype], results)

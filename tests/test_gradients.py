@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from fastrnn.gradcheck import check_gradients, kernel_grads, relative_error
+from fastrnn.gradients import check_gradients, kernel_grads, relative_error
 
 from helpers import one_line_error, run
 
