@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import secrets
 from dataclasses import dataclass
 
@@ -166,7 +165,7 @@ def load(path=None) -> Model:
     """A model from a checkpoint file, or from a run directory (its best.npz), or, without a
     path, the best model of the latest run under ``runs/``."""
     from .model import load_checkpoint
-    from .runs import resolve_checkpoint
+    from .rundir import resolve_checkpoint
 
     try:
         checkpoint = resolve_checkpoint(None if path is None else os.fspath(path))
@@ -204,10 +203,6 @@ class Sample:
     text: str
 
 
-_SAMPLE = re.compile(r"^--- update (\d+), smooth loss (\S+) ---\n(.*?)\n\n(?=--- update |=== best model|\Z)",
-                     re.MULTILINE | re.DOTALL)
-
-
 class Run:
     """A run directory, finished or not: ``fastrnn.Run(path)``.
 
@@ -217,76 +212,58 @@ class Run:
     """
 
     def __init__(self, path):
-        from .runs import holds_run
+        from .rundir import RunDir, holds_run
 
         self.dir = os.fspath(path)
-        self.updates_trained = None  # by the train or resume call that returned it
         if not os.path.isdir(self.dir) or not holds_run(self.dir):
             raise FastrnnError(f"{self.dir}: not a fastrnn run directory")
+        self._files = RunDir(self.dir)
+        self.updates_trained = None  # by the train or resume call that returned it
 
     def __repr__(self) -> str:
         return f"<fastrnn.Run {self.dir}>"
 
-    def _file(self, name: str) -> str:
-        return os.path.join(self.dir, name)
-
     @property
     def model(self) -> Model:
         """The model at the end of the run (last.npz)."""
-        return load(self._file("last.npz"))
+        return load(self._files.file("last.npz"))
 
     @property
     def best_model(self) -> Model:
         """The best model (best.npz): lowest validation loss, or lowest smooth loss."""
-        return load(self._file("best.npz"))
+        return load(self._files.file("best.npz"))
 
     @property
     def metrics(self) -> dict[str, np.ndarray]:
         """update, epoch, loss, smooth_loss every ``log_every`` updates."""
-        from .trainer import read_csv_rows
-
-        rows = read_csv_rows(self._file("metrics.csv"), 4)
+        rows = self._files.metrics()
         return {"update": rows[:, 0].astype(np.int64), "epoch": rows[:, 1].astype(np.int64), "loss": rows[:, 2],
                 "smooth_loss": rows[:, 3]}
 
     @property
     def validation(self) -> dict[str, np.ndarray] | None:
         """update, nats_per_char, bits_per_char of the held-out text, or None without one."""
-        from .trainer import read_csv_rows
-
-        if not os.path.exists(self._file("validation.csv")):
+        if not os.path.exists(self._files.file("validation.csv")):
             return None
-        rows = read_csv_rows(self._file("validation.csv"), 3)
+        rows = self._files.validation()
         return {"update": rows[:, 0].astype(np.int64), "nats_per_char": rows[:, 1], "bits_per_char": rows[:, 2]}
 
     @property
     def samples(self) -> list[Sample]:
         """The texts generated every ``sample_every`` updates, in order."""
-        path = self._file("samples.txt")
-        if not os.path.exists(path):
-            return []
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        return [Sample(int(m.group(1)), float(m.group(2)), m.group(3)) for m in _SAMPLE.finditer(text)]
+        return [Sample(*sample) for sample in self._files.samples()]
 
     @property
     def summary(self) -> dict:
-        import json
-
-        path = self._file("summary.json")
-        if not os.path.exists(path):
-            return {}
-        with open(path) as f:
-            return json.load(f)
+        """summary.json ({} while the run has not written one)."""
+        return self._files.summary()
 
     def plot(self):
         """A matplotlib Figure of the smooth loss per update (and the validation bits per
         character, when the run held text out)."""
         from .plot import loss_figure
-        from .trainer import read_csv_rows
 
-        return loss_figure(read_csv_rows(self._file("metrics.csv"), 4),
-                           read_csv_rows(self._file("validation.csv"), 3))
+        return loss_figure(self._files.metrics(), self._files.validation())
 
 
 def _check(option: str, value, ok: bool, what: str) -> None:
@@ -340,7 +317,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         Asked between blocks of updates; True stops the run after a checkpoint
         (``trainer.Interrupted``).
     """
-    from .runs import default_run_dir, holds_run
+    from .rundir import default_run_dir, holds_run
 
     if book is not None and text is not None:
         raise OptionError("text", "give a book or a text, not both")
@@ -385,7 +362,7 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
     ``epochs`` passes in all (by default the total it was started with). The book, encoding,
     format and intervals are the run's own unless given. A finished run is returned as it is."""
     from .model import load_checkpoint
-    from .runs import load_run_config
+    from .rundir import load_run_config
 
     run_dir = os.fspath(run_dir)
     _check("steps", steps, steps is None or (isinstance(steps, int) and steps >= 0), "a non-negative integer")
@@ -412,7 +389,7 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
     from .cache import load_corpus_cached
     from .formats import END_OF_TEXT
     from .model import Hyper, init_state, with_streams
-    from .runs import clear_run, corpus_sha256, holds_run, save_run_config
+    from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
     from .text import vocab_difference
     from .trainer import RunOptions, compile_kernels, train_run, updates_per_epoch
 

@@ -5,19 +5,14 @@ milliseconds so it can report progress, write samples and checkpoints in between
 """
 from __future__ import annotations
 
-import json
 import os
-import re
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import FastrnnError
-from .files import write_text_atomic
 from .model import State, save_checkpoint, with_streams
-
-METRICS_HEADER = "update,epoch,loss,smooth_loss\n"
 
 
 def updates_per_epoch(n_chars: int, seq_length: int) -> int:
@@ -275,50 +270,6 @@ def _training_sample(trainer: Trainer, n: int) -> str:
     return sample_text(state, n, rng=_sample_rng(state.hyper.seed, state.update))
 
 
-VALIDATION_HEADER = "update,val_nats_per_char,val_bits_per_char\n"
-SAMPLE_HEADER = "--- update "
-FINAL_HEADER = "=== best model"
-
-
-_SAMPLE_LINE = re.compile(r"^--- update (\d+), smooth loss [^\n]* ---$", re.MULTILINE)
-_FINAL_LINE = re.compile(r"^=== best model \(", re.MULTILINE)
-
-
-def truncate_logs(out_dir: str, update: int) -> None:
-    """Drop what a run wrote after the checkpoint it resumes from (update ``update``):
-    metrics and validation rows, samples, and the end-of-run passage. A row cut short by a
-    crash (no line end) or one that does not parse is dropped too."""
-    for name in ("metrics.csv", "validation.csv"):
-        path = os.path.join(out_dir, name)
-        if os.path.exists(path):
-            with open(path) as f:
-                lines = f.read().splitlines(keepends=True)
-            keep = lines[:1] + [ln for ln in lines[1:] if _row_update(ln) is not None and _row_update(ln) <= update]
-            write_text_atomic(path, "".join(keep))
-    path = os.path.join(out_dir, "samples.txt")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-        cut = len(text)
-        final = _FINAL_LINE.search(text)
-        if final:
-            cut = final.start()
-        for header in _SAMPLE_LINE.finditer(text, 0, cut):
-            if int(header.group(1)) > update:
-                cut = header.start()
-                break
-        write_text_atomic(path, text[:cut], encoding="utf-8")
-
-
-def _row_update(line: str) -> int | None:
-    if not line.endswith("\n"):
-        return None
-    try:
-        return int(line.split(",", 1)[0])
-    except ValueError:
-        return None
-
-
 def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, resume: bool = False,
               val_book: np.ndarray | None = None) -> dict:
     """Train from ``state`` until ``opts.total_updates`` and fill the run directory.
@@ -331,178 +282,161 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
     those of the last good state) and Interrupted when ``opts.should_stop()`` says so (after
     writing a checkpoint).
     """
-    from .model import load_checkpoint
-    from .sample import sample_text
+    return _Training(state, book, out_dir, opts, resume, val_book).run()
 
-    os.makedirs(out_dir, exist_ok=True)
-    path = lambda name: os.path.join(out_dir, name)  # noqa: E731
-    trainer = Trainer(state, book)
-    n = state.hyper.seq_length
-    chars_per_update = n * state.hyper.streams
-    per_epoch = updates_per_epoch(book.shape[0], n)
-    scorer = None
-    if val_book is not None:
-        from .evaluate import TextScorer
 
-        scorer = TextScorer(state.hyper.hidden, state.vocab.size, state.params.dtype, val_book.dtype)
-    best_saved = state.best_val_loss if scorer else state.best_smooth_loss
-    if resume:
-        truncate_logs(out_dir, state.update)
-    else:
-        # the starting point, so that --resume after a crash before the first checkpoint
-        # continues this run and never whatever an overwritten run left behind
-        save_checkpoint(path("best.npz"), trainer.state())
-        save_checkpoint(path("last.npz"), trainer.state())
-    samples = open(path("samples.txt"), "a" if resume else "w", encoding="utf-8")
-    metrics = open(path("metrics.csv"), "a" if resume else "w")
-    validation = open(path("validation.csv"), "a" if resume else "w") if scorer else None
-    if not resume:
-        metrics.write(METRICS_HEADER)
-        if validation:
-            validation.write(VALIDATION_HEADER)
+class _Training:
+    """One call of ``train_run``: the trainer, the run directory, and the best model on disk."""
 
-    def write_sample():
-        text = _training_sample(trainer, opts.sample_len)
-        samples.write(f"{SAMPLE_HEADER}{trainer.update}, smooth loss {trainer.smooth_loss:.4f} ---\n{text}\n\n")
-        samples.flush()
+    def __init__(self, state: State, book: np.ndarray, out_dir: str, opts: RunOptions, resume: bool,
+                 val_book: np.ndarray | None):
+        from .rundir import RunDir
 
-    def validate():
-        nonlocal best_saved
-        current = trainer.state()
-        loss, count = scorer.total_loss(current.params, val_book, current.h)  # as `fastrnn eval` scores
-        nats = loss / count
-        validation.write(f"{current.update},{nats:.6f},{nats / np.log(2):.6f}\n")
-        validation.flush()
-        if nats < best_saved:
-            current.best_val_loss = nats
-            save_checkpoint(path("best.npz"), current)
-            best_saved = nats
-        trainer.best_val_loss = best_saved
+        self.state0, self.book, self.opts, self.resume, self.val_book = state, book, opts, resume, val_book
+        self.dir = RunDir(out_dir)
+        self.trainer = Trainer(state, book)
+        self.scorer = None
+        if val_book is not None:
+            from .evaluate import TextScorer
 
-    def checkpoint():
-        nonlocal best_saved
-        # best.npz first: a crash in between must not leave last.npz claiming a best on disk
-        best = None if scorer else trainer.best_state()
-        if best is not None and best.best_smooth_loss < best_saved:
-            save_checkpoint(path("best.npz"), best)
-            best_saved = best.best_smooth_loss
-        save_checkpoint(path("last.npz"), trainer.state())
+            self.scorer = TextScorer(state.hyper.hidden, state.vocab.size, state.params.dtype, val_book.dtype)
+        # the loss of the best model on disk: validation loss with held-out text, else smooth loss
+        self.best_saved = state.best_val_loss if self.scorer else state.best_smooth_loss
+        self.start_update = self.trainer.update
+        self.train_seconds = 0.0
+        self.wall_start = time.perf_counter()
 
-    start_update = trainer.update
-    train_seconds = 0.0
-    wall_start = time.perf_counter()
-
-    def summarize(finished: bool) -> dict:
-        final = trainer.state()
-        chars = (final.update - start_update) * chars_per_update
-        best_model = load_checkpoint(path("best.npz"))
-        finite = lambda x: x if np.isfinite(x) else None  # noqa: E731
-        summary = {
-            "finished": finished,
-            "updates": final.update,
-            "updates_this_run": final.update - start_update,
-            "epochs": final.update * state.hyper.streams / per_epoch,
-            "chars": chars,
-            "seconds": train_seconds,
-            "chars_per_s": chars / train_seconds if train_seconds > 0 else None,
-            "wall_seconds": time.perf_counter() - wall_start,
-            "best_smooth_loss": finite(final.best_smooth_loss),
-            "best_model_update": best_model.update,
-            "final_smooth_loss": finite(final.smooth_loss),
-            "best_val_nats_per_char": finite(best_saved) if scorer else None,
-            "book_chars": int(book.shape[0]),
-            "val_chars": int(val_book.shape[0]) if val_book is not None else 0,
-            "vocab_size": state.vocab.size,
-            "hyper": {k: getattr(state.hyper, k) for k in state.hyper.__dataclass_fields__},
-            **opts.extra_summary,
-        }
-        write_text_atomic(path("summary.json"), json.dumps(summary, indent=2) + "\n")
-        _plot(out_dir)
-        return summary
-
-    try:
-        if trainer.update == 0 and not resume:
+    def run(self) -> dict:
+        trainer, opts = self.trainer, self.opts
+        if self.resume:
+            self.dir.truncate(self.state0.update)
+        else:
+            self.dir.begin(validation=self.scorer is not None)
+            # the starting point, so that resuming after a crash before the first checkpoint
+            # continues this run and never whatever an overwritten run left behind
+            save_checkpoint(self.dir.file("best.npz"), trainer.state())
+            save_checkpoint(self.dir.file("last.npz"), trainer.state())
             if opts.sample_every > 0:
-                write_sample()
-            if scorer:
-                validate()
+                self.sample()
+            if self.scorer:
+                self.validate()
         block = 16
         while trainer.update < opts.total_updates:
             u = trainer.update
             stop = opts.total_updates
-            for every in (opts.sample_every, opts.checkpoint_every, opts.val_every if scorer else 0):
+            for every in (opts.sample_every, opts.checkpoint_every, opts.val_every if self.scorer else 0):
                 if every > 0:
                     stop = min(stop, (u // every + 1) * every)
             count = min(block, stop - u)
             t0 = time.perf_counter()
             losses, smooths = trainer.run(count)
             dt = time.perf_counter() - t0
-            train_seconds += dt
+            self.train_seconds += dt
             block = int(np.clip(count * opts.block_seconds / max(dt, 1e-6), 1, 1_000_000))
-            if not (np.all(np.isfinite(losses)) and np.all(np.isfinite(trainer.live_params()))):
-                bad = u + 1 + int(np.argmin(np.isfinite(losses))) if not np.all(np.isfinite(losses)) else u + count
-                raise NonFiniteError(f"the loss or the parameters became non-finite by update {bad}; "
-                                     f"the checkpoints keep the last good state (try a smaller --eta)")
+            self.check_finite(u, losses)
             updates = np.arange(u + 1, u + count + 1)
             keep = updates % opts.log_every == 0
             if np.any(keep):
-                rows = np.column_stack([updates[keep], [trainer.epoch_of(u) for u in updates[keep]],
-                                        losses[keep], smooths[keep]])
-                np.savetxt(metrics, rows, fmt=["%d", "%d", "%.6f", "%.6f"], delimiter=",")
-                metrics.flush()
+                self.dir.append_metrics(np.column_stack([updates[keep], [trainer.epoch_of(v) for v in updates[keep]],
+                                                         losses[keep], smooths[keep]]))
             done = trainer.update
             if opts.sample_every > 0 and done % opts.sample_every == 0:
-                write_sample()
-            if scorer and opts.val_every > 0 and done % opts.val_every == 0:
-                validate()
+                self.sample()
+            if self.scorer and opts.val_every > 0 and done % opts.val_every == 0:
+                self.validate()
             if opts.checkpoint_every > 0 and done % opts.checkpoint_every == 0:
-                checkpoint()
+                self.checkpoint()
             if opts.on_progress:
-                chars = (done - start_update) * chars_per_update
-                opts.on_progress(Progress(done, opts.total_updates, trainer.epoch_of(done),
-                                          trainer.smooth_loss, chars / max(train_seconds, 1e-9),
-                                          time.perf_counter() - wall_start,
-                                          train_seconds / max(done - start_update, 1)))
+                self.report(done)
             if opts.should_stop and opts.should_stop() and done < opts.total_updates:
-                checkpoint()
-                samples.close()
-                metrics.close()
-                summarize(finished=False)
-                raise Interrupted(done, out_dir)
-        checkpoint()
-        best_model = load_checkpoint(path("best.npz"))
-        passage = sample_text(best_model, opts.final_len, seed=state.hyper.seed)
-        what = "validation loss" if scorer else "smooth loss"
-        value = best_model.best_val_loss if scorer else best_model.smooth_loss
-        start = ("from its carried hidden state and next character" if best_model.next_char is not None
+                self.checkpoint()
+                self.summarize(finished=False)
+                raise Interrupted(done, self.dir.path)
+        self.checkpoint()
+        self.best_passage()
+        return self.summarize(finished=True)
+
+    def check_finite(self, u: int, losses: np.ndarray) -> None:
+        finite = np.isfinite(losses)
+        if not (np.all(finite) and np.all(np.isfinite(self.trainer.live_params()))):
+            bad = u + 1 + int(np.argmin(finite)) if not np.all(finite) else u + len(losses)
+            raise NonFiniteError(f"the loss or the parameters became non-finite by update {bad}; "
+                                 f"the checkpoints keep the last good state (try a smaller --eta)")
+
+    def sample(self) -> None:
+        """A periodic sample, from the carried state, with random numbers of (seed, update)."""
+        from .sample import sample_text
+
+        state = self.trainer.state()
+        text = sample_text(state, self.opts.sample_len, rng=_sample_rng(state.hyper.seed, state.update))
+        self.dir.append_sample(state.update, state.smooth_loss, text)
+
+    def validate(self) -> None:
+        """The validation loss of the live model, scored as ``fastrnn eval`` scores (from its
+        carried state); best.npz when it is the lowest yet."""
+        current = self.trainer.state()
+        loss, count = self.scorer.total_loss(current.params, self.val_book, current.h)
+        nats = loss / count
+        self.dir.append_validation(current.update, nats)
+        if nats < self.best_saved:
+            current.best_val_loss = nats
+            save_checkpoint(self.dir.file("best.npz"), current)
+            self.best_saved = nats
+        self.trainer.best_val_loss = self.best_saved
+
+    def checkpoint(self) -> None:
+        # best.npz first: a crash in between must not leave last.npz claiming a best on disk
+        best = None if self.scorer else self.trainer.best_state()
+        if best is not None and best.best_smooth_loss < self.best_saved:
+            save_checkpoint(self.dir.file("best.npz"), best)
+            self.best_saved = best.best_smooth_loss
+        save_checkpoint(self.dir.file("last.npz"), self.trainer.state())
+
+    def best_passage(self) -> None:
+        from .model import load_checkpoint
+        from .sample import sample_text
+
+        best = load_checkpoint(self.dir.file("best.npz"))
+        passage = sample_text(best, self.opts.final_len, seed=self.state0.hyper.seed)
+        start = ("from its carried hidden state and next character" if best.next_char is not None
                  else "from its carried hidden state")
-        samples.write(f"{FINAL_HEADER} (update {best_model.update}, {what} {value:.4f}): "
-                      f"{opts.final_len} characters {start} ===\n{passage}\n")
-    finally:
-        for f in (samples, metrics, validation):
-            if f is not None and not f.closed:
-                f.close()
-    return summarize(finished=True)
+        if self.scorer:
+            self.dir.append_best_passage(best.update, "validation loss", best.best_val_loss, start, passage)
+        else:
+            self.dir.append_best_passage(best.update, "smooth loss", best.smooth_loss, start, passage)
 
+    def report(self, done: int) -> None:
+        trainer = self.trainer
+        chars = (done - self.start_update) * trainer.hyper.seq_length * trainer.hyper.streams
+        self.opts.on_progress(Progress(done, self.opts.total_updates, trainer.epoch_of(done), trainer.smooth_loss,
+                                       chars / max(self.train_seconds, 1e-9), time.perf_counter() - self.wall_start,
+                                       self.train_seconds / max(done - self.start_update, 1)))
 
-def read_csv_rows(path: str, columns: int) -> np.ndarray:
-    """The rows of a run's CSV file (metrics.csv: update, epoch, loss, smooth_loss;
-    validation.csv: update, nats/char, bits/char) as a (rows, columns) float array; empty when
-    the file is missing or has no rows."""
-    if not os.path.exists(path):
-        return np.empty((0, columns))
-    with open(path) as f:
-        rows = f.read().splitlines()[1:]
-    return np.loadtxt(rows, delimiter=",", ndmin=2).reshape(-1, columns) if rows else np.empty((0, columns))
+    def summarize(self, finished: bool) -> dict:
+        from .model import load_checkpoint
 
-
-def read_metrics(path: str) -> np.ndarray:
-    """metrics.csv as a (rows, 4) float array: update, epoch, loss, smooth_loss."""
-    return read_csv_rows(path, 4)
-
-
-def _plot(out_dir: str) -> None:
-    from .plot import plot_loss
-
-    plot_loss(read_metrics(os.path.join(out_dir, "metrics.csv")), os.path.join(out_dir, "loss.png"),
-              read_csv_rows(os.path.join(out_dir, "validation.csv"), 3))
+        state, trainer = self.state0, self.trainer
+        final = trainer.state()
+        chars = (final.update - self.start_update) * state.hyper.seq_length * state.hyper.streams
+        finite = lambda x: x if np.isfinite(x) else None  # noqa: E731
+        summary = {
+            "finished": finished,
+            "updates": final.update,
+            "updates_this_run": final.update - self.start_update,
+            "epochs": final.update * state.hyper.streams / trainer.per_epoch,
+            "chars": chars,
+            "seconds": self.train_seconds,
+            "chars_per_s": chars / self.train_seconds if self.train_seconds > 0 else None,
+            "wall_seconds": time.perf_counter() - self.wall_start,
+            "best_smooth_loss": finite(final.best_smooth_loss),
+            "best_model_update": load_checkpoint(self.dir.file("best.npz")).update,
+            "final_smooth_loss": finite(final.smooth_loss),
+            "best_val_nats_per_char": finite(self.best_saved) if self.scorer else None,
+            "book_chars": int(self.book.shape[0]),
+            "val_chars": int(self.val_book.shape[0]) if self.val_book is not None else 0,
+            "vocab_size": state.vocab.size,
+            "hyper": {k: getattr(state.hyper, k) for k in state.hyper.__dataclass_fields__},
+            **self.opts.extra_summary,
+        }
+        self.dir.write_summary(summary)
+        return summary

@@ -9,7 +9,7 @@ import pytest
 
 from fastrnn import cache, corpora
 from fastrnn.corpora import Corpus
-from fastrnn.runs import corpus_sha256
+from fastrnn.rundir import corpus_sha256
 
 from helpers import one_line_error, run
 

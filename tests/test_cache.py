@@ -2,7 +2,7 @@ import numpy as np
 
 from fastrnn import cache
 from fastrnn.model import load_checkpoint
-from fastrnn.runs import corpus_sha256
+from fastrnn.rundir import corpus_sha256
 
 from helpers import run
 

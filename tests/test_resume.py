@@ -230,14 +230,14 @@ def test_force_replaces_the_whole_old_run(tmp_path, book):
 
 
 def test_truncation_drops_torn_rows_and_keeps_odd_sample_text(tmp_path):
-    from fastrnn.trainer import truncate_logs
+    from fastrnn.rundir import RunDir
 
     (tmp_path / "metrics.csv").write_text("update,epoch,loss,smooth_loss\n100,0,1,2\n200,0,1,2\n3")
     (tmp_path / "samples.txt").write_text(
         "--- update 0, smooth loss nan ---\nsome text\n--- update foo, bar\n\n"
         "--- update 100, smooth loss 5.0 ---\nmore\n\n--- update 300, smooth loss 4.0 ---\nlater\n\n"
         "=== best model (update 250, smooth loss 4.0): 1000 characters ===\npassage\n", encoding="utf-8")
-    truncate_logs(str(tmp_path), 200)
+    RunDir(tmp_path).truncate(200)
     assert (tmp_path / "metrics.csv").read_text() == "update,epoch,loss,smooth_loss\n100,0,1,2\n200,0,1,2\n"
     samples = (tmp_path / "samples.txt").read_text(encoding="utf-8")
     assert samples.endswith("--- update 100, smooth loss 5.0 ---\nmore\n\n")

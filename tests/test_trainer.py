@@ -4,8 +4,9 @@ from dataclasses import replace
 import numpy as np
 
 from fastrnn.model import load_checkpoint, with_streams
+from fastrnn.rundir import RunDir
 from fastrnn.sample import sample_text
-from fastrnn.trainer import RunOptions, Trainer, read_metrics, train_run, updates_per_epoch
+from fastrnn.trainer import RunOptions, Trainer, train_run, updates_per_epoch
 
 from helpers import small_state
 
@@ -20,7 +21,7 @@ def test_updates_per_epoch_counts_whole_chunks():
 def test_training_lowers_the_smooth_loss(tmp_path, text):
     state, book = small_state(text, hidden=32, seq_length=25, sigma=0.01)
     summary = train_run(state, book, str(tmp_path), RunOptions(total_updates=1500, sample_every=500))
-    metrics = read_metrics(tmp_path / "metrics.csv")
+    metrics = RunDir(tmp_path).metrics()
     first, last = metrics[0, 3], metrics[-1, 3]
     assert last < first - 5.0, (first, last)
     assert summary["best_smooth_loss"] <= summary["final_smooth_loss"] + 1e-12
@@ -40,7 +41,7 @@ def test_run_directory_contents(tmp_path, text):
     assert last.update == total and last.epoch == 1 and last.position == 70
     best = load_checkpoint(tmp_path / "best.npz")
     assert best.smooth_loss == last.best_smooth_loss
-    metrics = read_metrics(tmp_path / "metrics.csv")
+    metrics = RunDir(tmp_path).metrics()
     assert metrics[:, 0].tolist() == list(range(10, total + 1, 10))
     assert set(metrics[:, 1]) == {0, 1}
     samples = (tmp_path / "samples.txt").read_text(encoding="utf-8")

@@ -1,0 +1,254 @@
+"""Run directories: ``RunDir``, the one place that knows the names and formats of a run's files;
+default names, the latest run, clearing one, and run.json (what resuming needs)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+
+import numpy as np
+
+from .errors import FastrnnError
+from .files import write_text_atomic
+
+RUNS_ROOT = "runs"
+
+
+def default_run_dir(book_path: str, root: str = RUNS_ROOT) -> str:
+    """runs/<book name>-<date>-<time>, with a suffix if that name is taken."""
+    stem = os.path.splitext(os.path.basename(os.path.normpath(book_path)))[0] or "run"
+    base = os.path.join(root, f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path, i = base, 1
+    while os.path.exists(path):
+        i += 1
+        path = f"{base}-{i}"
+    return path
+
+
+RUN_FILES = ("last.npz", "best.npz", "metrics.csv", "validation.csv", "samples.txt", "summary.json",
+             "loss.png", "run.json")
+
+
+def holds_run(path: str) -> bool:
+    return any(os.path.exists(os.path.join(path, f)) for f in RUN_FILES)
+
+
+def clear_run(path: str) -> None:
+    """Remove the files of a run (``--force``), so that nothing of it can mix with a new one."""
+    for name in RUN_FILES:
+        target = os.path.join(path, name)
+        if os.path.exists(target):
+            os.unlink(target)
+
+
+def latest_run(root: str = RUNS_ROOT) -> str | None:
+    """The run directory under ``root`` whose best.npz was written last, or None."""
+    try:
+        entries = [os.path.join(root, d) for d in os.listdir(root)]
+    except OSError:
+        return None
+    runs = [(os.path.getmtime(os.path.join(d, "best.npz")), d) for d in entries
+            if os.path.isfile(os.path.join(d, "best.npz"))]
+    return max(runs)[1] if runs else None
+
+
+def resolve_checkpoint(path: str | None, root: str = RUNS_ROOT) -> str:
+    """A checkpoint file from a file, a run directory (its best.npz), or the latest run."""
+    if path is None:
+        run = latest_run(root)
+        if run is None:
+            raise FileNotFoundError(f"no run found under {root}/; train one first or pass --checkpoint")
+        return os.path.join(run, "best.npz")
+    if os.path.isdir(path):
+        best = os.path.join(path, "best.npz")
+        if not os.path.isfile(best):
+            raise FileNotFoundError(f"{path}: no best.npz in this directory")
+        return best
+    return path
+
+
+RUN_CONFIG = "run.json"
+
+
+class RunError(FastrnnError, ValueError):
+    """A run directory that cannot be resumed; the message is meant for the user."""
+
+
+def save_run_config(run_dir: str, config: dict) -> None:
+    os.makedirs(run_dir, exist_ok=True)
+    write_text_atomic(os.path.join(run_dir, RUN_CONFIG), json.dumps(config, indent=2) + "\n")
+
+
+def load_run_config(run_dir: str) -> dict:
+    """The settings a run was started with (book, totals, intervals, validation split)."""
+    if not os.path.isdir(run_dir):
+        raise RunError(f"{run_dir}: no such run directory")
+    path = os.path.join(run_dir, RUN_CONFIG)
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise RunError(f"{run_dir}: not a fastrnn run (no {RUN_CONFIG})") from None
+    except (OSError, ValueError) as err:
+        raise RunError(f"{path}: unreadable ({err})") from None
+    config.setdefault("format", "auto")
+    missing = [k for k in ("book", "encoding", "total_updates", "sample_every", "log_every",
+                           "checkpoint_every", "val_fraction", "val_every") if k not in config]
+    if missing:
+        raise RunError(f"{path}: missing {', '.join(missing)}")
+    if not os.path.isfile(os.path.join(run_dir, "last.npz")):
+        raise RunError(f"{run_dir}: no last.npz to resume from")
+    return config
+
+
+def corpus_sha256(path: str) -> str:
+    """sha256 of a file, or of a directory's .txt files (their relative names and contents)."""
+    digest = hashlib.sha256()
+    if os.path.isdir(path):
+        from .formats import text_files
+
+        files = text_files(path)
+        for name in files:
+            digest.update(os.path.relpath(name, path).encode("utf-8") + b"\0")
+    else:
+        files = [path]
+    for name in files:
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+METRICS_HEADER = "update,epoch,loss,smooth_loss\n"
+VALIDATION_HEADER = "update,val_nats_per_char,val_bits_per_char\n"
+_SAMPLE_LINE = re.compile(r"^--- update (\d+), smooth loss [^\n]* ---$", re.MULTILINE)
+_SAMPLE = re.compile(r"^--- update (\d+), smooth loss (\S+) ---\n(.*?)\n\n(?=--- update |=== best model|\Z)",
+                     re.MULTILINE | re.DOTALL)
+_FINAL_LINE = re.compile(r"^=== best model \(", re.MULTILINE)
+
+
+class RunDir:
+    """The files of one run directory.
+
+    Writers append a record at a time and close the file again, so nothing holds a file open
+    between updates, and a crash leaves at most one torn last line (dropped on resume).
+
+        last.npz, best.npz   checkpoints (``model.save_checkpoint``)
+        metrics.csv          update,epoch,loss,smooth_loss
+        validation.csv       update,val_nats_per_char,val_bits_per_char
+        samples.txt          "--- update U, smooth loss S ---" and a text, then a blank line;
+                             at the end "=== best model (...) ===" and its passage
+        summary.json, loss.png, run.json
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def begin(self, validation: bool) -> None:
+        """Empty logs with their headers, for a new run."""
+        os.makedirs(self.path, exist_ok=True)
+        write_text_atomic(self.file("metrics.csv"), METRICS_HEADER)
+        write_text_atomic(self.file("samples.txt"), "", encoding="utf-8")
+        if validation:
+            write_text_atomic(self.file("validation.csv"), VALIDATION_HEADER)
+
+    def truncate(self, update: int) -> None:
+        """Drop what a run wrote after the checkpoint it resumes from (update ``update``):
+        metrics and validation rows, samples, and the end-of-run passage. A row cut short by a
+        crash (no line end) or one that does not parse is dropped too."""
+        for name in ("metrics.csv", "validation.csv"):
+            path = self.file(name)
+            if os.path.exists(path):
+                with open(path) as f:
+                    lines = f.read().splitlines(keepends=True)
+                keep = lines[:1] + [ln for ln in lines[1:] if _row_update(ln) is not None and _row_update(ln) <= update]
+                write_text_atomic(path, "".join(keep))
+        path = self.file("samples.txt")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            cut = len(text)
+            final = _FINAL_LINE.search(text)
+            if final:
+                cut = final.start()
+            for header in _SAMPLE_LINE.finditer(text, 0, cut):
+                if int(header.group(1)) > update:
+                    cut = header.start()
+                    break
+            write_text_atomic(path, text[:cut], encoding="utf-8")
+
+    def _append(self, name: str, text: str) -> None:
+        with open(self.file(name), "a", encoding="utf-8") as f:
+            f.write(text)
+
+    def append_metrics(self, rows: np.ndarray) -> None:
+        """Rows of (update, epoch, loss, smooth_loss)."""
+        self._append("metrics.csv", "".join(f"{int(u)},{int(e)},{loss:.6f},{s:.6f}\n" for u, e, loss, s in rows))
+
+    def append_validation(self, update: int, nats_per_char: float) -> None:
+        self._append("validation.csv", f"{update},{nats_per_char:.6f},{nats_per_char / np.log(2):.6f}\n")
+
+    def append_sample(self, update: int, smooth_loss: float, text: str) -> None:
+        self._append("samples.txt", f"--- update {update}, smooth loss {smooth_loss:.4f} ---\n{text}\n\n")
+
+    def append_best_passage(self, update: int, what: str, value: float, start: str, passage: str) -> None:
+        """The best model's passage at the end of samples.txt; ``start`` says where it started."""
+        self._append("samples.txt", f"=== best model (update {update}, {what} {value:.4f}): "
+                                    f"{len(passage)} characters {start} ===\n{passage}\n")
+
+    def write_summary(self, summary: dict) -> None:
+        """summary.json, and loss.png from the logs as they stand."""
+        from .plot import plot_loss
+
+        write_text_atomic(self.file("summary.json"), json.dumps(summary, indent=2) + "\n")
+        plot_loss(self.metrics(), self.file("loss.png"), self.validation())
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _rows(self, name: str, columns: int) -> np.ndarray:
+        path = self.file(name)
+        if not os.path.exists(path):
+            return np.empty((0, columns))
+        with open(path) as f:
+            rows = [ln for ln in f.read().splitlines()[1:] if ln]
+        return np.loadtxt(rows, delimiter=",", ndmin=2).reshape(-1, columns) if rows else np.empty((0, columns))
+
+    def metrics(self) -> np.ndarray:
+        """metrics.csv as a (rows, 4) float array: update, epoch, loss, smooth_loss."""
+        return self._rows("metrics.csv", 4)
+
+    def validation(self) -> np.ndarray:
+        """validation.csv as a (rows, 3) float array (empty without one)."""
+        return self._rows("validation.csv", 3)
+
+    def samples(self) -> list[tuple[int, float, str]]:
+        """(update, smooth loss, text) of each periodic sample, in order."""
+        path = self.file("samples.txt")
+        if not os.path.exists(path):
+            return []
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        return [(int(m.group(1)), float(m.group(2)), m.group(3)) for m in _SAMPLE.finditer(text)]
+
+    def summary(self) -> dict:
+        """summary.json, or {} while the run has not written one."""
+        if not os.path.exists(self.file("summary.json")):
+            return {}
+        with open(self.file("summary.json")) as f:
+            return json.load(f)
+
+
+def _row_update(line: str) -> int | None:
+    if not line.endswith("\n"):
+        return None
+    try:
+        return int(line.split(",", 1)[0])
+    except ValueError:
+        return None
