@@ -116,6 +116,15 @@ class Model:
         Returns
         -------
         str or list of str
+
+        Examples
+        --------
+        >>> model = fastrnn.load("runs/doc")
+        >>> text = model.sample(40, seed=1)
+        >>> len(text), text == model.sample(40, seed=1)
+        (40, True)
+        >>> model.sample(20, prime="the ", seed=2, num=2)[1][:4]
+        'the '
         """
         from .sample import sample_texts
         from .text import TextError
@@ -163,7 +172,16 @@ class Model:
 
 def load(path=None) -> Model:
     """A model from a checkpoint file, or from a run directory (its best.npz), or, without a
-    path, the best model of the latest run under ``runs/``."""
+    path, the best model of the latest run under ``runs/``.
+
+    Examples
+    --------
+    >>> model = fastrnn.load("runs/doc")
+    >>> model.hyper["hidden"], "r" in model.vocab, model.W.shape
+    (16, True, (16, 16))
+    >>> round(model.evaluate("the rain in spain").bits_per_char, 1) < 4
+    True
+    """
     from .model import load_checkpoint
     from .rundir import resolve_checkpoint
 
@@ -316,6 +334,19 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     should_stop : callable, optional
         Asked between blocks of updates; True stops the run after a checkpoint
         (``trainer.Interrupted``).
+
+    Returns
+    -------
+    Run
+
+    Examples
+    --------
+    >>> text = "the rain in spain falls mainly on the plain. " * 100
+    >>> run = fastrnn.train(text=text, steps=300, hidden=16, out="runs/doc", force=True, progress=False)
+    >>> run.summary["updates"], bool(run.metrics["smooth_loss"][-1] < run.metrics["smooth_loss"][0])
+    (300, True)
+    >>> fastrnn.resume("runs/doc", steps=400, progress=False).updates_trained
+    100
     """
     from .rundir import default_run_dir, holds_run
 

@@ -150,3 +150,18 @@ def test_gradcheck_returns_the_table_the_command_prints():
     assert check.passed and [e.param for e in check.results["kernels"]] == ["b", "c", "U", "W", "V"]
     printed = run(["gradcheck", "--seed", "3"])
     assert printed.exit_code == 0 and printed.stdout == check.table() + "\npassed\n"
+
+
+def test_docstring_examples(tmp_path, monkeypatch):
+    import doctest
+
+    import fastrnn.api
+
+    monkeypatch.chdir(tmp_path)  # the examples write runs/doc here
+    # train's example makes the run the others open: run it first
+    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    tests = sorted(finder.find(fastrnn.api, globs={"fastrnn": fastrnn}), key=lambda t: t.name != "fastrnn.api.train")
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+    assert runner.tries >= 8
