@@ -2,7 +2,9 @@
 
 On a terminal a bar redrawn in place; anywhere else (a log file, a Jupyter notebook's output)
 a plain line every few seconds, which reads well in all of them. Each shows the update, the
-epoch, the smooth loss, chars/s and the remaining time.
+epoch, the smooth loss, chars/s and the remaining time. (tqdm, the usual choice, writes
+carriage returns into log files and needs ipywidgets for a bar in Jupyter; this needs
+nothing.)
 """
 from __future__ import annotations
 
