@@ -6,6 +6,7 @@ The command line is a thin layer over these functions. Every error a user can ca
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import secrets
 from dataclasses import dataclass
@@ -131,10 +132,9 @@ class Model:
         from .trainer import compile_kernels
 
         state = self._state
-        _check("length", length, isinstance(length, int) and length >= 0, "a non-negative integer")
-        _check("temperature", temperature, temperature > 0, "positive")
-        _check("top_k", top_k, isinstance(top_k, int) and top_k >= 0, "a non-negative integer")
-        _check("num", num, num is None or (isinstance(num, int) and num >= 1), "a positive integer")
+        _check_counts(dict(num=num), dict(length=length, top_k=top_k))
+        _check("temperature", temperature, isinstance(temperature, numbers.Real) and temperature > 0,
+               "a positive number")
         try:
             missing = state.vocab.missing(prime) if prime else ""
         except TextError as err:
@@ -289,6 +289,19 @@ def _check(option: str, value, ok: bool, what: str) -> None:
         raise OptionError(option, f"{option} must be {what}, not {value!r}")
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_counts(positive: dict, non_negative: dict) -> None:
+    """Integer options: each of ``positive`` at least 1, each of ``non_negative`` at least 0
+    (None stands for "not given" and passes)."""
+    for least, options in ((1, positive), (0, non_negative)):
+        for name, value in options.items():
+            _check(name, value, value is None or (_is_int(value) and value >= least),
+                   "a positive integer" if least else "a non-negative integer")
+
+
 def _display(progress):
     """(the callable told of progress or None, a function for lines of its own)."""
     from .progress import ProgressDisplay
@@ -352,16 +365,12 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
 
     if book is not None and text is not None:
         raise OptionError("text", "give a book or a text, not both")
-    _check("steps", steps, steps is None or (isinstance(steps, int) and steps >= 0), "a non-negative integer")
-    _check("epochs", epochs, epochs is None or (isinstance(epochs, int) and epochs >= 1), "a positive integer")
-    for name, value in (("hidden", hidden), ("seq_length", seq_length), ("streams", streams),
-                        ("val_every", val_every), ("log_every", log_every)):
-        _check(name, value, isinstance(value, int) and value >= 1, "a positive integer")
-    for name, value in (("seed", seed), ("restart_every", restart_every), ("sample_every", sample_every),
-                        ("checkpoint_every", checkpoint_every)):
-        _check(name, value, isinstance(value, int) and value >= 0, "a non-negative integer")
+    _check_counts(dict(epochs=epochs, hidden=hidden, seq_length=seq_length, streams=streams, val_every=val_every,
+                       log_every=log_every),
+                  dict(steps=steps, seed=seed, restart_every=restart_every, sample_every=sample_every,
+                       checkpoint_every=checkpoint_every))
     for name, value in (("eta", eta), ("sigma", sigma)):
-        _check(name, value, isinstance(value, (int, float)) and 0 < value < math.inf, "a positive number")
+        _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
     _check("val_fraction", val_fraction, 0 <= val_fraction < 0.5, "at least 0 and below 0.5")
     _check("format", format, format in ("auto", "text", "json", "dir"), "auto, text, json or dir")
@@ -377,10 +386,10 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     if os.path.exists(out) and holds_run(out) and not force:
         raise FastrnnError(f"{out} already holds a run; pass --force (force=True) to overwrite it or "
                            f"--resume (fastrnn.resume) to continue it")
-    settings = dict(hidden=hidden, seq_length=seq_length, eta=eta, sigma=sigma, seed=seed, dtype=dtype,
-                    streams=streams, restart_every=restart_every)
-    intervals = dict(sample_every=sample_every, log_every=log_every, checkpoint_every=checkpoint_every,
-                     val_every=val_every)
+    settings = dict(hidden=int(hidden), seq_length=int(seq_length), eta=float(eta), sigma=float(sigma), seed=int(seed),
+                    dtype=dtype, streams=int(streams), restart_every=int(restart_every))
+    intervals = dict(sample_every=int(sample_every), log_every=int(log_every), checkpoint_every=int(checkpoint_every),
+                     val_every=int(val_every))
     return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
                   tell, say, should_stop)
 
@@ -396,15 +405,15 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
     from .rundir import load_run_config
 
     run_dir = os.fspath(run_dir)
-    _check("steps", steps, steps is None or (isinstance(steps, int) and steps >= 0), "a non-negative integer")
-    _check("epochs", epochs, epochs is None or (isinstance(epochs, int) and epochs >= 1), "a positive integer")
+    _check_counts(dict(epochs=epochs, log_every=log_every, val_every=val_every),
+                  dict(steps=steps, sample_every=sample_every, checkpoint_every=checkpoint_every))
     config = load_run_config(run_dir)
     state = load_checkpoint(os.path.join(run_dir, "last.npz"))
     _use_threads(threads)
     tell, say = _display(progress)
     given = dict(sample_every=sample_every, log_every=log_every, checkpoint_every=checkpoint_every,
                  val_every=val_every)
-    intervals = {name: config[name] if value is None else value for name, value in given.items()}
+    intervals = {name: config[name] if value is None else int(value) for name, value in given.items()}
     book = _named_corpus(book) if book is not None else config["book"]
     if steps is None and epochs is None:
         steps = config["total_updates"]
