@@ -162,6 +162,18 @@ class Model:
             raise FastrnnError("no two consecutive characters of the model's vocabulary to score")
         return Score(**result)
 
+    def export(self, path, html: bool = False) -> None:
+        """Write the model as JSON (``export.py`` documents the format) for any language, or, with
+        ``html``, as a self-contained web page that samples text from it."""
+        if html:
+            from .webpage import write_sampler_page
+
+            write_sampler_page(path, self._state)
+        else:
+            from .export import write_model_json
+
+            write_model_json(path, self._state)
+
     def save(self, path) -> None:
         """Write the model as a checkpoint (``.npz``) that ``fastrnn.load`` and
         ``fastrnn sample --checkpoint`` read."""

@@ -209,6 +209,22 @@ def _report_done(summary, out_dir) -> None:
                + f"; results in {out_dir}", err=True)
 
 
+@cli.command()
+@click.argument("checkpoint", metavar="RUN_OR_CHECKPOINT", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The file to write (model.json; with --html, a page).")
+@click.option("--html", is_flag=True, help="A self-contained web page that samples text from the model.")
+@_errors
+def export(checkpoint, output, html):
+    """Write a model (a checkpoint, or a run directory's best.npz) as JSON that any language can
+    read, or as a web page that generates text from it. `fastrnn sample --checkpoint model.json`
+    and fastrnn.load read the JSON back."""
+    from .api import load
+
+    load(checkpoint).export(output, html=html)
+    click.echo(f"wrote {output}", err=True)
+
+
 @cli.command(name="eval")
 @click.argument("checkpoint", type=click.Path())
 @click.argument("text_file", metavar="TEXT", type=click.Path(dir_okay=False))

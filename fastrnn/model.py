@@ -162,10 +162,15 @@ def save_checkpoint(path: str | os.PathLike, state: State) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> State:
-    """Read and validate a checkpoint. Any problem is a CheckpointError with one line."""
+    """Read and validate a checkpoint (``.npz``, or a JSON model of ``export``). Any problem is a
+    CheckpointError with one line."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.lower().endswith(".json"):
+        from .export import read_model_json
+
+        return read_model_json(path)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):

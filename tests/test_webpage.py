@@ -1,0 +1,126 @@
+"""The model in a web page: its JavaScript sampler in a real headless Chromium, against Python."""
+import shutil
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn.sample import sample_indices, start_state
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
+                                reason="needs Chromium and ChromeDriver (Debian: chromium, chromium-driver)")
+
+
+def mulberry32(seed: int, count: int) -> np.ndarray:
+    """The page's uniform numbers (``fastrnnUniforms`` in web/sampler.js), in Python."""
+    mask = 0xFFFFFFFF
+    a, out = seed & mask, []
+    for _ in range(count):
+        a = (a + 0x6D2B79F5) & mask
+        t = ((a ^ (a >> 15)) * (a | 1)) & mask
+        t ^= (t + (((t ^ (t >> 7)) * (t | 61)) & mask)) & mask
+        out.append(((t ^ (t >> 14)) & mask) / 4294967296)
+    return np.array(out)
+
+
+class Fixed:
+    def __init__(self, uniforms):
+        self.uniforms = uniforms
+
+    def random(self, n):
+        return self.uniforms[:n]
+
+
+def python_sample(state, prime: str, length: int, seed: int) -> str:
+    h, fed = start_state(state)
+    indices = list(fed) + list(state.vocab.encode(prime)) if prime else list(fed)
+    out = sample_indices(state.params, state.vocab, state.hyper.hidden, length, Fixed(mulberry32(seed, length)),
+                         h=h, prime=np.array(indices, np.int64))
+    return prime + state.vocab.decode(out)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def model_page(tmp_path_factory):
+    from conftest import make_text
+
+    out = tmp_path_factory.mktemp("web")
+    run = fastrnn.train(text=make_text(600) + "Zoë’s café — 𝄞\n", out=out / "run", steps=400, hidden=16,
+                        progress=False)
+    model = run.best_model
+    model.export(out / "model.html", html=True)
+    return model, out / "model.html"
+
+
+def wait_for_sample(driver, previous=""):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: d.find_element("id", "sample").text not in ("", previous))
+    return driver.execute_script("return document.getElementById('sample').textContent")
+
+
+def test_the_page_writes_the_text_python_writes(browser, model_page):
+    model, page = model_page
+    state = model._state
+    browser.get(page.as_uri())
+    first = wait_for_sample(browser)
+    assert first == python_sample(state, "", 500, 1)  # the page's defaults: no prime, 500, seed 1
+    # type a prime (ChromeDriver types characters of the Basic Multilingual Plane only: the
+    # probabilities test feeds one beyond it), a length and a seed
+    for field, value in (("prime", "Zoë’s café the "), ("length", "300"), ("seed", "7")):
+        element = browser.find_element("id", field)
+        element.clear()
+        element.send_keys(value)
+    browser.find_element("id", "generate").click()
+    second = wait_for_sample(browser, first)
+    assert second == python_sample(state, "Zoë’s café the ", 300, 7)
+    assert len(set(second[15:])) > 5
+
+
+def test_the_page_gives_the_probabilities_python_gives(browser, model_page):
+    from fastrnn import reference
+
+    model, page = model_page
+    state = model._state
+    browser.get(page.as_uri())
+    wait_for_sample(browser)
+    params = state.views()
+    h, fed = start_state(state)
+    for prefix in ("", "the rain", "Zoë’s 𝄞"):
+        got = np.array(browser.execute_script("return fastrnn.sampler.probabilities(arguments[0])", prefix))
+        hidden = h.copy()
+        indices = list(fed) + (list(state.vocab.encode(prefix)) if prefix else [])
+        if indices:  # the reference carries h through the same inputs
+            _, _, hs, _ = reference.forward(params, indices, indices, hidden)
+            hidden = hs[len(indices) - 1]
+        o = params["V"] @ hidden + params["c"]
+        expected = np.exp(o - o.max()) / np.exp(o - o.max()).sum()
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=0)
+
+
+def test_a_prime_outside_the_vocabulary_is_one_line_in_the_page(browser, model_page):
+    _, page = model_page
+    browser.get(page.as_uri())
+    first = wait_for_sample(browser)
+    element = browser.find_element("id", "prime")
+    element.clear()
+    element.send_keys("@")
+    browser.find_element("id", "generate").click()
+    message = wait_for_sample(browser, first)
+    assert "vocabulary" in message and "\n" not in message
