@@ -288,6 +288,13 @@ class Run:
         """summary.json ({} while the run has not written one)."""
         return self._files.summary()
 
+    def report(self, path, markdown: bool = False) -> None:
+        """Write the run's report (``report.py``): one self-contained HTML page, or Markdown with
+        the loss figure as a PNG file beside it."""
+        from .report import write_html, write_markdown
+
+        (write_markdown if markdown else write_html)(self.dir, path)
+
     def plot(self):
         """A matplotlib Figure of the smooth loss per update (and the validation bits per
         character, when the run held text out)."""
@@ -500,11 +507,28 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
     save_run_config(out, {"book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding,
                           "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals})
     opts = RunOptions(total_updates=total, **intervals, on_progress=tell, should_stop=should_stop,
-                      extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book)})
+                      extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book),
+                                     "machine": machine()})
     summary = train_run(state, train_part, out, opts, resume=resuming, val_book=val_part)
     run = Run(out)
     run.updates_trained = summary["updates_this_run"]
     return run
+
+
+def machine() -> dict:
+    """What ran the training, for the summary and the report."""
+    import platform
+
+    import numba
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": numba.get_num_threads(), "system": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__}
 
 
 def held_out(encoded, val_fraction: float, seq_length: int, book):

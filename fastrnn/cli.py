@@ -210,6 +210,23 @@ def _report_done(summary, out_dir) -> None:
 
 
 @cli.command()
+@click.argument("run_dir", metavar="RUN_DIR", type=click.Path())
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="The file to write [default: report.html, or report.md with --markdown, in RUN_DIR].")
+@click.option("--markdown", is_flag=True, help="Markdown, with the loss figure as a PNG file beside it.")
+@_errors
+def report(run_dir, output, markdown):
+    """Write a report of a run: the book, the hyperparameters, a gradient check, the loss curve,
+    the texts generated during training and the best passage, speed and machine. The HTML page
+    needs no network and carries the model with a sampler to generate more text."""
+    from .api import Run
+
+    output = output or os.path.join(run_dir, "report.md" if markdown else "report.html")
+    Run(run_dir).report(output, markdown=markdown)
+    click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
 @click.argument("checkpoint", metavar="RUN_OR_CHECKPOINT", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The file to write (model.json; with --html, a page).")

@@ -21,14 +21,17 @@ class NotebookFigure(Figure):
 
 def loss_figure(metrics, validation=None) -> Figure:
     """Smooth loss (and the raw chunk loss, faint) per update from metrics rows (update, epoch,
-    loss, smooth_loss); with validation rows (update, nats/char, bits/char), their bits per
-    character on a second axis."""
+    loss, smooth_loss), the start of each epoch dotted; with validation rows (update,
+    nats/char, bits/char), their bits per character on a second axis."""
     fig = NotebookFigure(figsize=(8, 4.5), dpi=100)
     ax = fig.subplots()
     metrics = np.asarray(metrics).reshape(-1, 4)
     if len(metrics):
         ax.plot(metrics[:, 0], metrics[:, 2], color="0.8", lw=0.5, label="chunk loss")
         ax.plot(metrics[:, 0], metrics[:, 3], color="C0", lw=1.5, label="smooth loss")
+        # a dotted line where each epoch starts
+        for start in metrics[1:, 0][np.diff(metrics[:, 1]) > 0]:
+            ax.axvline(start, color="0.6", lw=0.8, ls=":")
         ax.legend(loc="upper left")
     ax.set_xlabel("update")
     ax.set_ylabel("loss per chunk (nats)")

@@ -237,6 +237,16 @@ class RunDir:
             text = f.read()
         return [(int(m.group(1)), float(m.group(2)), m.group(3)) for m in _SAMPLE.finditer(text)]
 
+    def best_passage(self) -> tuple[str, str] | None:
+        """(header, text) of the best model's passage at the end of samples.txt, or None."""
+        path = self.file("samples.txt")
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        found = re.search(r"^=== (best model .*?) ===\n(.*)\n\Z", text, re.MULTILINE | re.DOTALL)
+        return (found.group(1), found.group(2)) if found else None
+
     def summary(self) -> dict:
         """summary.json, or {} while the run has not written one."""
         if not os.path.exists(self.file("summary.json")):

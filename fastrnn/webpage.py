@@ -11,8 +11,9 @@ from .files import write_text_atomic
 
 STYLE = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-h1, h2 { font-weight: 600; } table { border-collapse: collapse; } td, th { padding: 0.2rem 0.8rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; } tr:nth-child(even) { background: #f4f4f4; }
+h1, h2 { font-weight: 600; } table { border-collapse: collapse; } td, th { padding: 0.2rem 0.8rem; text-align: left; }
+table.numbers td { text-align: right; } table.numbers td:first-child { text-align: left; }
+tr:nth-child(even) { background: #f4f4f4; }
 pre { white-space: pre-wrap; background: #f7f7f5; padding: 0.8rem; border-radius: 4px; }
 .controls { display: flex; flex-wrap: wrap; gap: 0.6rem 1.2rem; align-items: end; margin: 0.6rem 0; }
 .controls label { display: flex; flex-direction: column; font-size: 13px; }

@@ -124,3 +124,13 @@ def test_a_prime_outside_the_vocabulary_is_one_line_in_the_page(browser, model_p
     browser.find_element("id", "generate").click()
     message = wait_for_sample(browser, first)
     assert "vocabulary" in message and "\n" not in message
+
+
+def test_the_report_page_carries_the_sampler(browser, model_page, tmp_path):
+    import os
+
+    model, _ = model_page
+    fastrnn.Run(os.path.dirname(model.path)).report(tmp_path / "report.html")
+    browser.get((tmp_path / "report.html").as_uri())
+    assert wait_for_sample(browser) == python_sample(model._state, "", 500, 1)
+    assert browser.find_element("tag name", "svg")  # the loss figure, inline

@@ -1,0 +1,222 @@
+"""The report of a run: one self-contained HTML page (figures inline, the model and its sampler
+inline, nothing fetched), or Markdown with the figure as a PNG file beside it.
+
+It holds what a report of the DD2424 assignment shows: the book and the hyperparameters, a
+gradient-check table computed when the report is made, the loss curve (epochs marked, with
+validation), the texts generated during training with their smooth loss, the best model's
+passage, and the speed, compile time and machine of the run.
+"""
+from __future__ import annotations
+
+import html
+import io
+import math
+import os
+
+from .errors import FastrnnError
+from .files import atomic_write, write_text_atomic
+
+GRADCHECK_SEEDS = (40, 8)
+
+
+def _facts(run_dir) -> dict:
+    """Everything the report shows, read from the run directory (and the gradient checks)."""
+    from .model import load_checkpoint
+    from .rundir import RunDir, holds_run
+
+    files = RunDir(run_dir)
+    if not os.path.isdir(files.path) or not holds_run(files.path):
+        raise FastrnnError(f"{files.path}: not a fastrnn run directory")
+    metrics = files.metrics()
+    if not len(metrics):
+        raise FastrnnError(f"{files.path}: the run has no metrics yet (it logs every --log-every updates)")
+    summary = files.summary()
+    best = load_checkpoint(files.file("best.npz"))
+    book = summary.get("book") or _config(files).get("book", "")
+    return {"dir": files.path, "summary": summary, "metrics": metrics, "validation": files.validation(),
+            "samples": files.samples(), "passage": files.best_passage(), "best": best, "book": book,
+            "gradchecks": _gradient_checks(book, best.hyper.seq_length)}
+
+
+def _config(files) -> dict:
+    import json
+
+    try:
+        with open(files.file("run.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _gradient_checks(book: str, seq_length: int) -> dict:
+    """Gradient checks at m = 5 on the first chunk of the book (a built-in text if it is gone),
+    one per seed of GRADCHECK_SEEDS."""
+    from .gradients import BUILTIN_TEXT, gradient_check
+    from .text import TextError, read_text
+
+    text = BUILTIN_TEXT
+    if book and os.path.isfile(book):
+        try:
+            text = read_text(book)[:20_000]
+        except TextError:
+            pass
+    if len(text) < seq_length + 1:
+        text = BUILTIN_TEXT
+    return {seed: gradient_check(text, hidden=5, seq_length=min(seq_length, len(text) - 1), seed=seed)
+            for seed in GRADCHECK_SEEDS}
+
+
+def _status(summary: dict) -> str:
+    if not summary:
+        return "unfinished: no summary yet (the run is in progress or stopped before its first report)"
+    notes = ["finished" if summary.get("finished") else "unfinished: stopped at update "
+             f"{summary.get('updates', 0):,} of its total; `fastrnn train --resume` continues it"]
+    if summary.get("updates_this_run", summary.get("updates")) != summary.get("updates"):
+        notes.append(f"resumed: the last session trained {summary['updates_this_run']:,} of its "
+                     f"{summary['updates']:,} updates")
+    return "; ".join(notes)
+
+
+def _sample_title(update: int, smooth_loss: float) -> str:
+    return (f"update {update:,}, smooth loss {smooth_loss:.2f}" if math.isfinite(smooth_loss)
+            else f"update {update:,}, before training")
+
+
+def _figure(facts, fmt: str) -> bytes:
+    from .plot import loss_figure
+
+    buf = io.BytesIO()
+    loss_figure(facts["metrics"], facts["validation"]).savefig(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _numbers(facts) -> list[tuple[str, str]]:
+    s, best = facts["summary"], facts["best"]
+    rows = [("updates", f"{s.get('updates', best.update):,}"),
+            ("epochs", f"{s['epochs']:.2f}" if "epochs" in s else "?"),
+            ("best smooth loss", f"{s['best_smooth_loss']:.3f}" if s.get("best_smooth_loss") else "?"),
+            ("best model", f"update {best.update:,}")]
+    if s.get("best_val_nats_per_char"):
+        rows.append(("best validation", f"{s['best_val_nats_per_char'] / math.log(2):.3f} bits/char"))
+    if s.get("chars_per_s"):
+        rows.append(("speed", f"{s['chars_per_s']:,.0f} chars/s ({s.get('seconds', 0):.1f} s of training)"))
+    if "compile_seconds" in s:
+        rows.append(("compile", f"{s['compile_seconds']:.1f} s"))
+    m = s.get("machine")
+    rows.append(("machine", f"{m['cpu']}, {m['cores']} cores ({m['threads']} threads used); {m['system']}; "
+                            f"Python {m['python']}, NumPy {m['numpy']}, Numba {m['numba']}" if m else "not recorded"))
+    return rows
+
+
+def _hyper_rows(facts) -> list[tuple[str, str]]:
+    hyper = facts["best"].hyper
+    return [(name, str(getattr(hyper, name))) for name in hyper.__dataclass_fields__]
+
+
+def _book_rows(facts) -> list[tuple[str, str]]:
+    s, vocab = facts["summary"], facts["best"].vocab
+    chars = s.get("book_chars", 0) + s.get("val_chars", 0)
+    return [("book", os.path.basename(facts["book"]) or "?"),
+            ("characters", f"{chars:,}" + (f" ({s['val_chars']:,} held out)" if s.get("val_chars") else "")),
+            ("vocabulary", f"{vocab.size} characters: " + " ".join("␣" if ch == " " else repr(ch)[1:-1]
+                                                                    for ch in vocab.chars))]
+
+
+def _gradcheck_rows(facts) -> list[list[str]]:
+    rows = []
+    for seed, check in facts["gradchecks"].items():
+        for kernel, ref in zip(check.results["kernels"], check.results["reference"]):
+            rows.append([f"{kernel.param} (seed {seed})", f"{kernel.max_rel:.2e}", f"{kernel.max_abs:.2e}",
+                         f"{ref.max_rel:.2e}", f"{ref.max_abs:.2e}"])
+    return rows
+
+
+GRADCHECK_HEADER = ["parameter", "kernels, relative", "kernels, absolute", "reference, relative", "reference, absolute"]
+
+
+def write_html(run_dir, path) -> None:
+    """The report as one HTML file with the figure, the model and its sampler inline."""
+    from .webpage import page, sampler_section
+
+    facts = _facts(run_dir)
+    esc = html.escape
+
+    def table(rows, header=None):
+        head = "<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>" if header else ""
+        body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table{' class=numbers' if header else ''}>{head}{body}</table>"
+
+    svg = _figure(facts, "svg").decode("utf-8")
+    svg = svg[svg.index("<svg"):]  # the figure inline, without its XML prologue
+    samples = "".join(f"<h3>{esc(_sample_title(u, s))}</h3><pre>{esc(t)}</pre>" for u, s, t in facts["samples"])
+    passage = facts["passage"]
+    body = f"""<h1>fastrnn run {esc(os.path.basename(os.path.normpath(facts['dir'])))}</h1>
+<p>{esc(_status(facts['summary']))}</p>
+<h2>Book and model</h2>{table(_book_rows(facts))}
+<h2>Hyperparameters</h2>{table(_hyper_rows(facts))}
+<h2>Run</h2>{table(_numbers(facts))}
+<h2>Gradient check</h2>
+<p class="note">m = 5, the first chunk of the book, made with this report: the largest relative error
+|ga - gn| / max(1e-6, |ga| + |gn|) and the largest absolute error of the analytic gradients against
+numerical ones, for the kernels and the NumPy reference.</p>
+{table(_gradcheck_rows(facts), GRADCHECK_HEADER)}
+<h2>Loss</h2>{svg}
+<h2>Text during training</h2>{samples or '<p>none (sample_every 0)</p>'}
+<h2>The best model's passage</h2>
+{f'<p class="note">{esc(passage[0])}</p><pre>{esc(passage[1])}</pre>' if passage else '<p>not written yet</p>'}
+{sampler_section(facts['best'])}"""
+    write_text_atomic(os.fspath(path), page(f"fastrnn run {os.path.basename(facts['dir'])}", body), encoding="utf-8")
+
+
+def write_markdown(run_dir, path) -> None:
+    """The report as Markdown, with the loss figure as a PNG file beside it (<name>-loss.png)."""
+    facts = _facts(run_dir)
+    path = os.fspath(path)
+    figure = os.path.splitext(path)[0] + "-loss.png"
+
+    def table(rows, header=("", "")):
+        cell = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
+
+    fence = lambda text: "~~~~\n" + text + "\n~~~~"  # noqa: E731
+    samples = "\n\n".join(f"**{_sample_title(u, s)}**\n\n{fence(t)}" for u, s, t in facts["samples"])
+    passage = facts["passage"]
+    text = f"""# fastrnn run {os.path.basename(os.path.normpath(facts['dir']))}
+
+{_status(facts['summary'])}
+
+## Book and model
+
+{table(_book_rows(facts))}
+
+## Hyperparameters
+
+{table(_hyper_rows(facts))}
+
+## Run
+
+{table(_numbers(facts))}
+
+## Gradient check
+
+m = 5, the first chunk of the book: the largest relative and absolute errors of the analytic
+gradients against numerical ones, for the kernels and the NumPy reference.
+
+{table(_gradcheck_rows(facts), GRADCHECK_HEADER)}
+
+## Loss
+
+![loss]({os.path.basename(figure)})
+
+## Text during training
+
+{samples or 'none'}
+
+## The best model's passage
+
+{(passage[0] + chr(10) + chr(10) + fence(passage[1])) if passage else 'not written yet'}
+"""
+    with atomic_write(figure, "wb") as f:
+        f.write(_figure(facts, "png"))
+    write_text_atomic(path, text, encoding="utf-8")
