@@ -55,7 +55,7 @@ def one_run(book_path: str, dtype: str, seed: int, updates: int, every: int, str
     common = np.argsort(np.bincount(train_part, minlength=vocab.size))[::-1][:COMMONEST]
     hyper = Hyper(seed=seed, dtype=dtype, streams=streams, restart_every=restart_every)
     trainer = Trainer(with_streams(init_state(vocab, hyper), train_part.shape[0]), train_part)
-    scorer = TextScorer(hyper.hidden, vocab.size, np.dtype(dtype))
+    scorer = TextScorer(hyper.hidden, vocab.size, np.dtype(dtype), train_part.dtype)
     rows = []
     start = time.perf_counter()
     while trainer.update < updates:

@@ -13,5 +13,7 @@ __version__ = "0.1.0"
 
 from .api import Model, OptionError, Run, Sample, Score, gradcheck, load, resume, train  # noqa: E402
 from .errors import FastrnnError  # noqa: E402
+from .trainer import Interrupted  # noqa: E402
 
-__all__ = ["FastrnnError", "Model", "OptionError", "Run", "Sample", "Score", "gradcheck", "load", "resume", "train"]
+__all__ = ["FastrnnError", "Interrupted", "Model", "OptionError", "Run", "Sample", "Score", "gradcheck", "load",
+           "resume", "train"]

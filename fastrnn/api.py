@@ -101,7 +101,7 @@ class Model:
         temperature : float
             Below 1: likelier characters; above 1: more varied text.
         prime : str
-            Text fed to the model first, and returned at the start of each text.
+            Text fed to the model after its start state, and returned at the start of each text.
         seed : int, optional
             The same model and seed give the same text; None draws a fresh seed.
         num : int, optional
@@ -132,7 +132,7 @@ class Model:
         from .trainer import compile_kernels
 
         state = self._state
-        _check_counts(dict(num=num), dict(length=length, top_k=top_k))
+        _check_counts(dict(num=num), dict(length=length, top_k=top_k, seed=seed))
         _check("temperature", temperature, isinstance(temperature, numbers.Real) and temperature > 0,
                "a positive number")
         try:
@@ -215,6 +215,9 @@ def gradcheck(book=None, *, text: str | None = None, hidden: int = 5, seq_length
     from .text import read_text
 
     _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
+    _check_counts(dict(hidden=hidden, seq_length=seq_length), dict(seed=seed, chunks=chunks))
+    for name, value in (("sigma", sigma), ("h", h)) + ((("tol", tol),) if tol is not None else ()):
+        _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     if text is None:
         text = read_text(book, encoding) if book is not None else BUILTIN_TEXT
     return gradient_check(text, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks, h=h,
@@ -364,8 +367,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         True: a progress display on stderr; False: none; a callable: called with a
         ``trainer.Progress`` after each block of updates.
     should_stop : callable, optional
-        Asked between blocks of updates; True stops the run after a checkpoint
-        (``trainer.Interrupted``).
+        Asked between blocks of updates; True stops the run after a checkpoint by raising
+        ``fastrnn.Interrupted``.
 
     Returns
     -------
@@ -391,7 +394,9 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     for name, value in (("eta", eta), ("sigma", sigma)):
         _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
-    _check("val_fraction", val_fraction, 0 <= val_fraction < 0.5, "at least 0 and below 0.5")
+    _check("val_fraction", val_fraction, isinstance(val_fraction, numbers.Real) and 0 <= val_fraction < 0.5,
+           "a number at least 0 and below 0.5")
+    val_fraction = float(val_fraction)
     _check("format", format, format in ("auto", "text", "json", "dir"), "auto, text, json or dir")
     _use_threads(threads)
     tell, say = _display(progress)
@@ -445,15 +450,9 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
            should_stop, config=None) -> Run:
     """What ``train`` and ``resume`` share: read the book, hold out its end, count the updates,
     compile, write run.json and train."""
-    from .cache import load_corpus_cached
     from .formats import END_OF_TEXT
-    from .model import Hyper, init_state, with_streams
-    from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
-    from .text import vocab_difference
-    from .trainer import RunOptions, compile_kernels, train_run, updates_per_epoch
 
-    resuming = state is not None
-    seq_length = state.hyper.seq_length if resuming else settings["seq_length"]
+    seq_length = state.hyper.seq_length if state is not None else settings["seq_length"]
     if text is not None:
         documents = [text] if isinstance(text, str) else list(text)
         if sum(map(len, documents)) + (0 if isinstance(text, str) else len(documents)) < seq_length + 1:
@@ -463,12 +462,34 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
         book = os.path.join(out, "book.txt")
         from .files import write_text_atomic
 
-        write_text_atomic(book, documents[0] if isinstance(text, str)
+        # read from a staged copy, moved into place only when the run starts: a run that fails
+        # its checks leaves the book of the run it would have replaced as it was
+        write_text_atomic(book + ".new", documents[0] if isinstance(text, str)
                           else "".join(doc + END_OF_TEXT for doc in documents), encoding="utf-8")
         encoding, fmt = "utf-8", "text"
+    try:
+        return _train_on(book, book + ".new" if text is not None else book, out, state, settings, intervals, steps,
+                         epochs, val_fraction, encoding, fmt, force, tell, say, should_stop, config)
+    finally:
+        if text is not None and os.path.exists(book + ".new"):
+            os.unlink(book + ".new")
+
+
+def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell,
+              say, should_stop, config) -> Run:
+    """``_train`` once the book is a file: ``source`` is where to read it now, ``book`` where
+    the run keeps it."""
+    from .cache import load_corpus_cached
+    from .model import Hyper, init_state, with_streams
+    from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
+    from .text import vocab_difference
+    from .trainer import RunOptions, compile_kernels, train_run, updates_per_epoch
+
+    resuming = state is not None
+    seq_length = state.hyper.seq_length if resuming else settings["seq_length"]
     streams = state.hyper.streams if resuming else settings["streams"]
-    book_sha256 = corpus_sha256(book) if os.path.exists(book) else ""
-    vocab, encoded = load_corpus_cached(book, fmt, encoding, seq_length + 1, book_sha256)
+    book_sha256 = corpus_sha256(source) if os.path.exists(source) else ""
+    vocab, encoded = load_corpus_cached(source, fmt, encoding, seq_length + 1, book_sha256)
     if resuming:
         diff = vocab_difference(state.vocab, vocab)
         if diff:
@@ -504,6 +525,8 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
         say(f"compiled in {compile_seconds:.1f}s (cached for later runs)")
     if force and not resuming and holds_run(out):
         clear_run(out)
+    if source != book:
+        os.replace(source, book)
     save_run_config(out, {"book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding,
                           "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals})
     opts = RunOptions(total_updates=total, **intervals, on_progress=tell, should_stop=should_stop,
@@ -553,13 +576,12 @@ def total_updates(steps: int | None, epochs: int | None, per_epoch: int, streams
 
 def _use_threads(threads) -> None:
     """The cores Numba's parallel loops may use (None: all)."""
-    if threads is None:
-        return
     import numba
 
-    _check("threads", threads, isinstance(threads, int) and 1 <= threads <= numba.config.NUMBA_NUM_THREADS,
-           f"a number of cores from 1 to {numba.config.NUMBA_NUM_THREADS} on this machine")
-    numba.set_num_threads(threads)
+    most = numba.config.NUMBA_NUM_THREADS
+    _check("threads", threads, threads is None or (_is_int(threads) and 1 <= threads <= most),
+           f"a number of cores from 1 to {most} on this machine")
+    numba.set_num_threads(most if threads is None else int(threads))
 
 
 def _named_corpus(book):

@@ -195,7 +195,7 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
             click.echo(f"stopped at update {err.update:,}; checkpoint written. Continue with:\n"
                        f"  fastrnn train --resume {err.out_dir}", err=True)
             sys.exit(143 if stop.signum == signal.SIGTERM else 130)
-    if run.updates_trained:
+    if not (resume_dir and run.updates_trained == 0):  # a finished run resumed has said so
         _report_done(run.summary, run.dir)
 
 
@@ -285,7 +285,7 @@ def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed [default: a fresh one, reported].")
 @click.option("--temperature", default=1.0, show_default=True, type=POSITIVE_FLOAT,
               help="Below 1: more likely characters; above 1: more varied.")
-@click.option("--prime", default="", help="Text fed to the model first (printed before the sample).")
+@click.option("--prime", default="", help="Text fed to the model after its start state (printed before the sample).")
 @click.option("--prime-file", type=click.Path(dir_okay=False),
               help="A UTF-8 file whose text is the prime (long or multi-line; after --prime if both).")
 @click.option("--top-k", default=0, show_default=True, type=click.IntRange(min=0),
@@ -362,12 +362,10 @@ def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, e
     """
     import json
 
-    from .gradients import BUILTIN_TEXT, gradient_check
-    from .text import read_text
+    from .api import gradcheck as gradient_check
 
-    text = read_text(book, encoding) if book else BUILTIN_TEXT
-    check = gradient_check(text, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks,
-                           h=step, tol=tol, dtype=dtype)
+    check = gradient_check(book, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks, h=step,
+                           tol=tol, dtype=dtype, encoding=encoding)
     click.echo(json.dumps(check.as_dict(), indent=2) if as_json else check.table())
     if check.failed:
         raise _fail(f"gradient check failed (relative error above {check.tol:g}): {', '.join(check.failed)}")

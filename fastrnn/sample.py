@@ -84,8 +84,8 @@ def sample_texts(state, n: int, num: int, seed: int = 0, temperature: float = 1.
     from .text import TextError
 
     if until_end and END_OF_TEXT not in state.vocab.chars:
-        raise TextError("this model has no end-of-text character: until_end needs a model trained on "
-                        "tweets (--format json)")
+        raise TextError("this model has no end-of-text character: --until-end needs a model trained on "
+                        "tweets (--format json) or on documents (fastrnn.train(text=[...]))")
     first = state.vocab.encode(END_OF_TEXT)[0] if until_end else None
     h, fed = start_state(state, from_zero, first)
     fed = np.concatenate([np.asarray(fed, np.int64), state.vocab.encode(prime) if prime else []]).astype(np.int64)

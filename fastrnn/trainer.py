@@ -361,7 +361,7 @@ class _Training:
         if not (np.all(finite) and np.all(np.isfinite(self.trainer.live_params()))):
             bad = u + 1 + int(np.argmin(finite)) if not np.all(finite) else u + len(losses)
             raise NonFiniteError(f"the loss or the parameters became non-finite by update {bad}; "
-                                 f"the checkpoints keep the last good state (try a smaller --eta)")
+                                 f"the checkpoints keep the last good state (try a smaller eta)")
 
     def sample(self) -> None:
         """A periodic sample, from the carried state, with random numbers of (seed, update)."""

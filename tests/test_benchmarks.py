@@ -59,3 +59,22 @@ def test_stream_quality_reports_every_seed():
     assert q["seeds"] == [0, 1] and len(q["smooth_loss_1_stream"]) == len(q["smooth_loss_16_streams"]) == 2
     assert all(np.isfinite(x) and x > 0 for x in q["smooth_loss_1_stream"] + q["smooth_loss_16_streams"])
     assert q["smooth_loss_1_stream"][0] != q["smooth_loss_1_stream"][1]  # the seeds differ
+
+
+def test_start_state_benchmark_writes_its_table(tmp_path):
+    import subprocess
+
+    from conftest import make_text
+
+    book = tmp_path / "book.txt"
+    book.write_text(make_text(2000), encoding="utf-8")
+    out = tmp_path / "start.json"
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "start_state.py")
+    result = subprocess.run([sys.executable, script, "--book", str(book), "--updates", "200", "--every", "100",
+                             "--dtypes", "float64", "--seeds", "1", "--jobs", "1", "--out", str(out)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(out.read_text())
+    (only,) = saved["runs"]
+    assert [c["update"] for c in only["checkpoints"]] == [100, 200]
+    assert only["carried"]["worst_val_bits"] > 0 and "noisy_passages" in only["zero"]

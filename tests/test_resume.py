@@ -27,11 +27,12 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, book):
     assert (split / "validation.csv").exists() is False
 
 
-def test_resumed_run_with_restarts_equals_uninterrupted_run(tmp_path, book):
+@pytest.mark.parametrize("first", [90, 80])  # between restarts, and at one
+def test_resumed_run_with_restarts_equals_uninterrupted_run(tmp_path, book, first):
     full, split = tmp_path / "full", tmp_path / "split"
     restarts = SMALL + ["--restart-every", "20"]
     assert run(["train", str(book), "--out", str(full), "--steps", "200"] + restarts).exit_code == 0
-    assert run(["train", str(book), "--out", str(split), "--steps", "90"] + restarts).exit_code == 0
+    assert run(["train", str(book), "--out", str(split), "--steps", str(first)] + restarts).exit_code == 0
     assert run(["train", "--resume", str(split), "--steps", "200", "-q"]).exit_code == 0
     assert_same_run(full, split)
     one_line_error(run(["train", "--resume", str(split), "--steps", "300", "--restart-every", "5"]), 2,

@@ -90,9 +90,10 @@ def test_restarts_start_every_stream_afresh_at_a_drawn_place(text):
         trainer.run(20)
         before = trainer.state()
         trainer.run(1)  # update 21 starts with the restart drawn at update 20
-        drawn = np.random.default_rng([state.hyper.seed, 2, 20]).integers(0, book.shape[0] - 7, size=streams)
+        n = state.hyper.seq_length
+        drawn = np.random.default_rng([state.hyper.seed, 2, 20]).integers(0, book.shape[0] - n, size=streams)
         after = trainer.state()
-        assert after.position == drawn[0] + 7 and after.epoch == trainer.epoch_of(21)
+        assert after.position == drawn[0] + n and after.epoch == trainer.epoch_of(21)
         # the same update, without restarts, from h = 0 at the drawn places
         by_hand = replace(before, hyper=replace(hyper, restart_every=0), position=int(drawn[0]),
                           h=np.zeros_like(before.h))

@@ -20,15 +20,16 @@ that order.
 Adding a cell or an optimizer (what each would touch):
 - A GRU: ``kernels/gru.py`` with ``param_views``, ``transposes_into`` (or its own derived
   layouts) and ``chunk_loss_and_grads`` of the same signatures as ``rnn.py``'s; its maths in
-  plain NumPy in ``reference.py``; its parameter shapes in ``model.Layout``; and, in
-  ``loop.py``, the import that names the cell (``from .rnn import ...``) made a choice between
-  the two. The workspace serves any cell whose per-timestep buffers fit (n+1, G, m) and
+  plain NumPy in ``reference.py``; its parameter shapes in ``model.Layout``; in ``loop.py``,
+  the import that names the cell (``from .rnn import ...``) made a choice between the two;
+  and in ``sampler.py`` its step, which ``sample_chars`` writes out for the RNN, and the
+  forward pass ``text_loss`` imports. The workspace serves any cell whose per-timestep buffers fit (n+1, G, m) and
   (n, G, K); a GRU's gates need a (n, G, 3m) buffer, one more field in ``Workspace``.
 - Adam: ``kernels/optim.py`` gains ``adam_update`` beside ``adagrad_update`` (its state, a
   second moment, is one more (2, P) array in ``RunState``), ``reference.py`` its NumPy step,
   and ``loop.step_and_keep_best`` the call that picks it.
-The loop calls the cell and the optimizer through those two names only
-(``chunk_loss_and_grads``, ``step_and_keep_best``), so nothing else changes.
+The training loop calls the cell and the optimizer through those two names only
+(``chunk_loss_and_grads``, ``step_and_keep_best``).
 
 Compiled code is cached on disk in a directory named by a hash of this package's sources
 (``CACHE_DIR``): an edit to any layer (a helper that other kernels inline included) gives a

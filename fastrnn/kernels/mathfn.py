@@ -153,13 +153,6 @@ def _tanh_inplace_compiled(a, work):
     return _compiled_version(_TANH, "tanh_inplace", work)
 
 
-def scratch_shape(rows, m, K):
-    """Shape of the workspace of ``tanh_inplace`` and ``softmax_rows`` for up to ``rows``
-    hidden vectors or output rows at a time (wider: fewer, longer exp calls), in the model's
-    dtype."""
-    return (3, rows * max(m, K))
-
-
 @njit(inline="always")
 def max_of(x):
     """max of x (L >= 1,), in 8 independent chains: a single chain waits on each compare."""

@@ -149,12 +149,14 @@ def test_results_do_not_depend_on_the_thread_count(text, dtype):
         pytest.skip("one core")
     state, book = stream_state(text, 21, hidden=16, seq_length=10, dtype=dtype)  # three blocks
     results = []
-    for threads in (1, 2):
-        numba.set_num_threads(threads)
-        trainer = Trainer(state, book)
-        losses, _ = trainer.run(60)
-        results.append((losses, trainer.state()))
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    try:
+        for threads in (1, 2):  # the parallel build on one thread and on two
+            numba.set_num_threads(threads)
+            trainer = Trainer(state, book, parallel=True)
+            losses, _ = trainer.run(60)
+            results.append((losses, trainer.state()))
+    finally:
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     assert np.array_equal(results[0][0], results[1][0])
     assert np.array_equal(results[0][1].params, results[1][1].params)
     assert np.array_equal(results[0][1].stream_h, results[1][1].stream_h)

@@ -32,7 +32,9 @@ def test_an_edit_to_a_lower_layer_takes_effect_with_a_warm_cache(tmp_path):
                     ignore=shutil.ignore_patterns("__pycache__"))
     cache = tmp_path / "cache"
     before = score(copy, cache)
-    assert score(copy, cache) == before  # served from the cache
+    files = sorted(cache.rglob("*"))
+    assert score(copy, cache) == before
+    assert sorted(cache.rglob("*")) == files  # the second run compiled nothing new
     # the start state goes in through linalg.copy_into, which the cached scorer inlines: ignore it
     linalg = copy / "fastrnn" / "kernels" / "linalg.py"
     source = linalg.read_text()
