@@ -373,6 +373,45 @@ def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, e
         click.echo("passed")
 
 
+@cli.command(name="sweep")
+@click.argument("book", required=False, type=click.Path())
+@click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...",
+              help="A train option and its values (hidden, seq-length, eta, sigma, dtype, streams, restart-every, "
+                   "seed); repeat for more.")
+@click.option("--seeds", default=1, show_default=True, type=POSITIVE, help="Seeds 0..S-1 for each configuration.")
+@click.option("--steps", type=POSITIVE, help="Updates per trial (the last rung's, with --halving).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="The sweep's directory (new or empty).")
+@click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 0.5, min_open=True,
+              max_open=True), help="Held-out end of the book that ranks the trials.")
+@click.option("--halving", type=click.IntRange(min=2), metavar="ETA",
+              help="Successive halving: the best 1/ETA of the trials of each rung go on to ETA times the updates.")
+@click.option("--workers", type=POSITIVE, help="Worker processes of the local cluster [default: cores / threads].")
+@click.option("--threads", default=1, show_default=True, type=POSITIVE, help="Cores per trial.")
+@click.option("--scheduler", help="A running Dask scheduler, tcp://HOST:PORT [default: a local cluster].")
+@click.option("--scheduler-file", type=click.Path(dir_okay=False), help="A Dask scheduler file (for --scheduler).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the sweep in this directory.")
+@_errors
+def sweep_command(book, grids, seeds, steps, out_dir, val_fraction, halving, workers, threads, scheduler,
+                  scheduler_file, resume_dir):
+    """Train every configuration of a grid on a Dask cluster (a local one by default), each an
+    ordinary run directory under --out; writes results.csv and sweep.png and prints the trials,
+    best first. Needs Dask: pip install "fastrnn[sweep]"."""
+    from .sweep import sweep
+
+    if bool(out_dir) == bool(resume_dir):
+        raise click.UsageError("give --out DIR for a new sweep, or --resume DIR to continue one")
+    say = lambda message: click.echo(message, err=True)  # noqa: E731
+    rows = sweep(book, grid=grids, seeds=seeds, steps=steps, out=resume_dir or out_dir, val_fraction=val_fraction,
+                 halving=halving, workers=workers, threads=threads, scheduler=scheduler,
+                 scheduler_file=scheduler_file, resume=bool(resume_dir), say=say)
+    shown = {"best_val_bits_per_char": "{:.4f}", "chars_per_s": "{:,.0f}", "seconds": "{:.1f}", "updates": "{:,}"}
+    columns = list(rows[0]) if rows else []
+    table = [columns] + [["-" if row[k] is None else shown.get(k, "{}").format(row[k]) for k in columns] for row in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
+    for line in table:
+        click.echo("  ".join(cell.rjust(width) for cell, width in zip(line, widths)).rstrip())
+
+
 @cli.group()
 def corpus():
     """Public-domain texts to train on, downloaded once into $FASTRNN_DATA."""

@@ -1,0 +1,265 @@
+"""Sweeps: many independent runs on a Dask cluster, with successive halving built on exact resume.
+
+Every trial is an ordinary run directory under the sweep's directory (``DIR/<trial>``), trained
+by ``fastrnn.train`` and continued by ``fastrnn.resume`` on whichever worker Dask gives it. A
+trial whose worker dies is submitted again and resumes from its own last checkpoint, which,
+resume being exact, ends where an undisturbed trial ends. ``DIR/sweep.json`` holds the sweep's
+settings (so ``resume=True`` continues it), ``DIR/results.csv`` a row per trial and
+``DIR/sweep.png`` validation bits/char against training seconds for every trial.
+
+Successive halving (Hyperband, ASHA): with ``halving=ETA``, every trial trains a first rung of
+updates, the best 1/ETA by validation continue to ETA times as many, and so on up to ``steps``.
+
+Dask is an optional dependency: ``pip install "fastrnn[sweep]"``.
+"""
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+from dataclasses import dataclass
+
+from .api import OptionError, Run
+from .errors import FastrnnError
+from .files import write_text_atomic
+
+# train options a grid may sweep, with the type of their values
+SWEEPABLE = {"hidden": int, "seq_length": int, "eta": float, "sigma": float, "dtype": str, "streams": int,
+             "restart_every": int, "seed": int}
+SWEEP_FILE = "sweep.json"
+RESULTS_FILE = "results.csv"
+
+
+def parse_grid(specs) -> dict[str, list]:
+    """``["eta=0.05,0.1", "hidden=50,100"]`` -> {"eta": [0.05, 0.1], "hidden": [50, 100]}."""
+    grid = {}
+    for spec in specs:
+        name, sep, values = spec.partition("=")
+        name = name.strip().lstrip("-").replace("-", "_")
+        if not sep or not values.strip():
+            raise OptionError("grid", f"{spec!r} is not NAME=V1,V2,...")
+        if name not in SWEEPABLE:
+            raise OptionError("grid", f"{name!r} cannot be swept; these can: {', '.join(SWEEPABLE)}")
+        try:
+            grid[name] = [SWEEPABLE[name](v.strip()) for v in values.split(",")]
+        except ValueError:
+            raise OptionError("grid", f"{spec!r}: every value of {name} must be a {SWEEPABLE[name].__name__}") from None
+    return grid
+
+
+def trial_settings(grid: dict, seeds: int) -> list[dict]:
+    """One settings dict per point of the grid and seed 0..seeds-1, named t000, t001, ..."""
+    names = list(grid)
+    points = [dict(zip(names, values)) for values in itertools.product(*grid.values())] or [{}]
+    trials = []
+    for point in points:
+        for seed in ([point["seed"]] if "seed" in point else range(seeds)):
+            trials.append({**point, "seed": seed})
+    return [dict(trial, trial=f"t{i:03d}") for i, trial in enumerate(trials)]
+
+
+def rungs(steps: int, count: int, eta: int | None) -> list[tuple[int, int]]:
+    """(updates, trials) of each rung: without halving one rung of ``steps``; with it, as many
+    rungs as halving ``count`` trials by ``eta`` allows, ending with ``steps``."""
+    if not eta:
+        return [(steps, count)]
+    levels = max(1, int(math.floor(math.log(count, eta) + 1e-9)) + 1) if count > 1 else 1
+    return [(max(1, steps // eta ** (levels - 1 - i)), max(1, math.ceil(count / eta ** i))) for i in range(levels)]
+
+
+def run_trial(directory: str, book: str, settings: dict, steps: int, options: dict) -> dict:
+    """Train the trial in ``directory`` to ``steps`` updates: from the start, or by resuming its
+    own last checkpoint (an earlier rung, or an attempt whose worker died). Runs on a worker."""
+    import fastrnn
+
+    model = {k: v for k, v in settings.items() if k != "trial"}
+    if os.path.exists(os.path.join(directory, "last.npz")) and os.path.exists(os.path.join(directory, "run.json")):
+        run = fastrnn.resume(directory, steps=steps, progress=False)
+    else:
+        run = fastrnn.train(book, out=directory, steps=steps, force=True, progress=False, **model, **options)
+    summary = run.summary
+    validation = run.validation
+    return {"updates": summary["updates"], "seconds": summary["seconds"], "chars_per_s": summary["chars_per_s"],
+            "best_val_bits_per_char": float(validation["bits_per_char"].min()) if validation else None}
+
+
+def _warm_up(dtypes) -> None:
+    """Compile (or load) the kernels a trial runs, once per worker, before its first trial."""
+    import numpy as np
+
+    from .trainer import compile_kernels
+
+    for dtype in dtypes:
+        compile_kernels(np.dtype(dtype), np.uint8, streams=1, sampler=True, scorer=True)
+
+
+@dataclass
+class Trial:
+    settings: dict
+    seconds: float = 0.0  # training time over all rungs
+    updates: int = 0
+    chars_per_s: float | None = None
+    best_val_bits_per_char: float | None = None
+    status: str = "pending"
+
+    @property
+    def name(self) -> str:
+        return self.settings["trial"]
+
+
+def _client(scheduler, scheduler_file, workers, threads):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise FastrnnError('sweeps run on Dask, which is not installed: pip install "fastrnn[sweep]"') from None
+    try:
+        if scheduler or scheduler_file:
+            return Client(scheduler, scheduler_file=scheduler_file, timeout="5s"), None
+        cores = os.cpu_count() or 1
+        cluster = LocalCluster(n_workers=workers or max(1, cores // threads), threads_per_worker=1, processes=True,
+                               dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)})
+        return Client(cluster), cluster
+    except (OSError, TimeoutError) as err:
+        where = scheduler or scheduler_file or "a local cluster"
+        raise FastrnnError(f"cannot reach the Dask scheduler at {where}: {err}") from None
+
+
+def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, out=None, val_fraction: float = 0.1,
+          halving: int | None = None, workers: int | None = None, threads: int = 1, scheduler: str | None = None,
+          scheduler_file: str | None = None, resume: bool = False, say=None, **train_options) -> list[dict]:
+    """Train every point of ``grid`` (NAME=V1,V2,... strings, or a dict of lists) for each of
+    ``seeds`` seeds, ``steps`` updates each, on a Dask cluster, and return the results, best
+    validation first. ``resume=True`` continues the sweep in ``out`` and skips finished trials."""
+    say = say or (lambda message: None)
+    out = os.fspath(out)
+    if resume:
+        settings = _load_sweep(out)
+        book, grid, seeds, steps, val_fraction, halving = (settings[k] for k in ("book", "grid", "seeds", "steps",
+                                                                                   "val_fraction", "halving"))
+        train_options = settings["options"]
+    else:
+        if book is None:
+            raise OptionError("book", "a sweep needs a BOOK")
+        if not isinstance(grid, dict):
+            grid = parse_grid(grid)
+        if steps is None or steps < 1:
+            raise OptionError("steps", "a sweep needs --steps, a positive number of updates per trial")
+        if halving is not None and halving < 2:
+            raise OptionError("halving", "halving keeps 1/ETA of the trials at each rung: ETA must be at least 2")
+        if os.path.isdir(out) and os.listdir(out):
+            what = "a sweep; pass --resume to continue it" if os.path.exists(os.path.join(out, SWEEP_FILE)) \
+                else "files that are not a sweep"
+            raise FastrnnError(f"{out} already holds {what}")
+        from .api import _named_corpus
+
+        book = os.path.abspath(_named_corpus(book))
+        if not os.path.exists(book):
+            raise FastrnnError(f"{book}: no such file")
+        os.makedirs(out, exist_ok=True)
+        write_text_atomic(os.path.join(out, SWEEP_FILE), json.dumps(
+            {"book": book, "grid": grid, "seeds": seeds, "steps": steps, "val_fraction": val_fraction,
+             "halving": halving, "options": train_options}, indent=2) + "\n")
+    trials = [Trial(s) for s in trial_settings(grid, seeds)]
+    options = {"val_fraction": val_fraction, "val_every": max(1, steps // 10), "sample_every": 0,
+               "checkpoint_every": max(1, steps // 20), "log_every": max(1, min(100, steps // 50)), **train_options}
+    plan = rungs(steps, len(trials), halving)
+    client, cluster = _client(scheduler, scheduler_file, workers, threads)
+    try:
+        dtypes = sorted({t.settings.get("dtype", train_options.get("dtype", "float64")) for t in trials})
+        client.run(_warm_up, dtypes)
+        alive = trials
+        for rung, (updates, count) in enumerate(plan):
+            say(f"rung {rung + 1} of {len(plan)}: {len(alive)} trials to {updates:,} updates")
+            futures = {client.submit(run_trial, os.path.join(out, t.name), book, t.settings, updates, options,
+                                     pure=False, retries=3, key=f"{t.name}-rung{rung}"): t for t in alive}
+            for future, trial in futures.items():
+                try:
+                    result = future.result()
+                except FastrnnError as err:
+                    trial.status = f"failed: {err}"
+                    continue
+                _record(trial, os.path.join(out, trial.name), result)
+                trial.status = "finished" if updates >= steps else f"stopped at rung {rung + 1}"
+            ranked = sorted((t for t in alive if t.best_val_bits_per_char is not None),
+                            key=lambda t: t.best_val_bits_per_char)
+            alive = ranked[:plan[rung + 1][1]] if rung + 1 < len(plan) else ranked
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    rows = _write_results(out, trials, grid)
+    _plot(out, trials)
+    return rows
+
+
+def _record(trial: Trial, directory: str, result: dict) -> None:
+    run = Run(directory)
+    trial.updates = result["updates"]
+    trial.seconds = _training_seconds(run)
+    trial.chars_per_s = result["chars_per_s"]
+    trial.best_val_bits_per_char = result["best_val_bits_per_char"]
+
+
+def _training_seconds(run: Run) -> float:
+    """Training seconds of a trial over all its sessions: summary.json has the last session's,
+    so the earlier ones are counted at its speed."""
+    summary = run.summary
+    if summary.get("updates_this_run"):
+        return summary["seconds"] / summary["updates_this_run"] * summary["updates"]
+    return summary.get("seconds", 0.0)
+
+
+def _write_results(out: str, trials: list[Trial], grid: dict) -> list[dict]:
+    swept = [name for name in grid if name != "seed"]
+    rows = []
+    for t in sorted(trials, key=lambda t: (t.best_val_bits_per_char is None, t.best_val_bits_per_char or 0)):
+        rows.append({"trial": t.name, **{k: t.settings.get(k) for k in swept}, "seed": t.settings["seed"],
+                     "best_val_bits_per_char": t.best_val_bits_per_char, "chars_per_s": t.chars_per_s,
+                     "seconds": t.seconds, "updates": t.updates, "status": t.status})
+    path = os.path.join(out, RESULTS_FILE)
+    fields = ["trial", *swept, "seed", "best_val_bits_per_char", "chars_per_s", "seconds", "updates", "status"]
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, buffer.getvalue())
+    return rows
+
+
+def _plot(out: str, trials: list[Trial]) -> None:
+    from .files import atomic_write
+    from .plot import NotebookFigure
+
+    fig = NotebookFigure(figsize=(8, 4.5), dpi=100)
+    ax = fig.subplots()
+    for t in trials:
+        run_dir = os.path.join(out, t.name)
+        if not os.path.exists(os.path.join(run_dir, "validation.csv")) or not t.updates:
+            continue
+        val = Run(run_dir).validation
+        per_update = t.seconds / t.updates
+        ax.plot(val["update"] * per_update, val["bits_per_char"], marker="o", ms=2, lw=1, label=t.name)
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("validation bits per character")
+    ax.set_title("sweep")
+    ax.grid(alpha=0.3)
+    if len(trials) <= 12:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_write(os.path.join(out, "sweep.png"), "wb") as f:
+        fig.savefig(f, format="png")
+
+
+def _load_sweep(out: str) -> dict:
+    path = os.path.join(out, SWEEP_FILE)
+    if not os.path.isfile(path):
+        raise FastrnnError(f"{out}: not a sweep (no {SWEEP_FILE})")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as err:
+        raise FastrnnError(f"{path}: unreadable ({err})") from None
