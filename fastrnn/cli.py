@@ -406,7 +406,8 @@ def sweep_command(book, grids, seeds, steps, out_dir, val_fraction, halving, wor
                  scheduler_file=scheduler_file, resume=bool(resume_dir), say=say)
     shown = {"best_val_bits_per_char": "{:.4f}", "chars_per_s": "{:,.0f}", "seconds": "{:.1f}", "updates": "{:,}"}
     columns = list(rows[0]) if rows else []
-    table = [columns] + [["-" if row[k] is None else shown.get(k, "{}").format(row[k]) for k in columns] for row in rows]
+    table = [columns] + [["-" if row[k] is None else shown.get(k, "{}").format(row[k]) for k in columns]
+                         for row in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     for line in table:
         click.echo("  ".join(cell.rjust(width) for cell, width in zip(line, widths)).rstrip())
