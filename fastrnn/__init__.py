@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 
 from .api import Model, OptionError, Run, Sample, Score, gradcheck, load, resume, train  # noqa: E402
 from .errors import FastrnnError  # noqa: E402
+from .sweeps import sweep  # noqa: E402
 from .trainer import Interrupted  # noqa: E402
 
 __all__ = ["FastrnnError", "Interrupted", "Model", "OptionError", "Run", "Sample", "Score", "gradcheck", "load",
-           "resume", "train"]
+           "resume", "sweep", "train"]

@@ -396,7 +396,7 @@ def sweep_command(book, grids, seeds, steps, out_dir, val_fraction, halving, wor
     """Train every configuration of a grid on a Dask cluster (a local one by default), each an
     ordinary run directory under --out; writes results.csv and sweep.png and prints the trials,
     best first. Needs Dask: pip install "fastrnn[sweep]"."""
-    from .sweep import sweep
+    from .sweeps import sweep
 
     if bool(out_dir) == bool(resume_dir):
         raise click.UsageError("give --out DIR for a new sweep, or --resume DIR to continue one")

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("distributed")
 
 import fastrnn  # noqa: E402
-from fastrnn.sweep import parse_grid, rungs, trial_settings  # noqa: E402
+from fastrnn.sweeps import parse_grid, rungs, trial_settings  # noqa: E402
 
 from conftest import make_text  # noqa: E402
 from helpers import one_line_error, run  # noqa: E402
