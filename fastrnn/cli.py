@@ -380,6 +380,7 @@ def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, e
                    "seed); repeat for more.")
 @click.option("--seeds", default=1, show_default=True, type=POSITIVE, help="Seeds 0..S-1 for each configuration.")
 @click.option("--steps", type=POSITIVE, help="Updates per trial (the last rung's, with --halving).")
+@click.option("--epochs", type=POSITIVE, help="Passes over the book per trial, instead of or with --steps.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="The sweep's directory (new or empty).")
 @click.option("--val-fraction", default=0.1, show_default=True, type=click.FloatRange(0, 0.5, min_open=True,
               max_open=True), help="Held-out end of the book that ranks the trials.")
@@ -391,7 +392,7 @@ def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, e
 @click.option("--scheduler-file", type=click.Path(dir_okay=False), help="A Dask scheduler file (for --scheduler).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the sweep in this directory.")
 @_errors
-def sweep_command(book, grids, seeds, steps, out_dir, val_fraction, halving, workers, threads, scheduler,
+def sweep_command(book, grids, seeds, steps, epochs, out_dir, val_fraction, halving, workers, threads, scheduler,
                   scheduler_file, resume_dir):
     """Train every configuration of a grid on a Dask cluster (a local one by default), each an
     ordinary run directory under --out; writes results.csv and sweep.png and prints the trials,
@@ -401,7 +402,8 @@ def sweep_command(book, grids, seeds, steps, out_dir, val_fraction, halving, wor
     if bool(out_dir) == bool(resume_dir):
         raise click.UsageError("give --out DIR for a new sweep, or --resume DIR to continue one")
     say = lambda message: click.echo(message, err=True)  # noqa: E731
-    rows = sweep(book, grid=grids, seeds=seeds, steps=steps, out=resume_dir or out_dir, val_fraction=val_fraction,
+    rows = sweep(book, grid=grids, seeds=seeds, steps=steps, epochs=epochs, out=resume_dir or out_dir,
+                 val_fraction=val_fraction,
                  halving=halving, workers=workers, threads=threads, scheduler=scheduler,
                  scheduler_file=scheduler_file, resume=bool(resume_dir), say=say)
     shown = {"best_val_bits_per_char": "{:.4f}", "chars_per_s": "{:,.0f}", "seconds": "{:.1f}", "updates": "{:,}"}

@@ -60,25 +60,28 @@ def trial_settings(grid: dict, seeds: int) -> list[dict]:
     return [dict(trial, trial=f"t{i:03d}") for i, trial in enumerate(trials)]
 
 
-def rungs(steps: int, count: int, eta: int | None) -> list[tuple[int, int]]:
-    """(updates, trials) of each rung: without halving one rung of ``steps``; with it, as many
-    rungs as halving ``count`` trials by ``eta`` allows, ending with ``steps``."""
+def rungs(count: int, eta: int | None) -> list[tuple[int, int]]:
+    """(divisor, trials) of each rung: a trial of S updates trains to S // divisor in it. Without
+    halving one rung of all S; with it, as many rungs as halving ``count`` trials by ``eta``
+    allows, the last of S."""
     if not eta:
-        return [(steps, count)]
+        return [(1, count)]
     levels = max(1, int(math.floor(math.log(count, eta) + 1e-9)) + 1) if count > 1 else 1
-    return [(max(1, steps // eta ** (levels - 1 - i)), max(1, math.ceil(count / eta ** i))) for i in range(levels)]
+    return [(eta ** (levels - 1 - i), max(1, math.ceil(count / eta ** i))) for i in range(levels)]
 
 
-def run_trial(directory: str, book: str, settings: dict, steps: int, options: dict) -> dict:
-    """Train the trial in ``directory`` to ``steps`` updates: from the start, or by resuming its
-    own last checkpoint (an earlier rung, or an attempt whose worker died). Runs on a worker."""
+def run_trial(directory: str, book: str, settings: dict, steps: int, options: dict, threads: int) -> dict:
+    """Train the trial in ``directory`` to ``steps`` updates on ``threads`` cores: from the start,
+    or by resuming its own last checkpoint (an earlier rung, or an attempt whose worker died).
+    Runs on a worker."""
     import fastrnn
 
     model = {k: v for k, v in settings.items() if k != "trial"}
     if os.path.exists(os.path.join(directory, "last.npz")) and os.path.exists(os.path.join(directory, "run.json")):
-        run = fastrnn.resume(directory, steps=steps, progress=False)
+        run = fastrnn.resume(directory, steps=steps, threads=threads, progress=False)
     else:
-        run = fastrnn.train(book, out=directory, steps=steps, force=True, progress=False, **model, **options)
+        run = fastrnn.train(book, out=directory, steps=steps, threads=threads, force=True, progress=False, **model,
+                            **options)
     summary = run.summary
     validation = run.validation
     return {"updates": summary["updates"], "seconds": summary["seconds"], "chars_per_s": summary["chars_per_s"],
@@ -98,6 +101,7 @@ def _warm_up(dtypes) -> None:
 @dataclass
 class Trial:
     settings: dict
+    steps: int = 0  # updates of its last rung
     seconds: float = 0.0  # training time over all rungs
     updates: int = 0
     chars_per_s: float | None = None
@@ -126,26 +130,28 @@ def _client(scheduler, scheduler_file, workers, threads):
         raise FastrnnError(f"cannot reach the Dask scheduler at {where}: {err}") from None
 
 
-def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, out=None, val_fraction: float = 0.1,
-          halving: int | None = None, workers: int | None = None, threads: int = 1, scheduler: str | None = None,
-          scheduler_file: str | None = None, resume: bool = False, say=None, **train_options) -> list[dict]:
+def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epochs: int | None = None, out=None,
+          val_fraction: float = 0.1, halving: int | None = None, workers: int | None = None, threads: int = 1,
+          scheduler: str | None = None, scheduler_file: str | None = None, resume: bool = False, say=None,
+          **train_options) -> list[dict]:
     """Train every point of ``grid`` (NAME=V1,V2,... strings, or a dict of lists) for each of
-    ``seeds`` seeds, ``steps`` updates each, on a Dask cluster, and return the results, best
-    validation first. ``resume=True`` continues the sweep in ``out`` and skips finished trials."""
+    ``seeds`` seeds, ``steps`` updates or ``epochs`` passes each (the fewer wins), on a Dask
+    cluster, and return the rows of results.csv, best validation first. ``resume=True``
+    continues the sweep in ``out`` and skips finished trials."""
     say = say or (lambda message: None)
     out = os.fspath(out)
     if resume:
         settings = _load_sweep(out)
-        book, grid, seeds, steps, val_fraction, halving = (settings[k] for k in ("book", "grid", "seeds", "steps",
-                                                                                   "val_fraction", "halving"))
+        book, grid, seeds, steps, epochs, val_fraction, halving = (
+            settings.get(k) for k in ("book", "grid", "seeds", "steps", "epochs", "val_fraction", "halving"))
         train_options = settings["options"]
     else:
         if book is None:
             raise OptionError("book", "a sweep needs a BOOK")
         if not isinstance(grid, dict):
             grid = parse_grid(grid)
-        if steps is None or steps < 1:
-            raise OptionError("steps", "a sweep needs --steps, a positive number of updates per trial")
+        if (steps is None or steps < 1) and (epochs is None or epochs < 1):
+            raise OptionError("steps", "a sweep needs --steps or --epochs, how long each trial trains")
         if halving is not None and halving < 2:
             raise OptionError("halving", "halving keeps 1/ETA of the trials at each rung: ETA must be at least 2")
         if os.path.isdir(out) and os.listdir(out):
@@ -159,21 +165,27 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, out=N
             raise FastrnnError(f"{book}: no such file")
         os.makedirs(out, exist_ok=True)
         write_text_atomic(os.path.join(out, SWEEP_FILE), json.dumps(
-            {"book": book, "grid": grid, "seeds": seeds, "steps": steps, "val_fraction": val_fraction,
+            {"book": book, "grid": grid, "seeds": seeds, "steps": steps, "epochs": epochs, "val_fraction": val_fraction,
              "halving": halving, "options": train_options}, indent=2) + "\n")
     trials = [Trial(s) for s in trial_settings(grid, seeds)]
-    options = {"val_fraction": val_fraction, "val_every": max(1, steps // 10), "sample_every": 0,
-               "checkpoint_every": max(1, steps // 20), "log_every": max(1, min(100, steps // 50)), **train_options}
-    plan = rungs(steps, len(trials), halving)
+    for trial in trials:
+        trial.steps = _trial_steps(book, trial.settings, train_options, steps, epochs, val_fraction)
+    longest = max(t.steps for t in trials)
+    options = {"val_fraction": val_fraction, "val_every": max(1, longest // 10), "sample_every": 0,
+               "checkpoint_every": max(1, longest // 20), "log_every": max(1, min(100, longest // 50)),
+               **train_options}
+    plan = rungs(len(trials), halving)
     client, cluster = _client(scheduler, scheduler_file, workers, threads)
     try:
         dtypes = sorted({t.settings.get("dtype", train_options.get("dtype", "float64")) for t in trials})
         client.run(_warm_up, dtypes)
         alive = trials
-        for rung, (updates, count) in enumerate(plan):
-            say(f"rung {rung + 1} of {len(plan)}: {len(alive)} trials to {updates:,} updates")
-            futures = {client.submit(run_trial, os.path.join(out, t.name), book, t.settings, updates, options,
-                                     pure=False, retries=3, key=f"{t.name}-rung{rung}"): t for t in alive}
+        for rung, (divisor, count) in enumerate(plan):
+            say(f"rung {rung + 1} of {len(plan)}: {len(alive)} trials"
+                + (f" to 1/{divisor} of their updates" if divisor > 1 else ""))
+            futures = {client.submit(run_trial, os.path.join(out, t.name), book, t.settings,
+                                     max(1, t.steps // divisor), options, threads, pure=False, retries=3,
+                                     key=f"{t.name}-rung{rung}"): t for t in alive}
             for future, trial in futures.items():
                 try:
                     result = future.result()
@@ -181,7 +193,7 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, out=N
                     trial.status = f"failed: {err}"
                     continue
                 _record(trial, os.path.join(out, trial.name), result)
-                trial.status = "finished" if updates >= steps else f"stopped at rung {rung + 1}"
+                trial.status = "finished" if divisor == 1 else f"stopped at rung {rung + 1}"
             ranked = sorted((t for t in alive if t.best_val_bits_per_char is not None),
                             key=lambda t: t.best_val_bits_per_char)
             alive = ranked[:plan[rung + 1][1]] if rung + 1 < len(plan) else ranked
@@ -192,6 +204,22 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, out=N
     rows = _write_results(out, trials, grid)
     _plot(out, trials)
     return rows
+
+
+def _trial_steps(book: str, settings: dict, options: dict, steps, epochs, val_fraction: float) -> int:
+    """Updates of a trial: ``steps``, or ``epochs`` passes over the book's training part at the
+    trial's chunk length and stream count (the fewer wins)."""
+    if epochs is None:
+        return steps
+    from .api import held_out, total_updates
+    from .cache import load_corpus_cached
+    from .trainer import updates_per_epoch
+
+    n = settings.get("seq_length", options.get("seq_length", 25))
+    streams = settings.get("streams", options.get("streams", 1))
+    _, encoded = load_corpus_cached(book, options.get("format", "auto"), options.get("encoding", "utf-8"), n + 1, "")
+    train_part, _ = held_out(encoded, val_fraction, n, book)
+    return total_updates(steps, epochs, updates_per_epoch(train_part.shape[0], n), streams)
 
 
 def _record(trial: Trial, directory: str, result: dict) -> None:

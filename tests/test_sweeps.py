@@ -45,9 +45,9 @@ def test_grids_and_rungs():
     trials = trial_settings({"hidden": [8, 12]}, seeds=3)
     assert [t["trial"] for t in trials] == [f"t{i:03d}" for i in range(6)]
     assert [(t["hidden"], t["seed"]) for t in trials][:4] == [(8, 0), (8, 1), (8, 2), (12, 0)]
-    assert rungs(900, 8, None) == [(900, 8)]
-    assert rungs(900, 8, 3) == [(300, 8), (900, 3)]
-    assert rungs(2700, 27, 3) == [(100, 27), (300, 9), (900, 3), (2700, 1)]
+    assert rungs(8, None) == [(1, 8)]
+    assert rungs(8, 3) == [(3, 8), (1, 3)]  # 1/3 of the updates for 8 trials, then all for 3
+    assert rungs(27, 3) == [(27, 27), (9, 9), (3, 3), (1, 1)]
 
 
 def test_a_local_cluster_sweep_and_halving_that_ends_where_straight_training_ends(tmp_path, book):
@@ -184,3 +184,9 @@ def test_without_dask_the_sweep_says_how_to_install_it(tmp_path, book):
                              "--out", str(tmp_path / "sweep")], capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
         'Error: sweeps run on Dask, which is not installed: pip install "fastrnn[sweep]"']
+
+
+def test_epochs_count_each_trials_own_chunks(tmp_path, book):
+    rows = fastrnn.sweep(book, grid=["seq_length=10,25"], epochs=1, out=tmp_path / "sweep", workers=1)
+    chars = len(make_text(3000)) - round(0.1 * len(make_text(3000)))  # the training part
+    assert {row["seq_length"]: row["updates"] for row in rows} == {10: (chars - 1) // 10, 25: (chars - 1) // 25}
