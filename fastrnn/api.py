@@ -24,6 +24,9 @@ class OptionError(FastrnnError, ValueError):
         super().__init__(message)
         self.option = option
 
+    def __reduce__(self):  # pickled whole: raised on a Dask worker, it reaches the sweep intact
+        return type(self), (self.option, str(self))
+
 
 # ---------------------------------------------------------------------------------------------
 # Models

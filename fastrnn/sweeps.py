@@ -192,6 +192,9 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
                 except FastrnnError as err:
                     trial.status = f"failed: {err}"
                     continue
+                except Exception as err:  # noqa: BLE001 (a worker lost too often, a bug): the others go on
+                    trial.status = f"failed: {type(err).__name__}: {err}"
+                    continue
                 _record(trial, os.path.join(out, trial.name), result)
                 trial.status = "finished" if divisor == 1 else f"stopped at rung {rung + 1}"
             ranked = sorted((t for t in alive if t.best_val_bits_per_char is not None),

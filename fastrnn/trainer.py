@@ -238,6 +238,9 @@ class Interrupted(Exception):
         super().__init__(f"stopped at update {update}")
         self.update, self.out_dir = update, out_dir
 
+    def __reduce__(self):
+        return type(self), (self.update, self.out_dir)
+
 
 class NonFiniteError(FastrnnError, FloatingPointError):
     """The loss or the parameters stopped being finite; nothing was written after that."""

@@ -166,3 +166,12 @@ def test_docstring_examples(tmp_path, monkeypatch):
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
     assert runner.tries >= 8
+
+
+def test_errors_survive_pickling():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(fastrnn.OptionError("hidden", "hidden must be a positive integer, not 0")))
+    assert error.option == "hidden" and str(error) == "hidden must be a positive integer, not 0"
+    stopped = pickle.loads(pickle.dumps(fastrnn.Interrupted(40, "runs/x")))
+    assert (stopped.update, stopped.out_dir) == (40, "runs/x")
