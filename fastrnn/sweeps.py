@@ -273,7 +273,8 @@ def _plot(out: str, trials: list[Trial]) -> None:
             continue
         val = Run(run_dir).validation
         per_update = t.seconds / t.updates
-        ax.plot(val["update"] * per_update, val["bits_per_char"], marker="o", ms=2, lw=1, label=t.name)
+        swept = ", ".join(f"{k} {v}" for k, v in t.settings.items() if k != "trial")
+        ax.plot(val["update"] * per_update, val["bits_per_char"], marker="o", ms=2, lw=1, label=f"{t.name}: {swept}")
     ax.set_xlabel("training seconds")
     ax.set_ylabel("validation bits per character")
     ax.set_title("sweep")
