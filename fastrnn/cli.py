@@ -397,10 +397,18 @@ def sweep_command(book, grids, seeds, steps, epochs, out_dir, val_fraction, halv
     """Train every configuration of a grid on a Dask cluster (a local one by default), each an
     ordinary run directory under --out; writes results.csv and sweep.png and prints the trials,
     best first. Needs Dask: pip install "fastrnn[sweep]"."""
+    from click.core import ParameterSource
+
     from .sweeps import sweep
 
     if bool(out_dir) == bool(resume_dir):
         raise click.UsageError("give --out DIR for a new sweep, or --resume DIR to continue one")
+    ctx = click.get_current_context()
+    settings = {"book": "BOOK", "grids": "--grid", "seeds": "--seeds", "steps": "--steps", "epochs": "--epochs",
+                "val_fraction": "--val-fraction", "halving": "--halving"}
+    given = [shown for name, shown in settings.items() if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if resume_dir and given:
+        raise click.UsageError(f"--resume continues a sweep with its own settings: leave out {', '.join(given)}")
     say = lambda message: click.echo(message, err=True)  # noqa: E731
     rows = sweep(book, grid=grids, seeds=seeds, steps=steps, epochs=epochs, out=resume_dir or out_dir,
                  val_fraction=val_fraction,

@@ -70,6 +70,8 @@ def read_model_json(path: str):
         m, K = hyper.hidden, points.size
         dtype = state.params.dtype
         for name, view in state.views().items():
+            if not isinstance(document[name], list):
+                raise ValueError(f"{name} is not a list of numbers")
             array = np.array(document[name], dtype=np.float64)
             if array.shape != view.shape:
                 raise ValueError(f"{name} has shape {array.shape}, expected {view.shape}")
@@ -79,7 +81,7 @@ def read_model_json(path: str):
             raise ValueError(f"h has shape {h.shape}, expected ({m},)")
         state.h[:] = h.astype(dtype)
         next_char = document.get("next_char")
-        if next_char is not None and not (isinstance(next_char, int) and 0 <= next_char < K):
+        if next_char is not None and not (type(next_char) is int and 0 <= next_char < K):
             raise ValueError(f"next_char must be an index below {K} or null")
         state.next_char = next_char
     except (KeyError, TypeError, ValueError) as err:

@@ -167,7 +167,9 @@ def load_checkpoint(path: str | os.PathLike) -> State:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.lower().endswith(".json"):
+    with open(path, "rb") as f:
+        json_document = f.read(64).lstrip().startswith(b"{")  # an .npz starts "PK"
+    if json_document:
         from .export import read_model_json
 
         return read_model_json(path)

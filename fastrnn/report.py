@@ -33,9 +33,10 @@ def _facts(run_dir) -> dict:
     summary = files.summary()
     best = load_checkpoint(files.file("best.npz"))
     book = summary.get("book") or _config(files).get("book", "")
+    text, checked_on = _book_start(files, book, best.hyper.seq_length)
     return {"dir": files.path, "summary": summary, "metrics": metrics, "validation": files.validation(),
             "samples": files.samples(), "passage": files.best_passage(), "best": best, "book": book,
-            "gradchecks": _gradient_checks(book, best.hyper.seq_length)}
+            "gradchecks": _gradient_checks(text, best.hyper.seq_length), "checked_on": checked_on}
 
 
 def _config(files) -> dict:
@@ -48,20 +49,31 @@ def _config(files) -> dict:
         return {}
 
 
-def _gradient_checks(book: str, seq_length: int) -> dict:
-    """Gradient checks at m = 5 on the first chunk of the book (a built-in text if it is gone),
-    one per seed of GRADCHECK_SEEDS."""
-    from .gradients import BUILTIN_TEXT, gradient_check
-    from .text import TextError, read_text
+def _book_start(files, book: str, seq_length: int) -> tuple[str, str]:
+    """(the first 20,000 characters of the run's book, as it was trained on, and its name), or
+    (the built-in text of ``fastrnn gradcheck``, a note) when the book cannot be read: moved,
+    or a run directory copied elsewhere."""
+    from .cache import load_corpus_cached
+    from .errors import FastrnnError as Unreadable
+    from .gradients import BUILTIN_TEXT
+    from .rundir import corpus_sha256
 
-    text = BUILTIN_TEXT
-    if book and os.path.isfile(book):
-        try:
-            text = read_text(book)[:20_000]
-        except TextError:
-            pass
-    if len(text) < seq_length + 1:
-        text = BUILTIN_TEXT
+    config = _config(files)
+    for path in (book, files.file("book.txt")):  # a text given as a string lives in the run
+        if path and os.path.exists(path):
+            try:
+                vocab, encoded = load_corpus_cached(path, config.get("format", "auto"), config.get("encoding", "utf-8"),
+                                                    seq_length + 1, corpus_sha256(path))
+            except (Unreadable, OSError):
+                continue
+            return vocab.decode(encoded[:20_000]), f"the first chunk of {os.path.basename(path)}"
+    return BUILTIN_TEXT, "a built-in text (the run's book was not found)"
+
+
+def _gradient_checks(text: str, seq_length: int) -> dict:
+    """Gradient checks at m = 5 on the first chunk of ``text``, one per seed of GRADCHECK_SEEDS."""
+    from .gradients import gradient_check
+
     return {seed: gradient_check(text, hidden=5, seq_length=min(seq_length, len(text) - 1), seed=seed)
             for seed in GRADCHECK_SEEDS}
 
@@ -156,7 +168,7 @@ def write_html(run_dir, path) -> None:
 <h2>Hyperparameters</h2>{table(_hyper_rows(facts))}
 <h2>Run</h2>{table(_numbers(facts))}
 <h2>Gradient check</h2>
-<p class="note">m = 5, the first chunk of the book, made with this report: the largest relative error
+<p class="note">m = 5, {esc(facts['checked_on'])}, made with this report: the largest relative error
 |ga - gn| / max(1e-6, |ga| + |gn|) and the largest absolute error of the analytic gradients against
 numerical ones, for the kernels and the NumPy reference.</p>
 {table(_gradcheck_rows(facts), GRADCHECK_HEADER)}
@@ -200,7 +212,7 @@ def write_markdown(run_dir, path) -> None:
 
 ## Gradient check
 
-m = 5, the first chunk of the book: the largest relative and absolute errors of the analytic
+m = 5, {facts['checked_on']}: the largest relative and absolute errors of the analytic
 gradients against numerical ones, for the kernels and the NumPy reference.
 
 {table(_gradcheck_rows(facts), GRADCHECK_HEADER)}

@@ -19,6 +19,7 @@ import itertools
 import json
 import math
 import os
+import uuid
 from dataclasses import dataclass
 
 from .api import OptionError, Run
@@ -82,9 +83,10 @@ def run_trial(directory: str, book: str, settings: dict, steps: int, options: di
     else:
         run = fastrnn.train(book, out=directory, steps=steps, threads=threads, force=True, progress=False, **model,
                             **options)
-    summary = run.summary
+    # from the checkpoint and the logs: a worker that died after the last checkpoint but before the
+    # summary leaves a summary of an earlier session, and its retry nothing to train
     validation = run.validation
-    return {"updates": summary["updates"], "seconds": summary["seconds"], "chars_per_s": summary["chars_per_s"],
+    return {"updates": run.model.update, "chars_per_s": run.summary.get("chars_per_s"),
             "best_val_bits_per_char": float(validation["bits_per_char"].min()) if validation else None}
 
 
@@ -118,6 +120,8 @@ def _client(scheduler, scheduler_file, workers, threads):
         from distributed import Client, LocalCluster
     except ImportError:
         raise FastrnnError('sweeps run on Dask, which is not installed: pip install "fastrnn[sweep]"') from None
+    if scheduler_file and not os.path.isfile(scheduler_file):
+        raise FastrnnError(f"{scheduler_file}: no such scheduler file")
     try:
         if scheduler or scheduler_file:
             return Client(scheduler, scheduler_file=scheduler_file, timeout="5s"), None
@@ -125,9 +129,14 @@ def _client(scheduler, scheduler_file, workers, threads):
         cluster = LocalCluster(n_workers=workers or max(1, cores // threads), threads_per_worker=1, processes=True,
                                dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)})
         return Client(cluster), cluster
-    except (OSError, TimeoutError) as err:
+    except (OSError, TimeoutError, ValueError) as err:
         where = scheduler or scheduler_file or "a local cluster"
         raise FastrnnError(f"cannot reach the Dask scheduler at {where}: {err}") from None
+
+
+# options a sweep sets itself, per trial or for all of them
+_RESERVED = {"book", "text", "out", "steps", "epochs", "force", "progress", "should_stop", "threads", "val_fraction",
+             "seed"}
 
 
 def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epochs: int | None = None, out=None,
@@ -137,8 +146,11 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
     """Train every point of ``grid`` (NAME=V1,V2,... strings, or a dict of lists) for each of
     ``seeds`` seeds, ``steps`` updates or ``epochs`` passes each (the fewer wins), on a Dask
     cluster, and return the rows of results.csv, best validation first. ``resume=True``
-    continues the sweep in ``out`` and skips finished trials."""
+    continues the sweep in ``out`` with its own settings and skips finished trials.
+    ``train_options`` are more options of ``fastrnn.train`` for every trial (``dtype``, say)."""
     say = say or (lambda message: None)
+    if out is None:
+        raise OptionError("out", "a sweep needs a directory (--out)")
     out = os.fspath(out)
     if resume:
         settings = _load_sweep(out)
@@ -146,46 +158,35 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
             settings.get(k) for k in ("book", "grid", "seeds", "steps", "epochs", "val_fraction", "halving"))
         train_options = settings["options"]
     else:
-        if book is None:
-            raise OptionError("book", "a sweep needs a BOOK")
-        if not isinstance(grid, dict):
-            grid = parse_grid(grid)
-        if (steps is None or steps < 1) and (epochs is None or epochs < 1):
-            raise OptionError("steps", "a sweep needs --steps or --epochs, how long each trial trains")
-        if halving is not None and halving < 2:
-            raise OptionError("halving", "halving keeps 1/ETA of the trials at each rung: ETA must be at least 2")
-        if os.path.isdir(out) and os.listdir(out):
-            what = "a sweep; pass --resume to continue it" if os.path.exists(os.path.join(out, SWEEP_FILE)) \
-                else "files that are not a sweep"
-            raise FastrnnError(f"{out} already holds {what}")
-        from .api import _named_corpus
-
-        book = os.path.abspath(_named_corpus(book))
-        if not os.path.exists(book):
-            raise FastrnnError(f"{book}: no such file")
-        os.makedirs(out, exist_ok=True)
-        write_text_atomic(os.path.join(out, SWEEP_FILE), json.dumps(
-            {"book": book, "grid": grid, "seeds": seeds, "steps": steps, "epochs": epochs, "val_fraction": val_fraction,
-             "halving": halving, "options": train_options}, indent=2) + "\n")
+        grid, book = _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, train_options)
     trials = [Trial(s) for s in trial_settings(grid, seeds)]
     for trial in trials:
         trial.steps = _trial_steps(book, trial.settings, train_options, steps, epochs, val_fraction)
-    longest = max(t.steps for t in trials)
-    options = {"val_fraction": val_fraction, "val_every": max(1, longest // 10), "sample_every": 0,
-               "checkpoint_every": max(1, longest // 20), "log_every": max(1, min(100, longest // 50)),
-               **train_options}
     plan = rungs(len(trials), halving)
+    longest = max(t.steps for t in trials)
+    first_rung = max(1, min(t.steps for t in trials) // plan[0][0])
+    # several validations within the shortest rung, on which the trials are ranked
+    options = {"val_fraction": val_fraction, "val_every": max(1, min(first_rung // 4, longest // 10)),
+               "sample_every": 0, "checkpoint_every": max(1, longest // 20),
+               "log_every": max(1, min(100, longest // 50)), **train_options}
     client, cluster = _client(scheduler, scheduler_file, workers, threads)
+    token = uuid.uuid4().hex[:8]  # task keys of this sweep alone, on a scheduler others may share
     try:
+        if not resume:  # written once the cluster answered, so a failed start leaves nothing behind
+            os.makedirs(out, exist_ok=True)
+            write_text_atomic(os.path.join(out, SWEEP_FILE), json.dumps(
+                {"book": book, "grid": grid, "seeds": seeds, "steps": steps, "epochs": epochs,
+                 "val_fraction": val_fraction, "halving": halving, "options": train_options}, indent=2) + "\n")
         dtypes = sorted({t.settings.get("dtype", train_options.get("dtype", "float64")) for t in trials})
         client.run(_warm_up, dtypes)
         alive = trials
-        for rung, (divisor, count) in enumerate(plan):
+        for rung, (divisor, _) in enumerate(plan):
             say(f"rung {rung + 1} of {len(plan)}: {len(alive)} trials"
                 + (f" to 1/{divisor} of their updates" if divisor > 1 else ""))
+            # a task whose worker dies is run again by the scheduler; run_trial then resumes
             futures = {client.submit(run_trial, os.path.join(out, t.name), book, t.settings,
-                                     max(1, t.steps // divisor), options, threads, pure=False, retries=3,
-                                     key=f"{t.name}-rung{rung}"): t for t in alive}
+                                     max(1, t.steps // divisor), options, threads, pure=False,
+                                     key=f"{t.name}-rung{rung}-{token}"): t for t in alive}
             for future, trial in futures.items():
                 try:
                     result = future.result()
@@ -197,8 +198,8 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
                     continue
                 _record(trial, os.path.join(out, trial.name), result)
                 trial.status = "finished" if divisor == 1 else f"stopped at rung {rung + 1}"
-            ranked = sorted((t for t in alive if t.best_val_bits_per_char is not None),
-                            key=lambda t: t.best_val_bits_per_char)
+            ranked = sorted((t for t in alive if not t.status.startswith("failed") and t.best_val_bits_per_char
+                             is not None), key=lambda t: t.best_val_bits_per_char)
             alive = ranked[:plan[rung + 1][1]] if rung + 1 < len(plan) else ranked
     finally:
         client.close()
@@ -206,7 +207,41 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
             cluster.close()
     rows = _write_results(out, trials, grid)
     _plot(out, trials)
+    if trials and all(t.status.startswith("failed") for t in trials):
+        raise FastrnnError(f"every trial failed; the first: {trials[0].status[len('failed: '):]}")
     return rows
+
+
+def _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, train_options):
+    """(grid as a dict, the book's absolute path) once the settings of a new sweep are usable."""
+    from .api import _named_corpus
+
+    if book is None:
+        raise OptionError("book", "a sweep needs a BOOK")
+    if not isinstance(grid, dict):
+        grid = parse_grid(grid)
+    clash = sorted((_RESERVED | set(grid)) & set(train_options))
+    if clash:
+        raise OptionError(clash[0], f"{clash[0]} is set by the sweep (or its grid), not as a train option")
+    if (steps is None or steps < 1) and (epochs is None or epochs < 1):
+        raise OptionError("steps", "a sweep needs --steps or --epochs, how long each trial trains")
+    if halving is not None and halving < 2:
+        raise OptionError("halving", "halving keeps 1/ETA of the trials at each rung: ETA must be at least 2")
+    if not 0 < val_fraction < 0.5:
+        raise OptionError("val_fraction", "a sweep ranks its trials on held-out text: val_fraction must be "
+                                          "above 0 and below 0.5")
+    try:
+        json.dumps(train_options)
+    except TypeError as err:
+        raise OptionError("options", f"train options must be plain numbers and strings ({err})") from None
+    if os.path.isdir(out) and os.listdir(out):
+        what = "a sweep; pass --resume to continue it" if os.path.exists(os.path.join(out, SWEEP_FILE)) \
+            else "files that are not a sweep"
+        raise FastrnnError(f"{out} already holds {what}")
+    book = os.path.abspath(_named_corpus(book))
+    if not os.path.exists(book):
+        raise FastrnnError(f"{book}: no such file")
+    return grid, book
 
 
 def _trial_steps(book: str, settings: dict, options: dict, steps, epochs, val_fraction: float) -> int:
@@ -220,7 +255,10 @@ def _trial_steps(book: str, settings: dict, options: dict, steps, epochs, val_fr
 
     n = settings.get("seq_length", options.get("seq_length", 25))
     streams = settings.get("streams", options.get("streams", 1))
-    _, encoded = load_corpus_cached(book, options.get("format", "auto"), options.get("encoding", "utf-8"), n + 1, "")
+    from .rundir import corpus_sha256
+
+    _, encoded = load_corpus_cached(book, options.get("format", "auto"), options.get("encoding", "utf-8"), n + 1,
+                                    corpus_sha256(book))
     train_part, _ = held_out(encoded, val_fraction, n, book)
     return total_updates(steps, epochs, updates_per_epoch(train_part.shape[0], n), streams)
 
@@ -245,7 +283,8 @@ def _training_seconds(run: Run) -> float:
 def _write_results(out: str, trials: list[Trial], grid: dict) -> list[dict]:
     swept = [name for name in grid if name != "seed"]
     rows = []
-    for t in sorted(trials, key=lambda t: (t.best_val_bits_per_char is None, t.best_val_bits_per_char or 0)):
+    for t in sorted(trials, key=lambda t: (t.status.startswith("failed"), t.best_val_bits_per_char is None,
+                                            t.best_val_bits_per_char or 0)):
         rows.append({"trial": t.name, **{k: t.settings.get(k) for k in swept}, "seed": t.settings["seed"],
                      "best_val_bits_per_char": t.best_val_bits_per_char, "chars_per_s": t.chars_per_s,
                      "seconds": t.seconds, "updates": t.updates, "status": t.status})

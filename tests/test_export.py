@@ -43,3 +43,9 @@ def test_bad_json_models_are_one_line(tmp_path, text):
     blocked.write_text("a file where a directory should be")
     one_line_error(run(["export", done.dir, "-o", str(blocked / "model.json")]), 1, "blocked")
     assert not (tmp_path / "model.json").exists()
+
+
+def test_a_json_model_is_known_by_its_contents_not_its_name(tmp_path, text):
+    done = fastrnn.train(text=text, out=tmp_path / "run", steps=20, hidden=6, progress=False)
+    done.best_model.export(tmp_path / "model")  # no .json
+    assert fastrnn.load(tmp_path / "model").sample(50, seed=1) == done.best_model.sample(50, seed=1)

@@ -31,8 +31,8 @@ def test_the_html_report_holds_the_run_and_needs_no_network(finished, tmp_path):
             assert f"<td>{param} (seed {seed})</td>" in page
     for update in (0, 100, 200, 300):
         assert f"update {update}" in page
-    passage = finished.best_model
-    assert "best model (update" in page and f"{passage.hyper['hidden']}" in page
+    assert "best model (update" in page and "<td>hidden</td><td>12</td>" in page
+    assert "the first chunk of book.txt" in page  # the gradient check ran on the run's own book
     assert 'id="sample"' in page and 'id="fastrnn-model"' in page  # the sampler, with its model
     assert "cores" in page  # the machine
 

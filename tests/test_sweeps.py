@@ -168,6 +168,11 @@ def test_bad_sweeps_are_one_line_and_lose_nothing(tmp_path, book):
     port = free_port()
     one_line_error(run(["sweep", str(book), "--grid", "hidden=8", "--steps", "10", "--out", str(out),
                         "--scheduler", f"tcp://127.0.0.1:{port}"]), 1, "cannot reach the Dask scheduler")
+    one_line_error(run(["sweep", str(book), "--grid", "hidden=8", "--steps", "10", "--out", str(out),
+                        "--scheduler", "host:notaport"]), 1, "cannot reach the Dask scheduler")
+    one_line_error(run(["sweep", str(book), "--grid", "hidden=8", "--steps", "10", "--out", str(out),
+                        "--scheduler-file", str(tmp_path / "none.json")]), 1, "no such scheduler file")
+    assert not out.exists()  # nothing was started, so nothing was written
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
@@ -175,6 +180,7 @@ def test_bad_sweeps_are_one_line_and_lose_nothing(tmp_path, book):
                    "not a sweep")
     assert (other / "notes.txt").read_text() == "mine" and sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     one_line_error(run(["sweep", "--resume", str(other)]), 1, "not a sweep")
+    one_line_error(run(["sweep", "--resume", str(other), "--steps", "20"]), 2, "leave out --steps")
 
 
 def test_without_dask_the_sweep_says_how_to_install_it(tmp_path, book):
@@ -190,3 +196,15 @@ def test_epochs_count_each_trials_own_chunks(tmp_path, book):
     rows = fastrnn.sweep(book, grid=["seq_length=10,25"], epochs=1, out=tmp_path / "sweep", workers=1)
     chars = len(make_text(3000)) - round(0.1 * len(make_text(3000)))  # the training part
     assert {row["seq_length"]: row["updates"] for row in rows} == {10: (chars - 1) // 10, 25: (chars - 1) // 25}
+
+
+def test_a_failing_trial_is_recorded_last_and_the_others_go_on(tmp_path, book):
+    chars = len(make_text(3000)) - round(0.1 * len(make_text(3000)))
+    streams = (chars - 1) // 25 + 1  # one more than the book has chunks at seq_length 25; fine at 10
+    rows = fastrnn.sweep(book, grid=["seq_length=10,25"], steps=5, streams=streams, hidden=8, out=tmp_path / "sweep",
+                         workers=1)
+    assert [row["seq_length"] for row in rows] == [10, 25]
+    assert rows[0]["status"] == "finished" and rows[1]["status"].startswith("failed: ")
+    assert "streams" in rows[1]["status"]
+    with pytest.raises(fastrnn.OptionError):
+        fastrnn.sweep(book, grid=["hidden=8"], steps=10, seed=3, out=tmp_path / "other")
