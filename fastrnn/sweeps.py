@@ -122,16 +122,20 @@ def _client(scheduler, scheduler_file, workers, threads):
         raise FastrnnError('sweeps run on Dask, which is not installed: pip install "fastrnn[sweep]"') from None
     if scheduler_file and not os.path.isfile(scheduler_file):
         raise FastrnnError(f"{scheduler_file}: no such scheduler file")
-    try:
-        if scheduler or scheduler_file:
+    if scheduler or scheduler_file:
+        try:
             return Client(scheduler, scheduler_file=scheduler_file, timeout="5s"), None
-        cores = os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=workers or max(1, cores // threads), threads_per_worker=1, processes=True,
-                               dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)})
-        return Client(cluster), cluster
-    except (OSError, TimeoutError, ValueError) as err:
-        where = scheduler or scheduler_file or "a local cluster"
-        raise FastrnnError(f"cannot reach the Dask scheduler at {where}: {err}") from None
+        except (OSError, TimeoutError, ValueError) as err:
+            raise FastrnnError(f"cannot reach the Dask scheduler at {scheduler or scheduler_file}: {err}") from None
+    cores = os.cpu_count() or 1
+    for attempt in range(2):  # Dask waits 10 s for its event loop's thread; a loaded machine can miss that
+        try:
+            cluster = LocalCluster(n_workers=workers or max(1, cores // threads), threads_per_worker=1,
+                                   processes=True, dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)})
+            return Client(cluster), cluster
+        except (AssertionError, OSError, RuntimeError, TimeoutError) as err:
+            if attempt:
+                raise FastrnnError(f"cannot start a local Dask cluster: {type(err).__name__}: {err}") from None
 
 
 # options a sweep sets itself, per trial or for all of them
