@@ -2,8 +2,8 @@
 
 Every trial is an ordinary run directory under the sweep's directory (``DIR/<trial>``), trained
 by ``fastrnn.train`` and continued by ``fastrnn.resume`` on whichever worker Dask gives it. A
-trial whose worker dies is submitted again and resumes from its own last checkpoint, which,
-resume being exact, ends where an undisturbed trial ends. ``DIR/sweep.json`` holds the sweep's
+trial whose worker dies is run again by the scheduler and resumes from its own last checkpoint,
+which, resume being exact, ends where an undisturbed trial ends. ``DIR/sweep.json`` holds the sweep's
 settings (so ``resume=True`` continues it), ``DIR/results.csv`` a row per trial and
 ``DIR/sweep.png`` validation bits/char against training seconds for every trial.
 
