@@ -18,7 +18,6 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -27,6 +26,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fastrnn import reference  # noqa: E402
+from fastrnn.api import machine  # noqa: E402
 from fastrnn.model import Hyper, init_state, save_checkpoint, with_streams  # noqa: E402
 from fastrnn.sample import sample_indices  # noqa: E402
 from fastrnn.text import build_vocab, load_book  # noqa: E402
@@ -47,19 +47,6 @@ def generated_text(n_chars: int = 400_000, K: int = 80, seed: int = 0) -> str:
     text = " ".join(rng.choice(words, size=n_chars // 5))
     text = "".join(alphabet) + text  # every character occurs
     return text[:n_chars]
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    import numba
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "numba": numba.__version__, "platform": platform.platform()}
 
 
 def peak_gflops(n: int = 2000, repeats: int = 3) -> float:

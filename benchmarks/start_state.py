@@ -17,7 +17,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -113,9 +112,10 @@ def main() -> None:
               f"{z['noisy_passages']:>3}/{n:<3} {c['noisy_passages']:>3}/{n:<3}  "
               f"{str(z['best_passage_noise']):>9} {str(c['best_passage_noise']):>9}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    from fastrnn.api import machine
+
     with open(args.out, "w") as f:
-        json.dump({"machine": platform.processor() or platform.machine(), "args": vars(args), "runs": runs},
-                  f, indent=1)
+        json.dump({"machine": machine(), "args": vars(args), "runs": runs}, f, indent=1)
     print(f"wrote {args.out}")
 
 
