@@ -1,0 +1,115 @@
+"""Compare this checkout with another version of fastrnn (a refactor against the commit before
+it): the same training bit for bit, and interleaved speed.
+
+    git worktree add /tmp/before <commit>
+    python benchmarks/versions.py --book BOOK --other /tmp/before [--rounds 9]
+
+Trains 1,500 updates (seed 3) with 1 and 16 streams in float64 and float32 under each version
+and compares every parameter, AdaGrad sum, hidden state, loss and best model; then times one
+stream (float64, float32; one thread) and 16 streams (float64, two threads) round by round,
+alternating which version goes first, and prints the median ratio this/other with its range.
+Each measurement is a fresh process, so each version uses its own code and kernel cache.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+# the Trainer of either version (fastrnn/train.py was renamed trainer.py)
+FIND_TRAINER = """
+import importlib, os
+import fastrnn
+def trainer_class():
+    name = "trainer" if os.path.exists(os.path.join(fastrnn.__path__[0], "trainer.py")) else "train"
+    return importlib.import_module("fastrnn." + name).Trainer
+"""
+
+TRAJECTORY = FIND_TRAINER + """
+import sys
+import numpy as np
+from fastrnn.cache import load_corpus_cached
+from fastrnn.model import Hyper, init_state, with_streams
+Trainer = trainer_class()
+vocab, book = load_corpus_cached(sys.argv[1], "auto", "utf-8", 26, "")
+out = {}
+for streams in (1, 16):
+    for dtype in ("float64", "float32"):
+        t = Trainer(with_streams(init_state(vocab, Hyper(streams=streams, dtype=dtype, seed=3)), book.shape[0]), book)
+        losses, smooths = zip(*(t.run(500) for _ in range(3)))
+        state, best = t.state(), t.best_state()
+        key = f"{streams}_{dtype}_"
+        out.update({key + "params": state.params, key + "mem": state.adagrad, key + "h": state.h,
+                    key + "losses": np.concatenate(losses), key + "smooths": np.concatenate(smooths),
+                    key + "best_params": best.params, key + "best_h": best.h,
+                    key + "positions": np.array([state.update, state.position, best.update, best.position])})
+np.savez(sys.argv[2], **out)
+"""
+
+SPEED = FIND_TRAINER + """
+import sys, time
+import numba
+from fastrnn.cache import load_corpus_cached
+from fastrnn.model import Hyper, init_state, with_streams
+Trainer = trainer_class()
+streams, dtype, threads, updates = int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+numba.set_num_threads(threads)
+vocab, book = load_corpus_cached(sys.argv[1], "auto", "utf-8", 26, "")
+t = Trainer(with_streams(init_state(vocab, Hyper(streams=streams, dtype=dtype)), book.shape[0]), book)
+t.run(200)
+best = 0.0
+for _ in range(3):
+    start = time.perf_counter()
+    t.run(updates)
+    best = max(best, updates * 25 * streams / (time.perf_counter() - start))
+print(best)
+"""
+
+CONFIGS = [(1, "float64", 1, 3000), (1, "float32", 1, 5000), (16, "float64", 2, 400)]
+
+
+def python(root: str, code: str, *args: str) -> str:
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(root))
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True,
+                          cwd=tempfile.gettempdir())
+    if done.returncode:
+        sys.exit(f"{root}: {done.stderr.strip().splitlines()[-1]}")
+    return done.stdout
+
+
+def main() -> None:
+    import numpy as np
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--book", required=True)
+    parser.add_argument("--other", required=True, help="the root of another fastrnn checkout")
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    book = os.path.abspath(args.book)
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for name, root in (("this", HERE), ("other", args.other)):
+            files[name] = os.path.join(tmp, f"{name}.npz")
+            python(root, TRAJECTORY, book, files[name])
+        this, other = np.load(files["this"]), np.load(files["other"])
+        differ = [k for k in this.files if not np.array_equal(this[k], other[k])]
+        print(f"trajectories: {len(this.files) - len(differ)} of {len(this.files)} arrays equal bit for bit"
+              + (f"; differ: {', '.join(differ)}" if differ else ""))
+    ratios = {c: [] for c in CONFIGS}
+    for r in range(args.rounds):
+        for config in CONFIGS:
+            order = (HERE, args.other) if r % 2 == 0 else (args.other, HERE)
+            speed = {root: float(python(root, SPEED, book, *map(str, config))) for root in order}
+            ratios[config].append(speed[HERE] / speed[args.other])
+    for (streams, dtype, threads, _), values in ratios.items():
+        print(f"{streams:>2} streams {dtype} {threads} thread(s): this/other {statistics.median(values):.3f} "
+              f"({min(values):.3f}-{max(values):.3f})")
+
+
+if __name__ == "__main__":
+    main()
