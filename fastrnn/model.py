@@ -1,15 +1,9 @@
-"""Parameters, AdaGrad state and checkpoints.
+"""Hyperparameters, the run's state and checkpoints.
 
-All parameters live in one flat buffer, in the order W, U, V, b, c, so the optimizer and the
-gradient clip run over one array (in a few long spans where they skip columns of U).
-``Layout`` turns the flat buffer into named views:
-
-    W (m, m)  hidden-to-hidden      U (m, K)  input-to-hidden      V (K, m)  hidden-to-output
-    b (m,)    hidden bias           c (K,)    output bias
-
-U is stored transposed, a column after another: the column U[:, x] that character x reads and
-updates is contiguous, and the columns of characters a chunk does not hold can be skipped as
-wholes. Checkpoints hold U as an (m, K) array, so the storage order is the buffer's business.
+The parameters live in one flat buffer laid out by ``cells.Layout`` (the classic cell's W, U,
+V, b, c; a stack's arrays under PyTorch's names), so the optimizer and the gradient clip run
+over one array. Checkpoints hold every array in its own orientation, so the storage order is
+the buffer's business.
 """
 from __future__ import annotations
 
@@ -20,44 +14,20 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .cells import CELLS, Layout
 from .errors import FastrnnError
 from .files import atomic_write
 from .text import Vocab
 
-PARAM_NAMES = ("W", "U", "V", "b", "c")
+PARAM_NAMES = ("W", "U", "V", "b", "c")  # the classic cell's
 # 2: ``next_char`` (the input that follows the carried hidden state) added; 1 lacks it.
-FORMAT_VERSION = 2
+# 3: ``cell`` and ``layers`` in the hyperparameters; a stack's arrays under PyTorch's names,
+#    its carried h (and c) of shape (layers, m). Files of formats 1 and 2 are classic models.
+FORMAT_VERSION = 3
 
 
 class CheckpointError(FastrnnError, ValueError):
     """A checkpoint that cannot be used; the message is meant for the user."""
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each parameter sits in the flat buffer for hidden size m and vocabulary size K."""
-
-    m: int
-    K: int
-
-    def shapes(self) -> dict[str, tuple[int, ...]]:
-        m, K = self.m, self.K
-        return {"W": (m, m), "U": (m, K), "V": (K, m), "b": (m,), "c": (K,)}
-
-    @property
-    def size(self) -> int:
-        return sum(int(np.prod(s)) for s in self.shapes().values())
-
-    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
-        """Named views (no copies) into a flat buffer of length ``size``; U is the transpose of
-        a contiguous (K, m) block."""
-        out, start = {}, 0
-        for name, shape in self.shapes().items():
-            n = int(np.prod(shape))
-            block = flat[start:start + n]
-            out[name] = block.reshape(shape[::-1]).T if name == "U" else block.reshape(shape)
-            start += n
-        return out
 
 
 @dataclass(frozen=True)
@@ -75,24 +45,29 @@ class Hyper:
     streams: int = 1  # chunks per update, from positions spread evenly through the book
     # every this many updates each stream starts afresh, h = 0, at a random place (0: never)
     restart_every: int = 0
+    cell: str = "rnn"  # rnn, gru or lstm (``cells.CELLS``)
+    layers: int = 1
 
 
 @dataclass
 class State:
-    """Everything a run needs to continue: parameters, AdaGrad sums, hidden state, position."""
+    """Everything a run needs to continue: parameters, AdaGrad sums, hidden state, position.
+
+    The carried state of a stream is one flat vector (``Layout.state_views`` names its parts):
+    h (m,) for the classic cell; h of every layer, then c of every layer for the LSTM."""
 
     vocab: Vocab
     hyper: Hyper
     params: np.ndarray  # flat (P,)
     adagrad: np.ndarray  # flat (P,), running sum of squared clipped gradients
-    h: np.ndarray  # (m,), hidden state carried into the next chunk
+    h: np.ndarray  # (S,), the state carried into the next chunk (S = m for the classic cell)
     update: int = 0  # updates applied so far
     epoch: int = 0  # completed passes over the book
     position: int = 0  # index of the next chunk's first input character
     smooth_loss: float = float("nan")  # nan until the first chunk has been seen
     best_smooth_loss: float = float("inf")
     best_val_loss: float = float("inf")  # lowest validation loss per character seen (runs with held-out text)
-    # with several streams: every stream's hidden state (B, m) and next chunk start (B,);
+    # with several streams: every stream's carried state (B, S) and next chunk start (B,);
     # h and position above are then those of stream 0
     stream_h: np.ndarray | None = None
     stream_positions: np.ndarray | None = None
@@ -103,7 +78,7 @@ class State:
 
     @property
     def layout(self) -> Layout:
-        return Layout(self.hyper.hidden, self.vocab.size)
+        return Layout(self.hyper.hidden, self.vocab.size, self.hyper.cell, self.hyper.layers)
 
     def views(self) -> dict[str, np.ndarray]:
         return self.layout.views(self.params)
@@ -116,15 +91,13 @@ class State:
 
 
 def init_state(vocab: Vocab, hyper: Hyper) -> State:
-    """Weights N(0, sigma) drawn in the order W, U, V from ``hyper.seed``; biases 0."""
-    layout = Layout(hyper.hidden, vocab.size)
+    """A new model: weights drawn from ``hyper.seed`` as the cell declares (``Layout.initialise``:
+    the classic cell's N(0, sigma) in the order W, U, V), biases 0, the carried state 0."""
+    layout = Layout(hyper.hidden, vocab.size, hyper.cell, hyper.layers)
     dtype = np.dtype(hyper.dtype)
     params = np.zeros(layout.size, dtype=dtype)
-    rng = np.random.default_rng(hyper.seed)
-    views = layout.views(params)
-    for name in ("W", "U", "V"):
-        views[name][...] = rng.normal(0.0, hyper.sigma, size=views[name].shape)
-    return State(vocab, hyper, params, np.zeros_like(params), np.zeros(hyper.hidden, dtype=dtype))
+    layout.initialise(params, np.random.default_rng(hyper.seed), hyper.sigma)
+    return State(vocab, hyper, params, np.zeros_like(params), np.zeros(layout.state_size, dtype=dtype))
 
 
 def with_streams(state: State, n_chars: int) -> State:
@@ -132,7 +105,7 @@ def with_streams(state: State, n_chars: int) -> State:
     at s * (n_chars // B) with h = 0 (stream 0 is the classic walk)."""
     B = state.hyper.streams
     if B > 1 and state.stream_h is None:
-        state.stream_h = np.zeros((B, state.hyper.hidden), dtype=state.params.dtype)
+        state.stream_h = np.zeros((B, state.layout.state_size), dtype=state.params.dtype)
         state.stream_positions = np.arange(B, dtype=np.int64) * (n_chars // B)
     return state
 
@@ -145,9 +118,10 @@ _SCALARS = ("update", "epoch", "position", "smooth_loss", "best_smooth_loss", "b
 
 def save_checkpoint(path: str | os.PathLike, state: State) -> None:
     """Write ``state`` to ``path`` atomically: a crash leaves the old file or the new one."""
+    layout = state.layout
     arrays = {name: np.ascontiguousarray(v) for name, v in state.views().items()}
-    arrays.update({"m" + name: v for name, v in state.layout.views(state.adagrad).items()})
-    arrays["h"] = state.h
+    arrays.update({"m" + name: np.ascontiguousarray(v) for name, v in layout.views(state.adagrad).items()})
+    arrays.update(layout.state_views(state.h))
     arrays["vocab"] = state.vocab.codepoints
     arrays["hyper"] = np.array(json.dumps(asdict(state.hyper), sort_keys=True))
     arrays["format_version"] = np.array(FORMAT_VERSION)
@@ -190,23 +164,23 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
     def fail(why: str) -> CheckpointError:
         return CheckpointError(f"{path}: invalid checkpoint: {why}")
 
-    required = set(PARAM_NAMES) | {"m" + n for n in PARAM_NAMES} | {"h", "vocab", "hyper"} | set(_SCALARS)
-    missing = sorted(required - set(data))
-    if not set(PARAM_NAMES) & set(data):
+    if not ({"W", "head.weight"} & set(data)):
         found = ", ".join(sorted(data)[:5]) or "none"
         raise CheckpointError(f"{path}: not a fastrnn checkpoint (its arrays: {found})")
-    if missing:
-        raise fail("missing " + ", ".join(missing))
     if "format_version" in data and data["format_version"].size == 1 and int(data["format_version"]) > FORMAT_VERSION:
         raise fail(f"format version {int(data['format_version'])} is newer than this fastrnn reads "
                    f"({FORMAT_VERSION}): upgrade fastrnn")
+    if "hyper" not in data:
+        raise fail("missing hyper")
     try:
         hyper = Hyper(**json.loads(str(data["hyper"])))
     except (TypeError, ValueError) as err:
         raise fail(f"unreadable hyperparameters ({err})") from None
+    if hyper.cell not in CELLS:
+        raise fail(f"unknown cell {hyper.cell!r} (this fastrnn has {', '.join(CELLS)})")
     if hyper.dtype not in ("float64", "float32"):
         raise fail(f"unsupported dtype {hyper.dtype!r}")
-    for name in ("hidden", "seq_length", "seed", "streams", "restart_every"):
+    for name in ("hidden", "seq_length", "seed", "streams", "restart_every", "layers"):
         value = getattr(hyper, name)
         zero_ok = name in ("seed", "restart_every")
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if zero_ok else 1):
@@ -216,19 +190,25 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         value = getattr(hyper, name)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):
             raise fail(f"hyperparameter {name} must be a positive number, not {value!r}")
-    codepoints = data["vocab"]
-    if (codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
+    codepoints = data.get("vocab")
+    if (codepoints is None or codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
             or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.max() > 0x10FFFF):
         raise fail("the vocabulary is not a sorted list of distinct code points")
     vocab = Vocab(codepoints.astype(np.uint32))
-    layout = Layout(hyper.hidden, vocab.size)
+    layout = Layout(hyper.hidden, vocab.size, hyper.cell, hyper.layers)
+    required = set(layout.names) | {"m" + n for n in layout.names} | set(layout.state_shapes()) | set(_SCALARS)
+    missing = sorted(required - set(data), key=lambda k: (k.startswith("m"), k))
+    if missing:
+        what = f"a {hyper.layers}-layer {hyper.cell} model" if not layout.classic else "the classic rnn model"
+        raise fail(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} for {what}")
     dtype = np.dtype(hyper.dtype)
     params, adagrad = np.empty(layout.size, dtype), np.empty(layout.size, dtype)
     for flat, prefix in ((params, ""), (adagrad, "m")):
         for name, view in layout.views(flat).items():
             arr = data[prefix + name]
             if arr.shape != view.shape:
-                raise fail(f"{prefix + name} has shape {arr.shape}, expected {view.shape}")
+                raise fail(f"{prefix + name} has shape {arr.shape}, expected {view.shape} for a {hyper.layers}-layer "
+                           f"{hyper.cell} of {hyper.hidden} units and {vocab.size} characters")
             if arr.dtype != dtype:
                 raise fail(f"{prefix + name} has dtype {arr.dtype}, expected {dtype}")
             if not np.all(np.isfinite(arr)):
@@ -236,12 +216,15 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
             view[...] = arr
     if np.any(adagrad < 0):
         raise fail("AdaGrad sums must not be negative")
-    h = data["h"]
-    if h.shape != (hyper.hidden,) or h.dtype != dtype or not np.all(np.isfinite(h)):
-        raise fail(f"h must be finite {dtype} of shape ({hyper.hidden},)")
+    h = np.empty(layout.state_size, dtype)
+    for name, view in layout.state_views(h).items():
+        arr = data[name]
+        if arr.shape != view.shape or arr.dtype != dtype or not np.all(np.isfinite(arr)):
+            raise fail(f"{name} must be finite {dtype} of shape {view.shape}")
+        view[...] = arr
     try:
         scalars = {k: data[k].item() for k in _SCALARS}
-        state = State(vocab, hyper, params, adagrad, h.copy(),
+        state = State(vocab, hyper, params, adagrad, h,
                       int(scalars["update"]), int(scalars["epoch"]), int(scalars["position"]),
                       float(scalars["smooth_loss"]), float(scalars["best_smooth_loss"]),
                       float(scalars["best_val_loss"]))
@@ -253,8 +236,8 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         sh, sp = data.get("stream_h"), data.get("stream_positions")
         if sh is None or sp is None:
             raise fail(f"{hyper.streams} streams but no stream_h / stream_positions")
-        if sh.shape != (hyper.streams, hyper.hidden) or sh.dtype != dtype or not np.all(np.isfinite(sh)):
-            raise fail(f"stream_h must be finite {dtype} of shape ({hyper.streams}, {hyper.hidden})")
+        if sh.shape != (hyper.streams, layout.state_size) or sh.dtype != dtype or not np.all(np.isfinite(sh)):
+            raise fail(f"stream_h must be finite {dtype} of shape ({hyper.streams}, {layout.state_size})")
         if (sp.shape != (hyper.streams,) or sp.dtype.kind not in "iu"
                 or np.any(sp.astype(np.float64) < 0) or np.any(sp.astype(np.float64) >= 2.0**62)):
             raise fail(f"stream_positions must be {hyper.streams} non-negative integers below 2**62")

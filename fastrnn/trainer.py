@@ -30,10 +30,10 @@ class Trainer:
         import numba
 
         from .kernels import loop
-        from .kernels.workspace import allocate_workspace, new_run_state, stream_blocks
+        from .kernels.workspace import new_run_state
 
         self.vocab, self.hyper, self.book = state.vocab, state.hyper, book
-        m, K, n, B = state.hyper.hidden, state.vocab.size, state.hyper.seq_length, state.hyper.streams
+        n, B = state.hyper.seq_length, state.hyper.streams
         self.per_epoch = updates_per_epoch(book.shape[0], n)
         if B > self.per_epoch:
             raise ValueError(f"{B} streams on a text of {self.per_epoch} chunks: streams would coincide")
@@ -43,14 +43,14 @@ class Trainer:
                         else (state.stream_h, state.stream_positions))
         self.run_state = new_run_state(state.params, state.adagrad, H, positions, state.update,
                                        state.smooth_loss, state.best_smooth_loss)
-        self.work = allocate_workspace(B, n, m, K, state.params.shape[0], state.params.dtype, book.dtype)
+        self.work, dims, kind = model_workspace(state.layout, B, n, state.params.dtype, book.dtype)
         self.best_val_loss = state.best_val_loss
         if parallel is None:
-            self._loop = loop.loop_for(len(stream_blocks(B)), numba.get_num_threads())
+            self._loop = loop.loop_for(len(self.work.block_starts) - 1, numba.get_num_threads(), kind)
         else:
-            self._loop = loop.train_updates_parallel if parallel else loop.train_updates
+            self._loop = loop.train_loops(kind)[1 if parallel else 0]
         scalar = state.params.dtype.type
-        self._args = (scalar(state.hyper.eta), scalar(state.hyper.eps), scalar(state.hyper.clip), m, K)
+        self._args = (scalar(state.hyper.eta), scalar(state.hyper.eps), scalar(state.hyper.clip), dims)
 
     @property
     def update(self) -> int:
@@ -133,6 +133,44 @@ class Trainer:
         state = self._state(run.best[0], run.best_H, run.best_positions, update, self.epoch_of(update + 1), s, s)
         state.best_val_loss = float("inf")
         return state
+
+
+def model_workspace(layout, streams: int, n: int, dtype, index_dtype):
+    """(workspace, dims, kind) of a model of ``layout`` for the kernels: the classic cell's
+    ``Workspace`` and (m, K), or a stack's ``StackWorkspace`` and (L, m, K, gm); ``kind`` names
+    the loop's build (``kernels.loop.train_loops``)."""
+    from .kernels.workspace import allocate_stack_workspace, allocate_workspace
+
+    m, K = layout.m, layout.K
+    if layout.classic:
+        return allocate_workspace(streams, n, m, K, layout.size, dtype, index_dtype), (m, K), "classic"
+    dims = (layout.layers, m, K, layout.gm)
+    return (allocate_stack_workspace(streams, n, layout.layers, m, layout.gm, K, layout.size, dtype, index_dtype),
+            dims, layout.cell)
+
+
+def chunk_gradients(state: State, x: np.ndarray, y: np.ndarray, h0: np.ndarray) -> tuple[float, np.ndarray]:
+    """(loss, raw gradients (P,)) of one chunk from the kernels: inputs x, targets y (n,) int,
+    from the flat carried state h0 (S,), for a model of any layout (gradcheck, tests)."""
+    from .kernels import loop
+    from .kernels.stack import kernels_for
+    from .kernels.workspace import new_run_state
+
+    layout = state.layout
+    n = len(x)
+    work, dims, kind = model_workspace(layout, 1, n, state.params.dtype, np.asarray(x).dtype)
+    book = np.concatenate([np.asarray(x), np.asarray(y)[-1:]]).astype(np.asarray(x).dtype)
+    run = new_run_state(state.params, state.adagrad, np.asarray(h0, state.params.dtype)[None, :], [0], 0,
+                        float("nan"), float("inf"))
+    params = run.params[0]
+    if kind == "classic":
+        loop.transposes_for(work, params, dims)
+        loop.block_loss_and_grads(0, run, work, book, params, dims)
+    else:
+        kernels = kernels_for(kind)
+        kernels["transposes_for"](work, params, dims)
+        kernels["block_loss_and_grads"](0, run, work, book, params, dims)
+    return float(work.block_losses[0]), work.block_grads[0].copy()
 
 
 def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = False, scorer: bool = False,

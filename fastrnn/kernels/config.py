@@ -7,3 +7,31 @@ JIT = dict(cache=True, error_model="numpy", fastmath=FASTMATH)
 # source line, which the versions would share. They are compiled into the cached kernels that
 # call them.
 UNCACHED = dict(JIT, cache=False)
+
+
+def compiled_as(func, name, namespace=None, **options):
+    """``func`` compiled under its own name, its globals looked up in ``namespace`` (default:
+    its module's): Numba's cache keeps one entry per name and source line, which two builds of
+    one function with different options or callees would share."""
+    import types
+
+    from numba import njit
+
+    copy = types.FunctionType(func.__code__, func.__globals__ if namespace is None else namespace, name,
+                              func.__defaults__, func.__closure__)
+    copy.__qualname__ = name
+    copy.__doc__ = func.__doc__
+    return njit(**options)(copy)
+
+
+def compiled_copies(funcs, suffix, module_globals, overrides, **options):
+    """Each of ``funcs`` compiled as ``<name>_<suffix>`` (its leading underscore dropped), each
+    looking up globals in ``module_globals`` updated with ``overrides`` and with the copies
+    made before it under their names: one body, one build per cell. Returns {name: copy}."""
+    namespace = dict(module_globals)
+    namespace.update(overrides)
+    built = {}
+    for func in funcs:
+        public = func.__name__.lstrip("_")
+        namespace[public] = built[public] = compiled_as(func, f"{public}_{suffix}", namespace, **(options or JIT))
+    return built

@@ -10,13 +10,18 @@ The loop is compiled twice from one body: ``train_updates`` runs the blocks one 
 ``train_updates_parallel`` on Numba's threads (``prange``). Nothing depends on how blocks are
 shared among threads, so both give the same numbers bit for bit; a run that has one block, or
 one thread, needs only the first, which compiles faster and has no thread start-up per update.
+
+The body reaches the model through four hooks, the classic cell's below and a stack's in
+``stack.py``: ``transposes_for``, ``block_loss_and_grads``, ``keep_end_states`` and
+``held_rows``, all taking the model's sizes as one tuple ``dims`` ((m, K) for the classic cell,
+(L, m, K, gm) for a stack). ``loop_for`` hands out the builds of the classic cell and of each
+stack's cell (``train_loops``), compiled only when first run.
 """
 import math
-import types
 
 from numba import njit, prange
 
-from .config import JIT
+from .config import JIT, compiled_as
 from .linalg import copy_rows_into
 from .optim import adagrad_update, adagrad_update_inplace_held
 from .rnn import chunk_loss_and_grads, transposes_into
@@ -32,11 +37,12 @@ def smoothed(smooth, loss):
 
 
 @njit(inline="always")
-def step_and_keep_best(run, grads, held, smooth, m, K, eta, eps, clip):
+def step_and_keep_best(run, grads, held, smooth, first_row, row_len, eta, eps, clip):
     """Record ``smooth`` as the run's smooth loss and apply the AdaGrad step to the live model
     of ``run`` (a ``RunState``); returns whether it is a new best, in which case the step writes
     into the other buffer so that the model that earned it stays intact, and run.best names it.
-    grads (P,): read.   held (K,) bool: the characters the update's chunks held as inputs (see
+    grads (P,): read.   held (K,) bool: the characters the update's chunks held as inputs, whose
+    input-weight rows of ``row_len`` from ``first_row`` are updated (see
     ``adagrad_update_inplace_held``; the step into the other buffer updates every row)."""
     cur = run.current[0]
     dst = cur
@@ -47,7 +53,7 @@ def step_and_keep_best(run, grads, held, smooth, m, K, eta, eps, clip):
         run.best_update[0] = run.update[0]
         dst = 1 - cur
     if dst == cur:
-        adagrad_update_inplace_held(run.params[cur], run.mem[cur], grads, held, m * m, m, eta, eps, clip)
+        adagrad_update_inplace_held(run.params[cur], run.mem[cur], grads, held, first_row, row_len, eta, eps, clip)
     else:
         adagrad_update(run.params[dst], run.mem[dst], run.params[cur], run.mem[cur], grads, eta, eps, clip)
     run.current[0] = dst
@@ -59,11 +65,12 @@ def step_and_keep_best(run, grads, held, smooth, m, K, eta, eps, clip):
 # Compiled on its own rather than inlined: inlined into the prange body of the parallel build,
 # it gave wrong losses there (Numba's parfor pass mishandled the inlined code).
 @njit(**JIT)
-def block_loss_and_grads(j, run, work, book, params, m, K):
+def block_loss_and_grads(j, run, work, book, params, dims):
     """Block j of ``work`` (a ``Workspace``) through the cell: its streams' chunks from ``book``
     at run.positions, starting from run.H; writes work.block_grads[j] and work.block_losses[j]
     and leaves h_n of each stream at the end of work.hs[j]. params (P,): read; work.WT and
-    work.VT hold its transposes."""
+    work.VT hold its transposes.   dims: (m, K)."""
+    m, K = dims
     first = work.block_starts[j]
     G = work.block_starts[j + 1] - first
     n = work.chars.shape[2] - 1
@@ -80,15 +87,38 @@ def block_loss_and_grads(j, run, work, book, params, m, K):
         work.wh[j, :G * m].reshape((G, m)), work.scratch[j], xy[:, :n], xy[:, 1:], work.WT, work.VT, params, m, K)
 
 
-def _train_updates(losses, smooths, run, work, book, eta, eps, clip, m, K):
+@njit(**JIT)
+def transposes_for(work, params, dims):
+    """work.WT, work.VT <- W.T, V.T of params (P,)."""
+    m, K = dims
+    transposes_into(work.WT, work.VT, params, m, K)
+
+
+@njit(**JIT)
+def keep_end_states(run, work, j, first, G, n, dims):
+    """run.H of block j's G streams from ``first`` <- the h_n their chunks ended in."""
+    m, K = dims
+    copy_rows_into(run.H[first:first + G], work.hs[j, n * G * m:(n + 1) * G * m].reshape((G, m)))
+
+
+@njit(**JIT)
+def held_rows(dims):
+    """(first index, length) of the rows of U.T, which the optimizer skips for characters no
+    chunk held."""
+    m, K = dims
+    return m * m, m
+
+
+def _train_updates(losses, smooths, run, work, book, eta, eps, clip, dims):
     """Apply ``losses.shape[0]`` training updates.
 
     losses, smooths (N,) float64: written with each update's chunk loss and smooth loss (per
         chunk: the mean over streams).
-    run: a ``RunState``, read and written.   work: a ``Workspace`` for run.H.shape[0] streams.
+    run: a ``RunState``, read and written.   work: a ``Workspace`` (``StackWorkspace``) for
+        run.H.shape[0] streams.
     book (N_chars,) int: the encoded text; a stream with fewer than n + 1 characters left
-        starts again at 0 with h = 0.
-    eta, eps, clip: of the parameters' dtype.   m, K: hidden and vocabulary sizes.
+        starts again at 0 with its state 0.
+    eta, eps, clip: of the parameters' dtype.   dims: the model's sizes, for the hooks.
     """
     B = run.H.shape[0]
     nb = work.block_starts.shape[0] - 1
@@ -100,9 +130,9 @@ def _train_updates(losses, smooths, run, work, book, eta, eps, clip, m, K):
                 run.positions[s] = 0
                 run.H[s] = 0.0
         live = run.params[run.current[0]]
-        transposes_into(work.WT, work.VT, live, m, K)  # shared, read-only, by all blocks
+        transposes_for(work, live, dims)  # shared, read-only, by all blocks
         for j in prange(nb):
-            block_loss_and_grads(j, run, work, book, live, m, K)
+            block_loss_and_grads(j, run, work, book, live, dims)
         loss = 0.0
         for j in range(nb):
             loss += work.block_losses[j]
@@ -123,33 +153,40 @@ def _train_updates(losses, smooths, run, work, book, eta, eps, clip, m, K):
                 for j in range(nb):
                     acc += work.block_grads[j, i]
                 grads[i] = acc / B
-        if step_and_keep_best(run, grads, work.held, smooth, m, K, eta, eps, clip):
+        first_row, row_len = held_rows(dims)
+        if step_and_keep_best(run, grads, work.held, smooth, first_row, row_len, eta, eps, clip):
             copy_rows_into(run.best_H, run.H)
             for s in range(B):
                 run.best_positions[s] = run.positions[s]
         for j in range(nb):
             first = work.block_starts[j]
             G = work.block_starts[j + 1] - first
-            copy_rows_into(run.H[first:first + G], work.hs[j, n * G * m:(n + 1) * G * m].reshape((G, m)))
+            keep_end_states(run, work, j, first, G, n, dims)
         for s in range(B):
             run.positions[s] += n
         losses[step] = loss
         smooths[step] = smooth
 
 
-def _compiled_as(func, name, **options):
-    """``func`` compiled under its own name: Numba's cache keeps one entry per name and source
-    line, which two builds of one function with different options would share."""
-    copy = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__, func.__closure__)
-    copy.__qualname__ = name
-    copy.__doc__ = func.__doc__
-    return njit(**options)(copy)
+train_updates = compiled_as(_train_updates, "train_updates", **JIT)
+train_updates_parallel = compiled_as(_train_updates, "train_updates_parallel", **JIT, parallel=True)
+_LOOPS = {"classic": (train_updates, train_updates_parallel)}
 
 
-train_updates = _compiled_as(_train_updates, "train_updates", **JIT)
-train_updates_parallel = _compiled_as(_train_updates, "train_updates_parallel", **JIT, parallel=True)
+def train_loops(kind: str):
+    """(serial build, parallel build) of the loop for ``kind``: "classic", or a stack's cell."""
+    if kind not in _LOOPS:
+        from .stack import kernels_for
+
+        namespace = dict(globals())
+        namespace.update({name: f for name, f in kernels_for(kind).items()
+                          if name in ("transposes_for", "block_loss_and_grads", "keep_end_states", "held_rows")})
+        _LOOPS[kind] = (compiled_as(_train_updates, f"train_updates_{kind}", namespace, **JIT),
+                        compiled_as(_train_updates, f"train_updates_parallel_{kind}", namespace, **JIT, parallel=True))
+    return _LOOPS[kind]
 
 
-def loop_for(blocks: int, threads: int):
+def loop_for(blocks: int, threads: int, kind: str = "classic"):
     """The compiled loop to run ``blocks`` blocks of streams on ``threads`` threads."""
-    return train_updates_parallel if blocks > 1 and threads > 1 else train_updates
+    serial, parallel = train_loops(kind)
+    return parallel if blocks > 1 and threads > 1 else serial

@@ -156,3 +156,35 @@ def chunk_loss_and_grads(grads, hs, ps, dh_out, dh_next, wh, scratch, xs, ys, WT
     loss = rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c)
     rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V)
     return loss
+
+
+# The rnn cell in a stack (``stack.py``; PyTorch's ``torch.nn.RNN``): the step of one layer,
+# with the signatures of every cell's step (``lstm.py``).
+
+@njit(**JIT)
+def rnn_forward_step(h, c, a, aux, hh, b_hh, h_prev, c_prev, scratch):
+    """h (G, m): written with h_t = tanh(a + W_hh h_{t-1} + b_hh).   a (G, m): read as
+    W_ih x_t + b_ih, written with h_t.   hh (G, m): W_hh h_{t-1}, read.   b_hh (m,): read.
+    c, aux, h_prev, c_prev: unused.   scratch (3, >= G m): workspace."""
+    G, m = h.shape
+    for s in range(G):
+        for i in range(m):
+            a[s, i] += hh[s, i] + b_hh[i]
+    tanh_inplace(a.reshape(G * m), scratch)
+    for s in range(G):
+        for i in range(m):
+            h[s, i] = a[s, i]
+
+
+@njit(**JIT)
+def rnn_backward_step(dg_ih, dg_hh, dh_next, dc_next, dh_above, a, aux, h_prev, c_prev, h):
+    """dg_ih, dg_hh (G, m): written with da = (dh_above + dh_next) (1 - h_t^2).   dh_next (G, m):
+    read, then written with 0 (the caller adds W_hh^T da).   a (G, m): h_t, read.   The rest:
+    unused."""
+    G, m = dh_next.shape
+    for s in range(G):
+        for i in range(m):
+            da = (dh_above[s, i] + dh_next[s, i]) * (1.0 - a[s, i] * a[s, i])
+            dg_ih[s, i] = da
+            dg_hh[s, i] = da
+            dh_next[s, i] = 0.0

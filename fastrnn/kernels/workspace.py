@@ -1,8 +1,9 @@
 """The named arrays the kernels work on, and the one function that allocates each.
 
-``Workspace``: the buffers of one training update of B streams, also used for scoring a text
-(one stream) and for one chunk's gradients (gradcheck, tests). ``RunState``: what the training
-loop reads and writes from update to update. Both are NamedTuples of NumPy arrays, which Numba
+``Workspace``: the buffers of one training update of B streams of the classic cell, also used
+for scoring a text (one stream) and for one chunk's gradients (gradcheck, tests).
+``StackWorkspace``: the same for a stack of layers of any cell (``stack.py``). ``RunState``:
+what the training loop reads and writes from update to update. Both are NamedTuples of NumPy arrays, which Numba
 passes into kernels as they are; scalars that kernels update live in arrays of one element.
 """
 from typing import NamedTuple
@@ -10,13 +11,16 @@ from typing import NamedTuple
 import numpy as np
 
 STREAM_BLOCK = 8  # streams per block: W.T and V.T are read once per timestep for up to this many
+# a stack's recurrent weights (4 m^2 numbers per layer for the LSTM) outgrow the caches sooner:
+# more streams share each pass over them
+STACK_STREAM_BLOCK = 16
 
 
-def stream_blocks(B: int) -> list[int]:
-    """Stream count of each block, for B streams: ceil(B / STREAM_BLOCK) blocks of near-equal
+def stream_blocks(B: int, per_block: int = STREAM_BLOCK) -> list[int]:
+    """Stream count of each block, for B streams: ceil(B / per_block) blocks of near-equal
     size, earlier blocks one larger. A function of B alone, so results never depend on the
     number of threads that run the blocks."""
-    count = -(-B // STREAM_BLOCK)
+    count = -(-B // per_block)
     return [B // count + (1 if i < B % count else 0) for i in range(count)]
 
 
@@ -78,6 +82,57 @@ def allocate_workspace(streams: int, n: int, m: int, K: int, P: int, dtype, inde
     )
 
 
+class StackWorkspace(NamedTuple):
+    """Buffers of one update of B streams through a stack of L layers of a cell with G m rows
+    of weights per layer (gm), in nb blocks of at most G streams (``stream_blocks``).
+
+    Per-block buffers are flat, as in ``Workspace``; block j of G_j streams reshapes the start
+    of its row (``stack.block_buffers``).
+    """
+
+    block_starts: np.ndarray  # (nb+1,) int64
+    chars: np.ndarray  # (nb, G, n+1) of the book's dtype
+    hs: np.ndarray  # (nb, L (n+1) G m): each layer's h_0..h_n
+    cs: np.ndarray  # (nb, L (n+1) G m): each layer's c_0..c_n (the LSTM's)
+    gates: np.ndarray  # (nb, L n G gm): each layer's activated gates
+    aux: np.ndarray  # (nb, L n G m): what a cell's backward step needs besides (tanh c_t; W_hn h + b_hn)
+    ps: np.ndarray  # (nb, n G K): probabilities, then output gradients
+    dh: np.ndarray  # (nb, 2, n G m): dL/dh_t of a layer, from above; the layer below's
+    dg_ih: np.ndarray  # (nb, n G gm): the gradient of the input product's output
+    dg_hh: np.ndarray  # (nb, n G gm): the gradient of the recurrent product's output
+    dh_next: np.ndarray  # (nb, G m): dL/dh_t through step t+1
+    dc_next: np.ndarray  # (nb, G m): dL/dc_t through step t+1
+    hh: np.ndarray  # (nb, G gm): W_hh h_{t-1}
+    scratch: np.ndarray  # (nb, 3, G max(gm, K)): exp, tanh, sigmoid and softmax work
+    block_grads: np.ndarray  # (nb, P)
+    block_losses: np.ndarray  # (nb,) float64
+    grads: np.ndarray  # (P,): the mean gradient of all streams (B > 1)
+    WT: np.ndarray  # (L, 2, m, gm): W_hh.T and (layers above the first) W_ih.T of the live parameters
+    VT: np.ndarray  # (m, K): head.weight.T
+    held: np.ndarray  # (K,) bool
+
+
+def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: int, P: int, dtype,
+                             index_dtype) -> StackWorkspace:
+    """A ``StackWorkspace`` for ``streams`` streams of chunks of ``n`` characters through L layers
+    of hidden size m and gm weight rows, vocabulary K and P parameters."""
+    sizes = stream_blocks(streams, STACK_STREAM_BLOCK)
+    nb, G = len(sizes), max(sizes)
+    dtype = np.dtype(dtype)
+    zeros = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
+    return StackWorkspace(
+        block_starts=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        chars=np.zeros((nb, G, n + 1), index_dtype),
+        hs=zeros(nb, L * (n + 1) * G * m), cs=zeros(nb, L * (n + 1) * G * m),
+        gates=zeros(nb, L * n * G * gm), aux=zeros(nb, L * n * G * m), ps=zeros(nb, n * G * K),
+        dh=zeros(nb, 2, n * G * m), dg_ih=zeros(nb, n * G * gm), dg_hh=zeros(nb, n * G * gm),
+        dh_next=zeros(nb, G * m), dc_next=zeros(nb, G * m), hh=zeros(nb, G * gm),
+        scratch=zeros(nb, 3, G * max(gm, K)),
+        block_grads=zeros(nb, P), block_losses=np.zeros(nb), grads=zeros(P),
+        WT=zeros(L, 2, m, gm), VT=zeros(m, K), held=np.zeros(K, np.bool_),
+    )
+
+
 class RunState(NamedTuple):
     """What the training loop carries from update to update (all read and written).
 
@@ -87,9 +142,9 @@ class RunState(NamedTuple):
 
     params: np.ndarray  # (2, P): the live buffer is params[current[0]]
     mem: np.ndarray  # (2, P): AdaGrad sums, beside params
-    H: np.ndarray  # (B, m): each stream's hidden state
+    H: np.ndarray  # (B, S): each stream's carried state (S = m for the classic cell)
     positions: np.ndarray  # (B,) int64: each stream's next chunk start
-    best_H: np.ndarray  # (B, m): the start states of the best model's chunks
+    best_H: np.ndarray  # (B, S): the start states of the best model's chunks
     best_positions: np.ndarray  # (B,) int64
     current: np.ndarray  # (1,) int64: 0 or 1, the live buffer
     update: np.ndarray  # (1,) int64: updates applied
@@ -100,7 +155,7 @@ class RunState(NamedTuple):
 
 
 def new_run_state(params, mem, H, positions, update: int, smooth: float, best_smooth: float) -> RunState:
-    """A ``RunState`` starting from the flat ``params`` and ``mem`` (P,), hidden states H (B, m)
+    """A ``RunState`` starting from the flat ``params`` and ``mem`` (P,), carried states H (B, S)
     and chunk starts (B,); no best model yet."""
     return RunState(
         params=np.stack([params, params]), mem=np.stack([mem, mem]),

@@ -1,0 +1,194 @@
+"""The cells and their parameter arrays: one declaration that checkpoints, the API's ``Model``,
+export, the page's sampler, gradcheck and the report read.
+
+Three cells, with PyTorch's maths and names (``torch.nn.RNN``, ``torch.nn.GRU``,
+``torch.nn.LSTM``), layer k fed by layer k-1's h (layer 0 by the one-hot character x_t):
+
+    rnn   h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+    gru   r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+          z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+          n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+          h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+    lstm  i_t, f_t, o_t = sigmoid(.), g_t = tanh(.) of the four blocks of
+                          W_ih x_t + b_ih + W_hh h_{t-1} + b_hh, in the order i, f, g, o
+          c_t = f_t * c_{t-1} + i_t * g_t,   h_t = o_t * tanh(c_t)
+
+then the output layer on the last layer's h: o_t = V h_t + c, p_t = softmax(o_t).
+
+Each layer k has ``weight_ih_l{k}`` (G m, K or m), ``weight_hh_l{k}`` (G m, m), ``bias_ih_l{k}``
+and ``bias_hh_l{k}`` (G m,), G being the cell's gate multiple (1, 3, 4), gates stacked in
+PyTorch's order; the output layer ``head.weight`` (V, (K, m)) and ``head.bias`` (c, (K,)).
+
+The classic cell (``rnn``, one layer) keeps the assignment's arrays W = weight_hh_l0,
+U = weight_ih_l0, b (one bias: PyTorch's bias_hh_l0 is 0), V and c, and its initialisation,
+bit for bit. Every other model is a *stack*.
+
+All parameters live in one flat buffer, in the order of ``Layout.shapes``, so the optimizer
+runs over one array. The input weights of layer 0 are stored transposed, a column after
+another: the column that character x reads and updates is contiguous, and the columns of
+characters a chunk does not hold are skipped as wholes by the optimizer. Checkpoints and
+``Model`` show every array in its own (PyTorch's) orientation.
+
+Adding a fourth cell: a ``Cell`` here, its step pair in ``kernels/<cell>.py`` (registered in
+``kernels/stack.py``'s ``STEPS``), and its maths in ``reference.py``'s ``STEPS``; the page's
+sampler (``web/sampler.js``) has its step too.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Cell:
+    """A cell's declaration: its gate multiple and the state it carries per layer."""
+
+    name: str
+    gates: int  # blocks of m rows in weight_ih / weight_hh (PyTorch's gate multiple)
+    carried: tuple[str, ...]  # per layer, the vectors carried from chunk to chunk
+    init: str  # "normal": N(0, sigma) weights (the assignment's); "uniform": U(-1/sqrt(m), 1/sqrt(m))
+    gate_names: tuple[str, ...]  # the blocks, in PyTorch's order
+
+
+CELLS = {
+    "rnn": Cell("rnn", 1, ("h",), "normal", ("",)),
+    "gru": Cell("gru", 3, ("h",), "uniform", ("r", "z", "n")),
+    "lstm": Cell("lstm", 4, ("h", "c"), "uniform", ("i", "f", "g", "o")),
+}
+CLASSIC_NAMES = ("W", "U", "V", "b", "c")
+# the classic arrays under PyTorch's state-dict names (bias_hh_l0 is exported as zeros)
+CLASSIC_TORCH_NAMES = {"W": "weight_hh_l0", "U": "weight_ih_l0", "b": "bias_ih_l0", "V": "head.weight",
+                       "c": "head.bias"}
+LSTM_FORGET_BIAS = 1.0  # bias_ih's f block starts at 1, so that cells remember from the start
+
+
+def cell_of(name: str) -> Cell:
+    """The cell called ``name``; KeyError names the cells there are."""
+    try:
+        return CELLS[name]
+    except KeyError:
+        raise KeyError(f"unknown cell {name!r}: one of {', '.join(CELLS)}") from None
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each parameter sits in the flat buffer of a model with hidden size m, vocabulary
+    size K, and ``layers`` layers of ``cell``."""
+
+    m: int
+    K: int
+    cell: str = "rnn"
+    layers: int = 1
+
+    @property
+    def classic(self) -> bool:
+        """The assignment's model: one layer of the rnn cell, arrays W, U, V, b, c."""
+        return self.cell == "rnn" and self.layers == 1
+
+    @property
+    def gm(self) -> int:
+        """Rows of each layer's weight matrices: the gate multiple times m."""
+        return cell_of(self.cell).gates * self.m
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every parameter array's shape, in the order of the flat buffer."""
+        m, K = self.m, self.K
+        if self.classic:
+            return {"W": (m, m), "U": (m, K), "V": (K, m), "b": (m,), "c": (K,)}
+        gm = self.gm
+        out = {}
+        for k in range(self.layers):
+            out[f"weight_ih_l{k}"] = (gm, K if k == 0 else m)
+            out[f"weight_hh_l{k}"] = (gm, m)
+            out[f"bias_ih_l{k}"] = (gm,)
+            out[f"bias_hh_l{k}"] = (gm,)
+        out["head.weight"] = (K, m)
+        out["head.bias"] = (K,)
+        return out
+
+    def transposed(self, name: str) -> bool:
+        """Whether ``name`` is stored transposed (the input weights of layer 0)."""
+        return name in ("U", "weight_ih_l0")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.shapes())
+
+    @property
+    def size(self) -> int:
+        return sum(int(np.prod(s)) for s in self.shapes().values())
+
+    def offsets(self) -> dict[str, int]:
+        """Each array's first index in the flat buffer."""
+        out, start = {}, 0
+        for name, shape in self.shapes().items():
+            out[name] = start
+            start += int(np.prod(shape))
+        return out
+
+    def views(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views (no copies) into a flat buffer of length ``size``; the input weights of
+        layer 0 are the transpose of a contiguous block."""
+        out, start = {}, 0
+        for name, shape in self.shapes().items():
+            n = int(np.prod(shape))
+            block = flat[start:start + n]
+            out[name] = block.reshape(shape[::-1]).T if self.transposed(name) else block.reshape(shape)
+            start += n
+        return out
+
+    def torch_state_dict(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """The arrays under PyTorch's names (``torch.nn.RNN/GRU/LSTM`` as ``rnn.*`` without the
+        prefix, the output ``torch.nn.Linear`` as ``head.*``), as contiguous copies."""
+        views = self.views(flat)
+        if not self.classic:
+            return {name: np.ascontiguousarray(v) for name, v in views.items()}
+        out = {CLASSIC_TORCH_NAMES[name]: np.ascontiguousarray(v) for name, v in views.items()}
+        out["bias_hh_l0"] = np.zeros_like(out["bias_ih_l0"])
+        return {name: out[name] for name in Layout(self.m, self.K, "rnn", 2).shapes() if name in out}
+
+    # the carried state: per stream, one flat vector [h of layer 0, ..., h of layer L-1, c of
+    # layer 0, ...] (the classic cell: h alone)
+
+    @property
+    def carried(self) -> tuple[str, ...]:
+        return cell_of(self.cell).carried
+
+    @property
+    def state_size(self) -> int:
+        """Numbers carried per stream from chunk to chunk."""
+        return len(self.carried) * self.layers * self.m
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The carried vectors as checkpoints hold them: h (m,) for the classic cell, else h
+        (and c for the LSTM) of shape (layers, m)."""
+        if self.classic:
+            return {"h": (self.m,)}
+        return {name: (self.layers, self.m) for name in self.carried}
+
+    def state_views(self, flat_state: np.ndarray) -> dict[str, np.ndarray]:
+        """Named views of one stream's flat carried state (S,)."""
+        out, start = {}, 0
+        for name, shape in self.state_shapes().items():
+            n = int(np.prod(shape))
+            out[name] = flat_state[start:start + n].reshape(shape)
+            start += n
+        return out
+
+    def initialise(self, flat: np.ndarray, rng: np.random.Generator, sigma: float) -> None:
+        """Draw the weights of ``flat`` in the order of ``shapes``, each at its own shape: the
+        rnn cell N(0, sigma) (the assignment's), the gated cells U(-1/sqrt(m), 1/sqrt(m))
+        (PyTorch's); biases 0, but for the LSTM's forget gate (``LSTM_FORGET_BIAS``)."""
+        views = self.views(flat)
+        uniform = cell_of(self.cell).init == "uniform"
+        bound = 1.0 / np.sqrt(self.m)
+        for name, view in views.items():
+            if view.ndim == 2:
+                view[...] = (rng.uniform(-bound, bound, size=view.shape) if uniform
+                             else rng.normal(0.0, sigma, size=view.shape))
+            else:
+                view[...] = 0.0
+        if self.cell == "lstm":
+            for k in range(self.layers):
+                views[f"bias_ih_l{k}"][self.m:2 * self.m] = LSTM_FORGET_BIAS

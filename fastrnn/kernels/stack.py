@@ -1,0 +1,322 @@
+"""A stack of L layers of one cell and the output layer: the forward and backward pass over one
+chunk of G streams walked in step, for every cell (``cells.py`` has the maths).
+
+What all cells share lives here: the products, as ``linalg.matmul_add`` over all G streams
+(and, where nothing is recurrent, over all n timesteps at once), and the walk through the
+layers and timesteps. Per layer k and timestep t:
+
+    a_t = b_ih + W_ih x_t       layer 0: row x_t of W_ih.T (the one-hot product, a gather);
+                                above: the layer below's h_t, every t in one product
+    hh_t = W_hh h_{t-1}         then the cell's step makes h_t (and c_t) from a_t, hh_t, b_hh
+
+and backward, top layer first, t from n-1 down, the cell's step gives the gradients of the
+two products' outputs (dg_ih_t, dg_hh_t) from dL/dh_t, then dL/dh_{t-1} += W_hh^T dg_hh_t; the
+weight gradients are chunk-wide products, and W_ih^T dg_ih_t is dL/dh_t of the layer below.
+
+A cell is its pair of steps (``STEPS``), of the signatures of ``lstm.lstm_forward_step`` and
+``lstm_backward_step``. The functions here are compiled once per cell, as copies named
+after it (``kernels_for``): each calls its own cell's steps, and a command compiles only the
+cell it runs. Each stream's numbers go through the same operations whatever G and n are, so
+one stream in a block equals that stream alone and sampling (n = 1) continues exactly the
+state training computed.
+
+The flat parameter buffer holds, per layer, W_ih (layer 0: W_ih.T, (K, gm)), W_hh (gm, m),
+b_ih, b_hh, then the head V (K, m) and c (K,) (``cells.Layout``). ``dims`` is (L, m, K, gm).
+"""
+import math
+
+from numba import njit
+
+from .config import JIT, compiled_copies
+from .gru import gru_backward_step, gru_forward_step
+from .linalg import copy_into, matmul_add, matmul_add_transposed, transpose_into
+from .lstm import lstm_backward_step, lstm_forward_step
+from .mathfn import softmax_rows
+from .rnn import rnn_backward_step, rnn_forward_step
+
+STEPS = {
+    "rnn": (rnn_forward_step, rnn_backward_step),
+    "gru": (gru_forward_step, gru_backward_step),
+    "lstm": (lstm_forward_step, lstm_backward_step),
+}
+
+
+@njit(inline="always")
+def layer_offset(l, m, K, gm):
+    """Index of layer l's first parameter in the flat buffer (l = L: the head's)."""
+    if l == 0:
+        return 0
+    return K * gm + gm * m + 2 * gm + (l - 1) * (2 * gm * m + 2 * gm)
+
+
+@njit(inline="always")
+def layer_views(flat, l, m, K, gm):
+    """(W_ih, W_hh (gm, m), b_ih (gm,), b_hh (gm,)) of layer l in a flat buffer; W_ih is
+    W_ih.T (K, gm) for layer 0 (row x: the column character x reads) and (gm, m) above."""
+    start = layer_offset(l, m, K, gm)
+    rows, cols = (K, gm) if l == 0 else (gm, m)
+    o1 = start + rows * cols
+    o2 = o1 + gm * m
+    o3 = o2 + gm
+    return flat[start:o1].reshape((rows, cols)), flat[o1:o2].reshape((gm, m)), flat[o2:o3], flat[o3:o3 + gm]
+
+
+@njit(inline="always")
+def head_views(flat, L, m, K, gm):
+    """(V (K, m), c (K,)) of the output layer in a flat buffer."""
+    start = layer_offset(L, m, K, gm)
+    return flat[start:start + K * m].reshape((K, m)), flat[start + K * m:start + K * m + K]
+
+
+@njit(**JIT)
+def stack_transposes_into(WT, VT, params, dims):
+    """WT (L, 2, m, gm) written with each layer's W_hh.T and (above layer 0) W_ih.T, VT (m, K)
+    with V.T: the layouts the forward products read row by row."""
+    L, m, K, gm = dims
+    for l in range(L):
+        W_ih, W_hh, b_ih, b_hh = layer_views(params, l, m, K, gm)
+        transpose_into(WT[l, 0], W_hh)
+        if l > 0:
+            transpose_into(WT[l, 1], W_ih)
+    V, c = head_views(params, L, m, K, gm)
+    transpose_into(VT, V)
+
+
+@njit(inline="always")
+def load_states(hs, cs, states):
+    """Row 0 of every layer of hs, cs (L, n+1, G, m) <- the streams' flat carried states
+    (G, S): h of each layer, then (S = 2 L m, the LSTM) c of each layer; c = 0 otherwise."""
+    L, G, m = hs.shape[0], hs.shape[2], hs.shape[3]
+    carries_c = states.shape[1] == 2 * L * m
+    for s in range(G):
+        for l in range(L):
+            for i in range(m):
+                hs[l, 0, s, i] = states[s, l * m + i]
+                cs[l, 0, s, i] = states[s, (L + l) * m + i] if carries_c else 0.0
+
+
+@njit(inline="always")
+def store_states(states, hs, cs, t):
+    """The streams' flat carried states (G, S) <- row t of every layer of hs (and cs)."""
+    L, G, m = hs.shape[0], hs.shape[2], hs.shape[3]
+    carries_c = states.shape[1] == 2 * L * m
+    for s in range(G):
+        for l in range(L):
+            for i in range(m):
+                states[s, l * m + i] = hs[l, t, s, i]
+                if carries_c:
+                    states[s, (L + l) * m + i] = cs[l, t, s, i]
+
+
+def _layers_forward(hs, cs, gates, aux, hh, scratch, xs, WT, params, dims):
+    """The layers' forward pass over one chunk of G streams.
+
+    hs, cs (L, n+1, G, m): row 0 of each layer read (the carried h, c), rows 1..n written.
+    gates (L, n, G, gm), aux (L, n, G, m): written with what the backward steps read.
+    hh (G, gm), scratch (3, >= G max(gm, K)): workspaces.   xs (G, n) int: the inputs.
+    WT (L, 2, m, gm): read (``stack_transposes_into``).   params (P,): read.
+    """
+    L, m, K, gm = dims
+    G, n = xs.shape
+    for l in range(L):
+        W_ih, W_hh, b_ih, b_hh = layer_views(params, l, m, K, gm)
+        a = gates[l]
+        if l == 0:
+            # a_t = b_ih + W_ih[:, x_t], row x_t of W_ih.T
+            for t in range(n):
+                for s in range(G):
+                    w = W_ih[xs[s, t]]
+                    row = a[t, s]
+                    for k in range(gm):
+                        row[k] = b_ih[k] + w[k]
+        else:
+            # a_t = b_ih + W_ih h_t of the layer below, for every t at once
+            rows = a.reshape((n * G, gm))
+            for r in range(n * G):
+                copy_into(rows[r], b_ih)
+            matmul_add(rows, hs[l - 1].reshape(((n + 1) * G, m))[G:], WT[l, 1])
+        h = hs[l]
+        c = cs[l]
+        for t in range(n):
+            # hh = W_hh h_{t-1}, then the cell's step
+            hh[:] = 0.0
+            matmul_add(hh, h[t], WT[l, 0])
+            forward_step(h[t + 1], c[t + 1], a[t], aux[l, t], hh, b_hh, h[t], c[t], scratch)
+
+
+def _chunk_forward(hs, cs, gates, aux, ps, hh, scratch, xs, ys, WT, VT, params, dims):
+    """``layers_forward``, then p_t = softmax(V h_t + c) of the top layer's h_t; returns the
+    summed cross-entropy of all G chunks (float64, stream by stream).   ps (n, G, K): written.
+    VT (m, K): V.T, read.   ys (G, n) int: the targets."""
+    L, m, K, gm = dims
+    G, n = xs.shape
+    layers_forward(hs, cs, gates, aux, hh, scratch, xs, WT, params, dims)
+    V, c = head_views(params, L, m, K, gm)
+    rows = ps.reshape((n * G, K))
+    for r in range(n * G):
+        copy_into(rows[r], c)
+    matmul_add(rows, hs[L - 1].reshape(((n + 1) * G, m))[G:], VT)
+    softmax_rows(rows, scratch)
+    loss = 0.0
+    for s in range(G):
+        for t in range(n):
+            loss -= math.log(ps[t, s, ys[s, t]])
+    return loss
+
+
+def _chunk_backward(grads, dh, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates, aux, xs, ys, params, dims):
+    """Backward pass over the G chunks ``chunk_forward`` just ran; the gradients are the sums
+    over all G chunks.
+
+    grads (P,): written with the raw gradients (layer 0's W_ih as W_ih.T, as stored).
+    dh (2, n G m), dg_ih, dg_hh (n G gm), dh_next, dc_next (G, m): workspaces.
+    ps (n, G, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
+    hs, cs, gates, aux, xs, ys, params: read.
+    """
+    L, m, K, gm = dims
+    G, n = xs.shape
+    grads[:] = 0.0
+    V, c = head_views(params, L, m, K, gm)
+    dV, dc = head_views(grads, L, m, K, gm)
+    # g_t = p_t - onehot(y_t);  dc = sum_t g_t
+    for t in range(n):
+        for s in range(G):
+            g = ps[t, s]
+            g[ys[s, t]] -= 1.0
+            for k in range(K):
+                dc[k] += g[k]
+    rows = ps.reshape((n * G, K))
+    # dV = sum_t g_t h_t^T;  dL/dh_t of the top layer = V^T g_t
+    matmul_add_transposed(dV, rows, hs[L - 1].reshape(((n + 1) * G, m))[G:])
+    above = dh[0].reshape((n * G, m))
+    above[:] = 0.0
+    matmul_add(above, rows, V)
+    dgi = dg_ih.reshape((n, G, gm))
+    dgh = dg_hh.reshape((n, G, gm))
+    cur = 0
+    for l in range(L - 1, -1, -1):
+        W_ih, W_hh, b_ih, b_hh = layer_views(params, l, m, K, gm)
+        dW_ih, dW_hh, db_ih, db_hh = layer_views(grads, l, m, K, gm)
+        dabove = dh[cur].reshape((n, G, m))
+        dh_next[:] = 0.0
+        dc_next[:] = 0.0
+        for t in range(n - 1, -1, -1):
+            backward_step(dgi[t], dgh[t], dh_next, dc_next, dabove[t], gates[l, t], aux[l, t], hs[l, t], cs[l, t],
+                          hs[l, t + 1])
+            if t > 0:  # dL/dh_{t-1} += W_hh^T dg_hh_t; backprop stops at the chunk's start
+                matmul_add(dh_next, dgh[t], W_hh)
+        gi_rows = dg_ih.reshape((n * G, gm))
+        gh_rows = dg_hh.reshape((n * G, gm))
+        # dW_hh = sum_t dg_hh_t h_{t-1}^T;  db_hh = sum_t dg_hh_t;  db_ih = sum_t dg_ih_t
+        matmul_add_transposed(dW_hh, gh_rows, hs[l].reshape(((n + 1) * G, m))[:n * G])
+        for r in range(n * G):
+            for k in range(gm):
+                db_hh[k] += gh_rows[r, k]
+                db_ih[k] += gi_rows[r, k]
+        if l == 0:
+            # dW_ih[:, x_t] += dg_ih_t, row x_t of dW_ih.T
+            for t in range(n):
+                for s in range(G):
+                    dw = dW_ih[xs[s, t]]
+                    for k in range(gm):
+                        dw[k] += dgi[t, s, k]
+        else:
+            # dW_ih = sum_t dg_ih_t h_t^T of the layer below;  its dL/dh_t = W_ih^T dg_ih_t
+            below_h = hs[l - 1].reshape(((n + 1) * G, m))[G:]
+            matmul_add_transposed(dW_ih, gi_rows, below_h)
+            below = dh[1 - cur].reshape((n * G, m))
+            below[:] = 0.0
+            matmul_add(below, gi_rows, W_ih)
+            cur = 1 - cur
+
+
+def _block_views(work, j, G, n, dims):
+    """Block j's buffers of a ``StackWorkspace``, shaped for G streams and chunks of n."""
+    L, m, K, gm = dims
+    return (work.hs[j, :L * (n + 1) * G * m].reshape((L, n + 1, G, m)),
+            work.cs[j, :L * (n + 1) * G * m].reshape((L, n + 1, G, m)),
+            work.gates[j, :L * n * G * gm].reshape((L, n, G, gm)),
+            work.aux[j, :L * n * G * m].reshape((L, n, G, m)),
+            work.ps[j, :n * G * K].reshape((n, G, K)),
+            work.hh[j, :G * gm].reshape((G, gm)))
+
+
+# The hooks of the training loop (``loop.py``), for a stack.
+
+def _transposes_for(work, params, dims):
+    stack_transposes_into(work.WT, work.VT, params, dims)
+
+
+def _block_loss_and_grads(j, run, work, book, params, dims):
+    """Block j of ``work`` (a ``StackWorkspace``) through the stack: its streams' chunks from
+    ``book`` at run.positions, starting from their carried states in run.H; writes
+    work.block_grads[j] and work.block_losses[j]."""
+    L, m, K, gm = dims
+    first = work.block_starts[j]
+    G = work.block_starts[j + 1] - first
+    n = work.chars.shape[2] - 1
+    xy = work.chars[j, :G]
+    for s in range(G):
+        pos = run.positions[first + s]
+        for i in range(n + 1):
+            xy[s, i] = book[pos + i]
+    hs, cs, gates, aux, ps, hh = block_views(work, j, G, n, dims)
+    load_states(hs, cs, run.H[first:first + G])
+    xs, ys = xy[:, :n], xy[:, 1:]
+    work.block_losses[j] = chunk_forward(hs, cs, gates, aux, ps, hh, work.scratch[j], xs, ys, work.WT, work.VT,
+                                         params, dims)
+    chunk_backward(work.block_grads[j], work.dh[j], work.dg_ih[j, :n * G * gm], work.dg_hh[j, :n * G * gm],
+                   work.dh_next[j, :G * m].reshape((G, m)), work.dc_next[j, :G * m].reshape((G, m)), ps, hs, cs,
+                   gates, aux, xs, ys, params, dims)
+
+
+def _keep_end_states(run, work, j, first, G, n, dims):
+    """run.H of block j's streams <- the states their chunks ended in."""
+    hs, cs, gates, aux, ps, hh = block_views(work, j, G, n, dims)
+    store_states(run.H[first:first + G], hs, cs, n)
+
+
+def _held_rows(dims):
+    """(first index, length) of the rows of W_ih.T, which the optimizer skips for characters
+    no chunk held."""
+    L, m, K, gm = dims
+    return 0, gm
+
+
+def _text_loss(work, text, state0, params, dims):
+    """Summed cross-entropy of predicting text[1:] from text[:-1], from the carried state
+    state0 (S,), in chunks of the workspace's chunk length n; returns float64 nats.
+    work: a ``StackWorkspace`` of one stream.   text (N,) int, params (P,): read."""
+    n = work.chars.shape[2] - 1
+    stack_transposes_into(work.WT, work.VT, params, dims)
+    states = work.block_grads[0, :state0.shape[0]].reshape((1, state0.shape[0]))  # unused while scoring
+    copy_into(states[0], state0)
+    total = 0.0
+    pos = 0
+    while pos < text.shape[0] - 1:
+        chunk = min(n, text.shape[0] - 1 - pos)
+        hs, cs, gates, aux, ps, hh = block_views(work, 0, 1, chunk, dims)
+        load_states(hs, cs, states)
+        xs = text[pos:pos + chunk].reshape((1, chunk))
+        ys = text[pos + 1:pos + chunk + 1].reshape((1, chunk))
+        total += chunk_forward(hs, cs, gates, aux, ps, hh, work.scratch[0], xs, ys, work.WT, work.VT, params, dims)
+        store_states(states, hs, cs, chunk)
+        pos += chunk
+    return total
+
+
+_BUILT = {}
+
+
+def kernels_for(cell: str) -> dict:
+    """This module's functions compiled for ``cell`` (lazily: nothing compiles before a call),
+    by their names without the leading underscore: layers_forward, chunk_forward,
+    chunk_backward, block_views, transposes_for, block_loss_and_grads, keep_end_states,
+    held_rows, text_loss."""
+    if cell not in _BUILT:
+        forward, backward = STEPS[cell]
+        _BUILT[cell] = compiled_copies(
+            (_block_views, _layers_forward, _chunk_forward, _chunk_backward, _transposes_for, _block_loss_and_grads,
+             _keep_end_states, _held_rows, _text_loss),
+            cell, globals(), {"forward_step": forward, "backward_step": backward})
+    return _BUILT[cell]
