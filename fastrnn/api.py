@@ -53,8 +53,11 @@ def _say_compiling(what: str) -> None:
 class Model:
     """A trained model: parameters, vocabulary and the state it was in when saved.
 
-    Open one with ``fastrnn.load``. Parameters are read-only arrays: ``W`` (m, m), ``U`` (m, K),
-    ``V`` (K, m), ``b`` (m,), ``c`` (K,).
+    Open one with ``fastrnn.load``. ``params`` holds every parameter array by name, read-only,
+    as ``cells.Layout`` declares them: the classic cell's ``W`` (m, m), ``U`` (m, K), ``V``
+    (K, m), ``b`` (m,), ``c`` (K,) (also attributes of the model); a stack's under PyTorch's
+    names (``weight_ih_l0``, ..., ``head.weight``, ``head.bias``). ``state`` holds the carried
+    state: h (and c for the LSTM).
     """
 
     def __init__(self, state, path: str | None = None):
@@ -64,7 +67,9 @@ class Model:
     def __repr__(self) -> str:
         h = self._state.hyper
         where = f" from {self.path}" if self.path else ""
-        return f"<fastrnn.Model m={h.hidden} K={self._state.vocab.size} {h.dtype}, update {self.update:,}{where}>"
+        cell = "" if self._state.layout.classic else f"{h.cell} x{h.layers} "
+        return (f"<fastrnn.Model {cell}m={h.hidden} K={self._state.vocab.size} {h.dtype}, "
+                f"update {self.update:,}{where}>")
 
     @property
     def vocab(self) -> str:
@@ -81,10 +86,43 @@ class Model:
         """Updates applied to these parameters."""
         return self._state.update
 
-    def _param(self, name: str) -> np.ndarray:
-        view = self._state.views()[name].view()
+    @property
+    def cell(self) -> str:
+        """rnn, gru or lstm."""
+        return self._state.hyper.cell
+
+    @property
+    def layers(self) -> int:
+        return self._state.hyper.layers
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Every parameter array by name (read-only views), in the order of ``cells.Layout``."""
+        return {name: self._readonly(view) for name, view in self._state.views().items()}
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """The carried state sampling and scoring start from: h (m,) for the classic cell, h
+        (layers, m) for a stack, and c (layers, m) for the LSTM (read-only)."""
+        layout = self._state.layout
+        return {name: self._readonly(view) for name, view in layout.state_views(self._state.h).items()}
+
+    def torch_state_dict(self) -> dict[str, np.ndarray]:
+        """The parameters under PyTorch's names (copies): ``weight_ih_l{k}`` ... for
+        ``torch.nn.RNN/GRU/LSTM`` and ``head.weight``, ``head.bias`` for the output
+        ``torch.nn.Linear`` (the classic cell's W, U, b as layer 0's, its bias_hh_l0 zero)."""
+        return self._state.layout.torch_state_dict(self._state.params)
+
+    @staticmethod
+    def _readonly(view: np.ndarray) -> np.ndarray:
+        view = view.view()
         view.flags.writeable = False
         return view
+
+    def _param(self, name: str) -> np.ndarray:
+        if not self._state.layout.classic:
+            raise AttributeError(f"a {self.cell} model has no {name} (the classic rnn's); see Model.params")
+        return self._readonly(self._state.views()[name])
 
     W = property(lambda self: self._param("W"), doc="hidden-to-hidden weights (m, m)")
     U = property(lambda self: self._param("U"), doc="input-to-hidden weights (m, K)")
@@ -145,7 +183,8 @@ class Model:
         if missing:
             raise OptionError("prime", "characters not in the model's vocabulary: "
                                        + " ".join(repr(ch) for ch in missing))
-        compile_kernels(state.params.dtype, state.vocab.index_dtype(), sampler=True, on_compile=_say_compiling)
+        compile_kernels(state.params.dtype, state.vocab.index_dtype(), sampler=True, cell=state.hyper.cell,
+                        layers=state.hyper.layers, on_compile=_say_compiling)
         seed = secrets.randbelow(2**31) if seed is None else seed
         texts = sample_texts(state, length, 1 if num is None else num, seed, temperature, prime, top_k=top_k,
                              from_zero=from_zero, until_end=until_end)
@@ -159,7 +198,8 @@ class Model:
         from .trainer import compile_kernels
 
         state = self._state
-        compile_kernels(state.params.dtype, state.vocab.index_dtype(), scorer=True, on_compile=_say_compiling)
+        compile_kernels(state.params.dtype, state.vocab.index_dtype(), scorer=True, cell=state.hyper.cell,
+                        layers=state.hyper.layers, on_compile=_say_compiling)
         result = evaluate_text(state, text, from_zero)
         if result["predicted"] == 0:
             raise FastrnnError("no two consecutive characters of the model's vocabulary to score")
@@ -340,7 +380,7 @@ def _display(progress):
 
 
 def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: int | None = None,
-          hidden: int = 100, seq_length: int = 25, eta: float = 0.1, sigma: float = 0.01, seed: int = 0,
+          cell: str = "rnn", layers: int = 1, hidden: int = 100, seq_length: int = 25, eta: float = 0.1, sigma: float = 0.01, seed: int = 0,
           dtype: str = "float64", streams: int = 1, restart_every: int = 0, threads: int | None = None,
           val_fraction: float = 0.0, val_every: int = 10_000, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
@@ -360,8 +400,13 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         unless ``force``.
     steps, epochs : int, optional
         Total updates and/or passes over the book (the fewer wins) [default: 5 epochs].
+    cell : {"rnn", "gru", "lstm"}
+        The recurrent cell (``cells.py``); rnn with one layer is the assignment's model.
+    layers : int
+        Layers of the cell, each of ``hidden`` units, layer k fed by layer k-1's h.
     hidden, seq_length, eta, sigma, seed, dtype, streams, restart_every
-        The model and the training rule, as ``fastrnn train`` takes them.
+        The model and the training rule, as ``fastrnn train`` takes them (``sigma``: the rnn
+        cell's weights are N(0, sigma); the gated cells' U(-1/sqrt(hidden), 1/sqrt(hidden))).
     threads : int, optional
         Cores for several streams [default: all]; results do not depend on it.
     val_fraction, val_every, sample_every, log_every, checkpoint_every
@@ -390,8 +435,11 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
 
     if book is not None and text is not None:
         raise OptionError("text", "give a book or a text, not both")
-    _check_counts(dict(epochs=epochs, hidden=hidden, seq_length=seq_length, streams=streams, val_every=val_every,
-                       log_every=log_every),
+    from .cells import CELLS
+
+    _check("cell", cell, cell in CELLS, "one of " + ", ".join(CELLS))
+    _check_counts(dict(epochs=epochs, layers=layers, hidden=hidden, seq_length=seq_length, streams=streams,
+                       val_every=val_every, log_every=log_every),
                   dict(steps=steps, seed=seed, restart_every=restart_every, sample_every=sample_every,
                        checkpoint_every=checkpoint_every))
     for name, value in (("eta", eta), ("sigma", sigma)):
@@ -414,7 +462,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         raise FastrnnError(f"{out} already holds a run; pass --force (force=True) to overwrite it or "
                            f"--resume (fastrnn.resume) to continue it")
     settings = dict(hidden=int(hidden), seq_length=int(seq_length), eta=float(eta), sigma=float(sigma), seed=int(seed),
-                    dtype=dtype, streams=int(streams), restart_every=int(restart_every))
+                    dtype=dtype, streams=int(streams), restart_every=int(restart_every), cell=cell, layers=int(layers))
     intervals = dict(sample_every=int(sample_every), log_every=int(log_every), checkpoint_every=int(checkpoint_every),
                      val_every=int(val_every))
     return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
@@ -522,7 +570,7 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     if not resuming:
         state = with_streams(init_state(vocab, Hyper(**settings)), train_part.shape[0])
     compile_seconds = compile_kernels(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
-                                      scorer=val_part is not None,
+                                      scorer=val_part is not None, cell=state.hyper.cell, layers=state.hyper.layers,
                                       on_compile=lambda what: say(f"compiling {what} (first run only)..."))
     if compile_seconds > 1.5:
         say(f"compiled in {compile_seconds:.1f}s (cached for later runs)")

@@ -68,7 +68,7 @@ def _errors(command):
     return wrapper
 
 
-MODEL_OPTIONS = ("hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams",
+MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams",
                  "restart_every")
 
 
@@ -115,11 +115,15 @@ class _StopRequest:
 @click.option("--format", "fmt", type=click.Choice(["auto", "text", "json", "dir"]), default="auto",
               show_default=True, help="BOOK is a text file, tweets in JSON, or a directory of .txt files "
               "(auto: by what BOOK is and its name).")
+@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="rnn", show_default=True,
+              help="The recurrent cell: rnn (with one layer, the assignment's model), gru or lstm (PyTorch's maths).")
+@click.option("--layers", default=1, show_default=True, type=POSITIVE,
+              help="Layers of the cell, each of --hidden units, each fed by the h of the one below.")
 @click.option("--hidden", default=100, show_default=True, type=POSITIVE, help="Hidden size m.")
 @click.option("--seq-length", default=25, show_default=True, type=POSITIVE, help="Characters per chunk.")
 @click.option("--eta", default=0.1, show_default=True, type=POSITIVE_FLOAT, help="AdaGrad learning rate.")
 @click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
-              help="Standard deviation of the initial weights.")
+              help="Standard deviation of the rnn cell's initial weights (gru, lstm: PyTorch's U(-1/sqrt(m), 1/sqrt(m))).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
 @click.option("--epochs", type=POSITIVE, help="Total passes over the book [default: 5 unless --steps].")
 @click.option("--steps", type=click.IntRange(min=0),
@@ -144,8 +148,8 @@ class _StopRequest:
               help="Updates between validation losses.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_errors
-def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, eta, sigma, seed, epochs, steps,
-          dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every,
+def train(book, resume_dir, out_dir, force, encoding, fmt, cell, layers, hidden, seq_length, eta, sigma, seed, epochs,
+          steps, dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every,
           quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
@@ -184,7 +188,8 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, hidden, seq_length, e
                                  **{k: v for k, v in intervals.items() if given(k)},
                                  progress=display, should_stop=stop)
             else:
-                run = api.train(book, out=out_dir, steps=steps, epochs=epochs, hidden=hidden, seq_length=seq_length,
+                run = api.train(book, out=out_dir, steps=steps, epochs=epochs, cell=cell, layers=layers, hidden=hidden,
+                                seq_length=seq_length,
                                 eta=eta, sigma=sigma, seed=seed, dtype=dtype, streams=streams,
                                 restart_every=restart_every, threads=threads, val_fraction=val_fraction,
                                 encoding=encoding, format=fmt, force=force, progress=display, should_stop=stop,

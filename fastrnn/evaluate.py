@@ -22,23 +22,26 @@ class TextScorer:
     Texts are arrays of vocabulary indices of ``index_dtype``.
     """
 
-    def __init__(self, m: int, K: int, dtype, index_dtype, chunk: int = 100):
-        from .kernels.workspace import allocate_workspace
-        from .model import Layout
+    def __init__(self, m: int, K: int, dtype, index_dtype, chunk: int = 100, cell: str = "rnn", layers: int = 1):
+        from .cells import Layout
+        from .trainer import model_workspace
 
-        self.m, self.K = m, K
-        self.work = allocate_workspace(1, chunk, m, K, Layout(m, K).size, dtype, index_dtype)
+        self.layout = Layout(m, K, cell, layers)
+        self.work, self.dims, self.kind = model_workspace(self.layout, 1, chunk, dtype, index_dtype)
 
     def total_loss(self, params, indices, h=None) -> tuple[float, int]:
         """(summed loss in nats, number of predictions) for predicting indices[1:], indices[0]
-        being fed to ``h`` (m,) (zeros when None)."""
+        being fed to the flat carried state ``h`` (S,) (zeros when None)."""
         from .kernels import sampler
 
         if len(indices) < 2:
             return 0.0, 0
-        h0 = np.zeros(self.m, params.dtype) if h is None else np.asarray(h, params.dtype)
-        loss = sampler.text_loss(self.work, np.ascontiguousarray(indices, self.work.chars.dtype), h0, params,
-                                 self.m, self.K)
+        h0 = np.zeros(self.layout.state_size, params.dtype) if h is None else np.asarray(h, params.dtype)
+        text = np.ascontiguousarray(indices, self.work.chars.dtype)
+        if self.kind == "classic":
+            loss = sampler.text_loss(self.work, text, h0, params, self.layout.m, self.layout.K)
+        else:
+            loss = sampler.stack_kernels(self.kind)["text_loss"](self.work, text, h0, params, self.dims)
         return float(loss), len(indices) - 1
 
 
@@ -55,7 +58,8 @@ def evaluate_text(state, text: str, from_zero: bool = False) -> dict:
     vocab = state.vocab
     points = codepoints(text)
     idx, known = vocab.lookup(points)
-    scorer = TextScorer(state.hyper.hidden, vocab.size, state.params.dtype, vocab.index_dtype())
+    scorer = TextScorer(state.hyper.hidden, vocab.size, state.params.dtype, vocab.index_dtype(),
+                        cell=state.hyper.cell, layers=state.hyper.layers)
     total, count = 0.0, 0
     # score each run of known characters on its own
     edges = np.flatnonzero(np.diff(np.concatenate([[0], known.astype(np.int8), [0]])))

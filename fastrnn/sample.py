@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import Layout
+from .cells import Layout
 from .text import Vocab
 
 
@@ -33,11 +33,13 @@ def start_state(state, from_zero: bool = False, first: int | None = None) -> tup
 
 def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generator,
                    temperature: float = 1.0, h=None, prime=(), num: int | None = None,
-                   top_k: int = 0) -> np.ndarray:
-    """``n`` sampled character indices (int64) from flat ``params``; with ``num``, a (num, n)
-    array of ``num`` texts sampled at once from the same start.
+                   top_k: int = 0, cell: str = "rnn", layers: int = 1) -> np.ndarray:
+    """``n`` sampled character indices (int64) from flat ``params`` of a model of ``layers``
+    layers of ``cell``; with ``num``, a (num, n) array of ``num`` texts sampled at once from the
+    same start.
 
-    h: start state (zeros when None; not modified). prime: indices fed before sampling.
+    h: the flat carried state to start from (zeros when None; not modified). prime: indices
+    fed before sampling.
     top_k: pick only among the top_k most likely characters (0: among all).
     All randomness comes from ``rng``, so a seed gives the same text every time; text i of
     ``num`` uses the numbers it would draw if the texts were sampled one by one.
@@ -48,19 +50,24 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
         raise ValueError("temperature must be positive")
     if top_k < 0:
         raise ValueError("top_k must not be negative")
-    layout = Layout(m, vocab.size)
-    views = layout.views(params)
+    layout = Layout(m, vocab.size, cell, layers)
     dtype = params.dtype
     count = 1 if num is None else num
-    H = np.zeros((count, m), dtype)
+    H = np.zeros((count, layout.state_size), dtype)
     if h is not None:
         H[:] = h
     out = np.zeros((count, n), dtype=np.int64)
     uniforms = rng.random(count * n).reshape(count, n)
     prime = np.asarray(prime, dtype=np.int64)
-    sampler.sample_chars(out, H, np.empty((m, m + vocab.size), dtype), prime, uniforms,
-                         views["W"], views["U"].T, views["V"], views["b"], views["c"],
-                         float(1.0 / temperature), int(top_k))
+    if layout.classic:
+        views = layout.views(params)
+        sampler.sample_chars(out, H, np.empty((m, m + vocab.size), dtype), prime, uniforms,
+                             views["W"], views["U"].T, views["V"], views["b"], views["c"],
+                             float(1.0 / temperature), int(top_k))
+    else:
+        sampler.stack_kernels(cell)["sample_stack"](out, H, prime, uniforms, params,
+                                                    (layers, m, vocab.size, layout.gm),
+                                                    float(1.0 / temperature), int(top_k))
     return out[0] if num is None else out
 
 
@@ -93,7 +100,8 @@ def sample_texts(state, n: int, num: int, seed: int = 0, temperature: float = 1.
     texts = []
     for at in range(0, num, TEXTS_AT_ONCE):
         out = sample_indices(state.params, state.vocab, state.hyper.hidden, n, rng, temperature, h=h,
-                             prime=fed, num=min(TEXTS_AT_ONCE, num - at), top_k=top_k)
+                             prime=fed, num=min(TEXTS_AT_ONCE, num - at), top_k=top_k, cell=state.hyper.cell,
+                             layers=state.hyper.layers)
         texts.extend(prime + state.vocab.decode(row) for row in out)
     if until_end:
         texts = [text[:text.find(END_OF_TEXT, len(prime))] if END_OF_TEXT in text[len(prime):] else text

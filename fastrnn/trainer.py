@@ -174,10 +174,10 @@ def chunk_gradients(state: State, x: np.ndarray, y: np.ndarray, h0: np.ndarray) 
 
 
 def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = False, scorer: bool = False,
-                    on_compile=None, slow_after: float = 1.0) -> float:
-    """Compile (or load from the on-disk cache) the kernels a command runs, for these dtypes:
-    the training loop build that a run of ``streams`` streams uses (none for 0), the sampler,
-    the scorer.
+                    cell: str = "rnn", layers: int = 1, on_compile=None, slow_after: float = 1.0) -> float:
+    """Compile (or load from the on-disk cache) the kernels a command runs, for these dtypes
+    and a model of ``layers`` layers of ``cell`` (each cell compiles its own): the training
+    loop build that a run of ``streams`` streams uses (none for 0), the sampler, the scorer.
 
     With the training loop to compile and a core to spare, the sampler and the scorer compile
     at the same time in a child process that leaves them in the cache, where this one loads
@@ -187,11 +187,8 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     """
     import threading
 
-    import numba
-
     from .evaluate import TextScorer
     from .kernels import loop
-    from .kernels.workspace import stream_blocks
     from .model import Hyper, init_state
     from .sample import sample_indices
     from .text import Vocab
@@ -199,20 +196,25 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     start = time.perf_counter()
     vocab = Vocab(np.arange(2, dtype=np.uint32))
     book = np.zeros(5, dtype=index_dtype)
-    state = init_state(vocab, Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name))
-    build = loop.loop_for(len(stream_blocks(max(streams, 1))), numba.get_num_threads())
+    state = init_state(vocab, Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name, cell=cell, layers=layers))
+    trainer_kind = "classic" if state.layout.classic else cell
+    blocks = len(model_workspace(state.layout, max(streams, 1), 1, dtype, index_dtype)[0].block_starts) - 1
+    build = loop.loop_for(blocks, _threads(), trainer_kind)
+    parallel_build = build is loop.train_loops(trainer_kind)[1]
 
     def train():
-        Trainer(state, book, parallel=build is loop.train_updates_parallel).run(1)
+        Trainer(state, book, parallel=parallel_build).run(1)
 
-    parallel = " (parallel build)" if build is loop.train_updates_parallel else ""
-    jobs = [(streams > 0, f"the training loop{parallel}", train),
-            (sampler, "the sampler", lambda: sample_indices(state.params, vocab, 2, 2, np.random.default_rng(0))),
-            (scorer, "the scorer", lambda: TextScorer(2, 2, state.params.dtype, index_dtype, chunk=2)
-             .total_loss(state.params, book))]
+    h = state.h
+    jobs = [(streams > 0, f"the training loop{' (parallel build)' if parallel_build else ''}", train),
+            (sampler, "the sampler", lambda: sample_indices(state.params, vocab, 2, 2, np.random.default_rng(0), h=h,
+                                                            cell=cell, layers=layers)),
+            (scorer, "the scorer", lambda: TextScorer(2, 2, state.params.dtype, index_dtype, chunk=2, cell=cell,
+                                                      layers=layers).total_loss(state.params, book))]
     helper = None
-    if streams > 0 and (sampler or scorer) and not _cached("loop.train_updates"):
-        helper = _compile_in_child(dtype, index_dtype, sampler, scorer)
+    loop_name = "loop.train_updates" + ("" if trainer_kind == "classic" else f"_{cell}")
+    if streams > 0 and (sampler or scorer) and not _cached(loop_name):
+        helper = _compile_in_child(dtype, index_dtype, sampler, scorer, cell, layers)
         if helper is not None and on_compile:
             on_compile(" and ".join(what for wanted, what, _ in jobs[1:] if wanted) + " in a second process")
     for wanted, what, job in jobs:
@@ -232,6 +234,12 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     return time.perf_counter() - start
 
 
+def _threads() -> int:
+    import numba
+
+    return numba.get_num_threads()
+
+
 def _cached(name: str) -> bool:
     """Whether the kernel cache holds compiled code of ``name`` (module.function), in any
     version: a cold cache holds none."""
@@ -242,7 +250,7 @@ def _cached(name: str) -> bool:
     return bool(glob.glob(os.path.join(glob.escape(CACHE_DIR), "*", f"{name}-*.nbi")))
 
 
-def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool):
+def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool, cell: str, layers: int):
     """A child process compiling the sampler and/or the scorer into the cache, or None on a
     single core; if it fails, the parent compiles them itself."""
     import subprocess
@@ -252,7 +260,7 @@ def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool):
         return None
     code = ("import numpy as np; from fastrnn.trainer import compile_kernels; "
             f"compile_kernels(np.dtype('{np.dtype(dtype).name}'), np.dtype('{np.dtype(index_dtype).name}'), "
-            f"sampler={sampler}, scorer={scorer})")
+            f"sampler={sampler}, scorer={scorer}, cell={cell!r}, layers={layers})")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -340,7 +348,8 @@ class _Training:
         if val_book is not None:
             from .evaluate import TextScorer
 
-            self.scorer = TextScorer(state.hyper.hidden, state.vocab.size, state.params.dtype, val_book.dtype)
+            self.scorer = TextScorer(state.hyper.hidden, state.vocab.size, state.params.dtype, val_book.dtype,
+                                     cell=state.hyper.cell, layers=state.hyper.layers)
         # the loss of the best model on disk: validation loss with held-out text, else smooth loss
         self.best_saved = state.best_val_loss if self.scorer else state.best_smooth_loss
         self.start_update = self.trainer.update

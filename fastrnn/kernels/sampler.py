@@ -1,15 +1,18 @@
 """Sampling text and scoring it: the forward pass alone, character by character.
 
-Both carry h exactly as training computes it (``rnn.rnn_forward``), so that text generated
-or scored after a run's last chunk continues from the very state training left.
+Both carry the state exactly as training computes it (``rnn.rnn_forward``; a stack's
+``stack.layers_forward``), so that text generated or scored after a run's last chunk
+continues from the very state training left. A stack's sampler and scorer are compiled per
+cell (``stack_kernels``), as its training loop is.
 """
 import numpy as np
 from numba import njit
 
-from .config import JIT
+from .config import JIT, compiled_copies
 from .linalg import copy_into, matmul_add, transpose_into
 from .mathfn import exp_into, max_of, tanh_inplace
 from .rnn import param_views, rnn_forward, transposes_into
+from .stack import head_views, load_states, store_states
 
 
 @njit(**JIT)
@@ -41,6 +44,32 @@ def _keep_top_k(p, logits, ranked, k):
                 ties -= 1
             else:
                 p[i] = 0.0
+
+
+@njit(inline="always")
+def pick_char(o, u, inv_temperature, top_k, shifted, p, work, ranked):
+    """The character drawn by the uniform number u from logits o (K,): p = softmax(o / T) (only
+    the top_k largest, with top_k in 0 < top_k < K), then the first k whose cumulative mass
+    exceeds u times the total.   shifted, p, work, ranked (K,) float64: workspaces."""
+    K = o.shape[0]
+    top = max_of(o)
+    for k in range(K):
+        shifted[k] = np.float64(o[k] - top) * inv_temperature
+    exp_into(p, shifted, work)
+    if 0 < top_k < K:
+        _keep_top_k(p, shifted, ranked, top_k)
+    # the total summed in the order of the running sum below, which therefore reaches it
+    # exactly and so always passes u * total < total
+    total = 0.0
+    for k in range(K):
+        total += p[k]
+    target = u * total
+    acc = 0.0
+    for k in range(K):
+        acc += p[k]
+        if acc > target:
+            return k
+    return K - 1
 
 
 @njit(**JIT)
@@ -83,27 +112,7 @@ def sample_chars(out, H, WVT, prime, uniforms, W, UT, V, b, c, inv_temperature, 
             x[:] = prime[t]
         else:
             for s in range(N):
-                # p = softmax(o / T), then the first k whose cumulative mass exceeds u * total
-                o = wv[s, m:]
-                top = max_of(o)
-                for k in range(K):
-                    shifted[k] = np.float64(o[k] - top) * inv_temperature
-                exp_into(p, shifted, work)
-                if 0 < top_k < K:
-                    _keep_top_k(p, shifted, ranked, top_k)
-                # the total summed in the order of the running sum below, which therefore reaches
-                # it exactly and so always passes u * total < total
-                total = 0.0
-                for k in range(K):
-                    total += p[k]
-                u = uniforms[s, t - L] * total
-                acc = 0.0
-                pick = K - 1
-                for k in range(K):
-                    acc += p[k]
-                    if acc > u:
-                        pick = k
-                        break
+                pick = pick_char(wv[s, m:], uniforms[s, t - L], inv_temperature, top_k, shifted, p, work, ranked)
                 out[s, t - L] = pick
                 x[s] = pick
             if t == L + n - 1:
@@ -143,3 +152,73 @@ def text_loss(work, text, h0, params, m, K):
         copy_into(hs[0, 0], hs[L, 0])
         pos += L
     return total
+
+
+def _sample_stack(out, H, prime, uniforms, params, dims, inv_temperature, top_k):
+    """``sample_chars`` for a stack: N texts of out.shape[1] characters, one per row.
+
+    out (N, n) int64: written.   H (N, S): the texts' flat carried states, advanced in place
+    through the prime and the first n - 1 sampled characters.   prime (L,) int, uniforms (N, n),
+    inv_temperature, top_k: as ``sample_chars``.   params (P,): read.   dims: (L, m, K, gm).
+    Each step is ``stack.layers_forward`` over a chunk of one character of N streams: h_t as
+    training computes it, bit for bit.
+    """
+    Ly, m, K, gm = dims
+    N, n = out.shape
+    dtype = H.dtype
+    WT = np.empty((Ly, 2, m, gm), dtype=dtype)
+    VT = np.empty((m, K), dtype=dtype)
+    stack_transposes_into(WT, VT, params, dims)
+    V, c = head_views(params, Ly, m, K, gm)
+    hs = np.empty((Ly, 2, N, m), dtype=dtype)
+    cs = np.empty((Ly, 2, N, m), dtype=dtype)
+    gates = np.empty((Ly, 1, N, gm), dtype=dtype)
+    aux = np.empty((Ly, 1, N, m), dtype=dtype)
+    hh = np.empty((N, gm), dtype=dtype)
+    scratch = np.empty((3, N * max(gm, K)), dtype=dtype)
+    o = np.empty((N, K), dtype=dtype)
+    x = np.empty((N, 1), dtype=np.int64)
+    shifted = np.empty(K)  # the pick runs in float64 whatever the model's dtype
+    p = np.empty(K)
+    work = np.empty(K)
+    ranked = np.empty(K)
+    load_states(hs, cs, H)
+    L = prime.shape[0]
+    for t in range(L + n):
+        if t < L:
+            x[:, 0] = prime[t]
+        else:
+            # o = c + V h of the top layer, for every text
+            for s in range(N):
+                copy_into(o[s], c)
+            matmul_add(o, hs[Ly - 1, 0], VT)
+            for s in range(N):
+                pick = pick_char(o[s], uniforms[s, t - L], inv_temperature, top_k, shifted, p, work, ranked)
+                out[s, t - L] = pick
+                x[s, 0] = pick
+            if t == L + n - 1:
+                break
+        layers_forward(hs, cs, gates, aux, hh, scratch, x, WT, params, dims)
+        for l in range(Ly):
+            for s in range(N):
+                copy_into(hs[l, 0, s], hs[l, 1, s])
+                copy_into(cs[l, 0, s], cs[l, 1, s])
+    store_states(H, hs, cs, 0)
+
+
+_STACK_BUILT = {}
+
+
+def stack_kernels(cell: str) -> dict:
+    """{"sample_stack": ..., "text_loss": ...}: a stack's sampler and scorer compiled for
+    ``cell`` (lazily)."""
+    from .stack import kernels_for, stack_transposes_into
+
+    if cell not in _STACK_BUILT:
+        kernels = kernels_for(cell)
+        built = compiled_copies((_sample_stack,), cell, globals(),
+                                {"layers_forward": kernels["layers_forward"],
+                                 "stack_transposes_into": stack_transposes_into})
+        built["text_loss"] = kernels["text_loss"]
+        _STACK_BUILT[cell] = built
+    return _STACK_BUILT[cell]

@@ -25,6 +25,7 @@ b_ih, b_hh, then the head V (K, m) and c (K,) (``cells.Layout``). ``dims`` is (L
 """
 import math
 
+import numpy as np
 from numba import njit
 
 from .config import JIT, compiled_copies
@@ -289,7 +290,7 @@ def _text_loss(work, text, state0, params, dims):
     work: a ``StackWorkspace`` of one stream.   text (N,) int, params (P,): read."""
     n = work.chars.shape[2] - 1
     stack_transposes_into(work.WT, work.VT, params, dims)
-    states = work.block_grads[0, :state0.shape[0]].reshape((1, state0.shape[0]))  # unused while scoring
+    states = np.empty((1, state0.shape[0]), dtype=state0.dtype)
     copy_into(states[0], state0)
     total = 0.0
     pos = 0
