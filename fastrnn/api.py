@@ -247,24 +247,27 @@ def load(path=None) -> Model:
     return Model(load_checkpoint(checkpoint), checkpoint)
 
 
-def gradcheck(book=None, *, text: str | None = None, hidden: int = 5, seq_length: int = 25, seed: int = 0,
-              sigma: float = 0.01, chunks: int = 0, h: float = 1e-4, tol: float | None = None,
-              dtype: str = "float64", encoding: str = "utf-8"):
+def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: int = 1, hidden: int = 5,
+              seq_length: int = 25, seed: int = 0, sigma: float = 0.01, chunks: int = 0, h: float = 1e-4,
+              tol: float | None = None, dtype: str = "float64", encoding: str = "utf-8"):
     """Analytic gradients of the kernels and of the NumPy reference against numerical ones, for
-    every parameter, on the first chunk of ``book`` (a file) or ``text`` (a small built-in text
-    without either) and ``chunks`` more. Returns a ``GradientCheck``: ``.results``, ``.passed``,
-    ``.table()`` (what ``fastrnn gradcheck`` prints)."""
+    every parameter array of a model of ``layers`` layers of ``cell``, on the first chunk of
+    ``book`` (a file) or ``text`` (a small built-in text without either) and ``chunks`` more.
+    Returns a ``GradientCheck``: ``.results``, ``.passed``, ``.table()`` (what ``fastrnn
+    gradcheck`` prints)."""
+    from .cells import CELLS
     from .gradients import BUILTIN_TEXT, gradient_check
     from .text import read_text
 
+    _check("cell", cell, cell in CELLS, "one of " + ", ".join(CELLS))
     _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
-    _check_counts(dict(hidden=hidden, seq_length=seq_length), dict(seed=seed, chunks=chunks))
+    _check_counts(dict(layers=layers, hidden=hidden, seq_length=seq_length), dict(seed=seed, chunks=chunks))
     for name, value in (("sigma", sigma), ("h", h)) + ((("tol", tol),) if tol is not None else ()):
         _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     if text is None:
         text = read_text(book, encoding) if book is not None else BUILTIN_TEXT
     return gradient_check(text, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks, h=h,
-                          tol=tol, dtype=dtype)
+                          tol=tol, dtype=dtype, cell=cell, layers=int(layers))
 
 
 # ---------------------------------------------------------------------------------------------

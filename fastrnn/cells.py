@@ -30,8 +30,9 @@ characters a chunk does not hold are skipped as wholes by the optimizer. Checkpo
 ``Model`` show every array in its own (PyTorch's) orientation.
 
 Adding a fourth cell: a ``Cell`` here, its step pair in ``kernels/<cell>.py`` (registered in
-``kernels/stack.py``'s ``STEPS``), and its maths in ``reference.py``'s ``STEPS``; the page's
-sampler (``web/sampler.js``) has its step too.
+``kernels/stack.py``'s ``STEPS``), its maths in ``reference.py``'s ``STEPS`` and in the
+gradient check's extended-precision loss (``gradients._BATCHED_STEPS``), and its step in the
+page's sampler (``web/sampler.js``). Nothing else names a cell.
 """
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ import sys
 
 import click
 
+from .cells import CELLS
+
 POSITIVE = click.IntRange(min=1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 
@@ -115,7 +117,7 @@ class _StopRequest:
 @click.option("--format", "fmt", type=click.Choice(["auto", "text", "json", "dir"]), default="auto",
               show_default=True, help="BOOK is a text file, tweets in JSON, or a directory of .txt files "
               "(auto: by what BOOK is and its name).")
-@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="rnn", show_default=True,
+@click.option("--cell", type=click.Choice(list(CELLS)), default="rnn", show_default=True,
               help="The recurrent cell: rnn (with one layer, the assignment's model), gru or lstm (PyTorch's maths).")
 @click.option("--layers", default=1, show_default=True, type=POSITIVE,
               help="Layers of the cell, each of --hidden units, each fed by the h of the one below.")
@@ -342,11 +344,14 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
 
 @cli.command()
 @click.argument("book", required=False, type=click.Path(dir_okay=False))
+@click.option("--cell", type=click.Choice(list(CELLS)), default="rnn", show_default=True,
+              help="The recurrent cell (rnn with one layer: the assignment's model).")
+@click.option("--layers", default=1, show_default=True, type=POSITIVE, help="Layers of the cell.")
 @click.option("--hidden", default=5, show_default=True, type=POSITIVE, help="Hidden size m.")
 @click.option("--seq-length", default=25, show_default=True, type=POSITIVE, help="Characters per chunk.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
 @click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
-              help="Standard deviation of the weights.")
+              help="Standard deviation of the rnn cell's weights.")
 @click.option("--chunks", default=0, show_default=True, type=click.IntRange(min=0),
               help="Chunks at random positions to check besides the first.")
 @click.option("--h", "step", default=1e-4, show_default=True, type=POSITIVE_FLOAT,
@@ -357,7 +362,7 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @_errors
-def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, encoding, as_json):
+def gradcheck(book, cell, layers, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, encoding, as_json):
     """Compare analytic gradients with numerical ones for every parameter.
 
     Checks the Numba kernels and the NumPy reference on the first chunk of BOOK (a small
@@ -369,8 +374,8 @@ def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, e
 
     from .api import gradcheck as gradient_check
 
-    check = gradient_check(book, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks, h=step,
-                           tol=tol, dtype=dtype, encoding=encoding)
+    check = gradient_check(book, cell=cell, layers=layers, hidden=hidden, seq_length=seq_length, seed=seed,
+                           sigma=sigma, chunks=chunks, h=step, tol=tol, dtype=dtype, encoding=encoding)
     click.echo(json.dumps(check.as_dict(), indent=2) if as_json else check.table())
     if check.failed:
         raise _fail(f"gradient check failed (relative error above {check.tol:g}): {', '.join(check.failed)}")
@@ -381,7 +386,7 @@ def gradcheck(book, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, e
 @cli.command(name="sweep")
 @click.argument("book", required=False, type=click.Path())
 @click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...",
-              help="A train option and its values (hidden, seq-length, eta, sigma, dtype, streams, restart-every, "
+              help="A train option and its values (cell, layers, hidden, seq-length, eta, sigma, dtype, streams, restart-every, "
                    "seed); repeat for more.")
 @click.option("--seeds", default=1, show_default=True, type=POSITIVE, help="Seeds 0..S-1 for each configuration.")
 @click.option("--steps", type=POSITIVE, help="Updates per trial (the last rung's, with --halving).")

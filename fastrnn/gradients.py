@@ -5,14 +5,19 @@ The numerical gradient is the centred five-point difference
 whose truncation error is O(h^4), with the loss evaluated in extended precision. With the
 two-point rule in float64, rounding in a loss of ~80 nats alone is ~1e-9 per entry at h = 1e-5,
 which is larger than many gradient entries of a small network; here it is ~1e-13 at h = 1e-4.
+The loss is evaluated for a batch of models at once, each differing from the checked one in
+one entry; its maths (every cell, any number of layers) is written here once more, apart from
+the reference's.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from . import reference
+from .cells import Layout, cell_of
 from .model import PARAM_NAMES, Hyper, init_state
 from .text import build_vocab
 
@@ -70,13 +75,79 @@ def _batched_loss(params: dict, name: str, stack, x, y, h0):
     return loss
 
 
+def _matvec(W, v):
+    """W v for a batch: W (G, n) or (B, G, n), v (B, n). Returns (B, G)."""
+    return np.matmul(W, v[:, :, None])[:, :, 0] if W.ndim == 3 else v @ W.T
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _batched_rnn(gi, gh, carried):
+    return (np.tanh(gi + gh),)
+
+
+def _batched_gru(gi, gh, carried):
+    (h,) = carried
+    m = h.shape[1]
+    r = _sigmoid(gi[..., :m] + gh[..., :m])
+    z = _sigmoid(gi[..., m:2 * m] + gh[..., m:2 * m])
+    n = np.tanh(gi[..., 2 * m:] + r * gh[..., 2 * m:])
+    return ((1.0 - z) * n + z * h,)
+
+
+def _batched_lstm(gi, gh, carried):
+    h, c = carried
+    m = h.shape[1]
+    a = gi + gh
+    i, f, o = _sigmoid(a[..., :m]), _sigmoid(a[..., m:2 * m]), _sigmoid(a[..., 3 * m:])
+    c = f * c + i * np.tanh(a[..., 2 * m:3 * m])
+    return (o * np.tanh(c), c)
+
+
+# each cell's step for a batch of models, from gi = W_ih x + b_ih and gh = W_hh h + b_hh
+# (each (G m,) or (B, G m)) and the layer's carried vectors, each (B, m)
+_BATCHED_STEPS = {"rnn": _batched_rnn, "gru": _batched_gru, "lstm": _batched_lstm}
+
+
+def _batched_stack_loss(params: dict, name: str, stack, x, y, h0, cell: str, layers: int):
+    """``_batched_loss`` for a stack of ``layers`` layers of ``cell``; h0 the flat carried
+    state (S,)."""
+    B = stack.shape[0]
+    p = dict(params)
+    p[name] = stack
+    m = p["weight_hh_l0"].shape[-1]
+    n = len(cell_of(cell).carried)
+    h0 = np.broadcast_to(h0, (B, h0.shape[0]))
+    carried = [tuple(h0[:, (j * layers + k) * m:(j * layers + k + 1) * m] for j in range(n)) for k in range(layers)]
+    V, c = p["head.weight"], p["head.bias"]
+    loss = np.zeros(B, dtype=PRECISION)
+    for xt, yt in zip(x, y):
+        for k in range(layers):
+            W_ih, W_hh, b_ih, b_hh = (p[f"{a}_l{k}"] for a in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            gi = (W_ih[..., xt] if k == 0 else _matvec(W_ih, carried[k - 1][0])) + b_ih
+            carried[k] = _BATCHED_STEPS[cell](gi, _matvec(W_hh, carried[k][0]) + b_hh, carried[k])
+        o = _matvec(V, carried[-1][0]) + c
+        top = np.max(o, axis=1, keepdims=True)
+        loss += np.log(np.sum(np.exp(o - top), axis=1)) + top[:, 0] - o[:, yt]
+    return loss
+
+
 def numerical_grads(params: dict, x, y, h0, step: float) -> dict:
     """Centred five-point differences of the chunk loss, entry by entry, computed in extended
-    precision (``PRECISION``) whatever the dtype of ``params``; returned as float64."""
+    precision (``PRECISION``) whatever the dtype of ``params``; returned as float64. ``params``:
+    the classic cell's arrays or a stack's (``reference.architecture`` reads which)."""
     work = {k: np.asarray(v, dtype=PRECISION) for k, v in params.items()}
     h0 = np.asarray(h0, dtype=PRECISION)
+    if "W" in params:
+        names, loss = PARAM_NAMES, _batched_loss
+    else:
+        cell, layers, _ = reference.architecture(params)
+        names = tuple(params)
+        loss = partial(_batched_stack_loss, cell=cell, layers=layers)
     grads = {}
-    for name in PARAM_NAMES:
+    for name in names:
         base = work[name]
         flat = np.zeros(base.size, dtype=PRECISION)
         for start in range(0, base.size, BATCH):
@@ -84,13 +155,18 @@ def numerical_grads(params: dict, x, y, h0, step: float) -> dict:
             for k, weight in STENCIL:
                 stack = np.repeat(base.reshape(1, -1), idx.size, axis=0)
                 stack[np.arange(idx.size), idx] += k * step
-                flat[idx] += weight * _batched_loss(work, name, stack.reshape((idx.size,) + base.shape), x, y, h0)
+                flat[idx] += weight * loss(work, name, stack.reshape((idx.size,) + base.shape), x, y, h0)
         grads[name] = (flat / (12 * step)).astype(np.float64).reshape(base.shape)
     return grads
 
 
 def kernel_grads(state, x, y, h0) -> dict:
-    """Raw gradients of one chunk from the Numba kernels, in the state's dtype."""
+    """Raw gradients of one chunk from the Numba kernels, in the state's dtype, as named views;
+    h0: the flat carried state."""
+    if not state.layout.classic:
+        from .trainer import chunk_gradients
+
+        return state.layout.views(chunk_gradients(state, x, y, h0)[1])
     from .kernels import rnn
     from .kernels.workspace import allocate_workspace
 
@@ -107,25 +183,33 @@ def kernel_grads(state, x, y, h0) -> dict:
 
 def check_gradients(text: str = BUILTIN_TEXT, hidden: int = 5, seq_length: int = 25, seed: int = 0,
                     chunks: int = 0, step: float = DEFAULT_STEP, dtype: str = "float64", sigma: float = 0.01,
-                    eps: float = 1e-6, kernel_grads_fn=None) -> dict[str, list[ParamError]]:
+                    eps: float = 1e-6, kernel_grads_fn=None, cell: str = "rnn", layers: int = 1
+                    ) -> dict[str, list[ParamError]]:
     """Check the first chunk of ``text`` and ``chunks`` more at random positions.
 
     Returns {"kernels": [...], "reference": [...]}, one ParamError per parameter, worst over all
-    chunks. The reference is checked in float64; the kernels in ``dtype``. ``kernel_grads_fn``
-    replaces the kernels' gradients (used to prove the check can fail).
+    chunks: for the classic cell (``cell="rnn"``, ``layers=1``) b, c, U, W, V; for a stack its
+    arrays in the order of ``Layout.shapes``. The reference is checked in float64; the kernels
+    in ``dtype``. The weights are drawn as training draws them (``sigma`` is the rnn cell's;
+    the gated cells' are PyTorch's uniform). ``kernel_grads_fn`` replaces the kernels'
+    gradients (used to prove the check can fail).
     """
     if len(text) < seq_length + 1:
         raise ValueError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
     vocab = build_vocab(text)
     book = vocab.encode(text)
-    state = init_state(vocab, Hyper(hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, dtype=dtype))
+    state = init_state(vocab, Hyper(hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, dtype=dtype,
+                                    cell=cell, layers=layers))
+    layout = state.layout
+    names = ("b", "c", "U", "W", "V") if layout.classic else layout.names
+    S = layout.state_size
     rng = np.random.default_rng(seed)
     starts = [0] + list(rng.integers(0, len(book) - seq_length, size=chunks))
-    worst = {impl: {n: [0.0, 0.0] for n in PARAM_NAMES} for impl in ("kernels", "reference")}
+    worst = {impl: {n: [0.0, 0.0] for n in names} for impl in ("kernels", "reference")}
     for k, start in enumerate(starts):
         x, y = book[start:start + seq_length], book[start + 1:start + seq_length + 1]
-        # the first chunk starts from h = 0 as training does; the others from a random state
-        h0 = np.zeros(hidden) if k == 0 else rng.uniform(-0.5, 0.5, hidden)
+        # the first chunk starts from a zero state as training does; the others from a random one
+        h0 = np.zeros(S) if k == 0 else rng.uniform(-0.5, 0.5, S)
         params64 = {name: v.astype(np.float64) for name, v in state.views().items()}
         numerical = numerical_grads(params64, x, y, h0, step)
         analytic = {
@@ -133,19 +217,20 @@ def check_gradients(text: str = BUILTIN_TEXT, hidden: int = 5, seq_length: int =
             "reference": reference.loss_and_grads(params64, x, y, h0)[1],
         }
         for impl, grads in analytic.items():
-            for name in PARAM_NAMES:
+            for name in names:
                 ga = grads[name].astype(np.float64)
                 rel = float(np.max(relative_error(ga, numerical[name], eps)))
                 absolute = float(np.max(np.abs(ga - numerical[name])))
                 w = worst[impl][name]
                 w[0], w[1] = max(w[0], rel), max(w[1], absolute)
-    return {impl: [ParamError(n, *worst[impl][n]) for n in ("b", "c", "U", "W", "V")] for impl in worst}
+    return {impl: [ParamError(n, *worst[impl][n]) for n in names] for impl in worst}
 
 
 @dataclass(frozen=True)
 class GradientCheck:
     """The result of ``gradient_check``: per implementation ("kernels", "reference"), one
-    ``ParamError`` per parameter (b, c, U, W, V), and the settings that produced it."""
+    ``ParamError`` per parameter (b, c, U, W, V for the classic cell; a stack's arrays in the
+    order of ``Layout.shapes``), and the settings that produced it."""
 
     hidden: int
     seq_length: int
@@ -155,6 +240,8 @@ class GradientCheck:
     dtype: str
     tol: float
     results: dict
+    cell: str = "rnn"
+    layers: int = 1
 
     @property
     def failed(self) -> list[str]:
@@ -167,27 +254,31 @@ class GradientCheck:
 
     def table(self) -> str:
         """The table ``fastrnn gradcheck`` prints."""
-        lines = [f"gradient check: m={self.hidden}, {self.chunks} chunk(s) of {self.seq_length}, h={self.h:g}, "
+        model = "" if Layout(self.hidden, 1, self.cell, self.layers).classic else f"{self.layers}-layer {self.cell}, "
+        width = max([6] + [len(e.param) + 2 for e in self.results["kernels"]])
+        lines = [f"gradient check: {model}m={self.hidden}, {self.chunks} chunk(s) of {self.seq_length}, h={self.h:g}, "
                  f"kernels in {self.dtype}, tolerance {self.tol:g}",
-                 f"{'param':<6}{'kernels rel':>14}{'kernels abs':>14}{'reference rel':>16}{'reference abs':>16}"]
+                 f"{'param':<{width}}{'kernels rel':>14}{'kernels abs':>14}{'reference rel':>16}{'reference abs':>16}"]
         for k, r in zip(self.results["kernels"], self.results["reference"]):
-            lines.append(f"{k.param:<6}{k.max_rel:>14.2e}{k.max_abs:>14.2e}{r.max_rel:>16.2e}{r.max_abs:>16.2e}")
+            lines.append(f"{k.param:<{width}}{k.max_rel:>14.2e}{k.max_abs:>14.2e}{r.max_rel:>16.2e}{r.max_abs:>16.2e}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
         return {"hidden": self.hidden, "seq_length": self.seq_length, "seed": self.seed, "chunks": self.chunks,
-                "h": self.h, "dtype": self.dtype, "tol": self.tol, "passed": self.passed,
+                "h": self.h, "dtype": self.dtype, "tol": self.tol, "cell": self.cell, "layers": self.layers,
+                "passed": self.passed,
                 "results": {impl: [vars(e) for e in rows] for impl, rows in self.results.items()}}
 
 
 def gradient_check(text: str = BUILTIN_TEXT, *, hidden: int = 5, seq_length: int = 25, seed: int = 0,
                    sigma: float = 0.01, chunks: int = 0, h: float = DEFAULT_STEP, tol: float | None = None,
-                   dtype: str = "float64") -> GradientCheck:
+                   dtype: str = "float64", cell: str = "rnn", layers: int = 1) -> GradientCheck:
     """``check_gradients`` on ``text`` (a small built-in text by default) with its settings;
     ``tol`` defaults to 1e-6 in float64 and 1e-3 in float32."""
     from .errors import FastrnnError
 
     if len(text) < seq_length + 1:
         raise FastrnnError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
-    results = check_gradients(text, hidden, seq_length, seed, chunks, h, dtype, sigma)
-    return GradientCheck(hidden, seq_length, seed, chunks + 1, h, dtype, tol or DEFAULT_TOL[dtype], results)
+    results = check_gradients(text, hidden, seq_length, seed, chunks, h, dtype, sigma, cell=cell, layers=layers)
+    return GradientCheck(hidden, seq_length, seed, chunks + 1, h, dtype, tol or DEFAULT_TOL[dtype], results, cell,
+                         layers)

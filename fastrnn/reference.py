@@ -2,18 +2,36 @@
 
 This follows min-char-rnn: one-hot input vectors, one ``np.dot`` per timestep, dictionaries of
 per-timestep arrays. It is the oracle the kernels are tested against and the baseline the
-benchmarks measure; it favours being obviously right over being fast.
+benchmarks measure; it favours being obviously right over being fast. It works in the dtype of
+the parameters.
 
-Parameters are a dict with W (m, m), U (m, K), V (K, m), b (m,), c (K,).
+Parameters are a dict of arrays in their own (PyTorch's) orientation, named as
+``cells.Layout.shapes`` names them:
+
+    the classic cell   W (m, m), U (m, K), V (K, m), b (m,), c (K,)
+    a stack            weight_ih_l{k} (G m, K for k = 0, else m), weight_hh_l{k} (G m, m),
+                       bias_ih_l{k}, bias_hh_l{k} (G m,), head.weight (K, m), head.bias (K,)
+
+The model (cell, layers, m) is read from the dict alone (``architecture``). The carried state
+is one flat vector (S,): h (m,) for the classic cell; for a stack, h of layers 0..L-1, then
+c of layers 0..L-1 for the LSTM. Each cell's step maths is one entry of ``STEPS``; the
+equations are those of ``cells``' docstring.
 """
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
+
+from .cells import CELLS
 
 
 def forward(params, inputs, targets, hprev):
     """Forward pass over one chunk: returns (loss, xs, hs, ps), the per-timestep one-hot inputs,
-    hidden states (hs[-1] = hprev) and probabilities. Works in the dtype of the parameters."""
+    carried states (hs[-1] = hprev; for the classic cell h, for a stack the flat state (S,))
+    and probabilities. Works in the dtype of the parameters."""
+    if "W" not in params:
+        return _stack_forward(params, inputs, targets, hprev)[:4]
     W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
     K = V.shape[0]
     xs, hs, ps = {}, {-1: np.copy(hprev)}, {}
@@ -32,10 +50,13 @@ def forward(params, inputs, targets, hprev):
 def loss_and_grads(params, inputs, targets, hprev):
     """Forward and backward over one chunk.
 
-    inputs, targets: int sequences of length n; hprev: (m,).
+    inputs, targets: int sequences of length n; hprev: the carried state, (m,) for the classic
+    cell, the flat (S,) for a stack.
     Returns (loss, grads, h_last): the summed cross-entropy, a dict of raw (unclipped)
-    gradients shaped like ``params``, and the hidden state after the last input.
+    gradients shaped like ``params``, and the carried state after the last input.
     """
+    if "W" not in params:
+        return _stack_loss_and_grads(params, inputs, targets, hprev)
     W, V = params["W"], params["V"]
     loss, xs, hs, ps = forward(params, inputs, targets, hprev)
     grads = {k: np.zeros_like(v) for k, v in params.items()}
@@ -64,11 +85,11 @@ def adagrad_step(params, mem, grads, eta=0.1, eps=1e-8, clip=5.0):
 
 def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0):
     """One update of B streams, in place: each stream s takes the chunk at positions[s] (after
-    starting again at 0 with h = 0 when fewer than n + 1 characters are left) from its hidden
-    state H[s]; the mean of the B gradients goes through ``adagrad_step``. B = 1 is the classic
-    algorithm. Returns (mean chunk loss, mean raw gradients).
+    starting again at 0 with a zero state when fewer than n + 1 characters are left) from its
+    carried state H[s]; the mean of the B gradients goes through ``adagrad_step``. B = 1 is the
+    classic algorithm. Returns (mean chunk loss, mean raw gradients).
 
-    H (B, m), positions (B,) int: read and written.   book: the encoded text.
+    H (B, S), positions (B,) int: read and written.   book: the encoded text.
     """
     B = len(positions)
     total = {k: np.zeros_like(v) for k, v in params.items()}
@@ -88,22 +109,36 @@ def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0):
 
 
 def sample(params, h, x, n, uniforms, temperature=1.0, top_k=0):
-    """Generate ``n`` character indices after input index ``x`` from hidden state ``h``.
+    """Generate ``n`` character indices after input index ``x`` from carried state ``h`` ((m,)
+    for the classic cell, the flat (S,) for a stack).
 
     uniforms: n numbers in [0, 1) that pick each character by inverse CDF. Pass ``x = None`` to
-    start from ``h`` alone (the first character then comes from softmax(V h + c)). top_k > 0:
-    pick among the top_k most likely characters only (a stable sort keeps the lower index of
-    two equal ones).
+    start from ``h`` alone (the first character then comes from the output layer on the top
+    layer's h). top_k > 0: pick among the top_k most likely characters only (a stable sort keeps
+    the lower index of two equal ones).
     """
-    W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
+    classic = "W" in params
+    if classic:
+        W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
+        h = np.copy(h)
+    else:
+        V, c = params["head.weight"], params["head.bias"]
+        cell, layers, m = architecture(params)
+        carried = unpack_state(np.array(h, dtype=V.dtype), cell, layers, m)
+        h = carried[-1][0]
     K = V.shape[0]
-    h = np.copy(h)
     out = []
     for t in range(n):
         if x is not None:
-            xv = np.zeros(K)
-            xv[x] = 1.0
-            h = np.tanh(np.dot(W, h) + np.dot(U, xv) + b)
+            if classic:
+                xv = np.zeros(K)
+                xv[x] = 1.0
+                h = np.tanh(np.dot(W, h) + np.dot(U, xv) + b)
+            else:
+                xv = np.zeros(K, dtype=V.dtype)
+                xv[x] = 1.0
+                carried, _ = stack_step(params, carried, xv)
+                h = carried[-1][0]
         o = (np.dot(V, h) + c) / temperature
         e = np.exp(o - np.max(o))
         p = e / np.sum(e)
@@ -112,3 +147,192 @@ def sample(params, h, x, n, uniforms, temperature=1.0, top_k=0):
         x = min(int(np.searchsorted(np.cumsum(p), uniforms[t] * np.sum(p), side="right")), K - 1)
         out.append(x)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Stacks: each cell's step, forward and backward; a layer's weights w = (W_ih, W_hh, b_ih, b_hh)
+# and its carried vectors a tuple, (h,) or (h, c) for the LSTM.
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def rnn_step(w, x, carried):
+    """h_t = tanh(W_ih x + b_ih + W_hh h + b_hh). Returns ((h_t,), cache for the backward step)."""
+    W_ih, W_hh, b_ih, b_hh = w
+    (h,) = carried
+    h_t = np.tanh(np.dot(W_ih, x) + b_ih + np.dot(W_hh, h) + b_hh)
+    return (h_t,), (x, h, h_t)
+
+
+def rnn_step_backward(dw, w, cache, dcarried):
+    """Accumulates one step's gradients into dw = (dW_ih, dW_hh, db_ih, db_hh); dcarried: the
+    loss's gradient w.r.t. the step's outputs (h_t,). Returns (dL/dx, (dL/dh,))."""
+    W_ih, W_hh = w[0], w[1]
+    x, h, h_t = cache
+    (dh_t,) = dcarried
+    da = (1.0 - h_t * h_t) * dh_t
+    _accumulate(dw, da, da, x, h)
+    return np.dot(W_ih.T, da), (np.dot(W_hh.T, da),)
+
+
+def gru_step(w, x, carried):
+    """r, z = sigmoid(blocks r, z of W_ih x + b_ih + W_hh h + b_hh);
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn)); h_t = (1 - z) * n + z * h."""
+    W_ih, W_hh, b_ih, b_hh = w
+    (h,) = carried
+    m = h.shape[0]
+    gi = np.dot(W_ih, x) + b_ih
+    gh = np.dot(W_hh, h) + b_hh
+    r = sigmoid(gi[:m] + gh[:m])
+    z = sigmoid(gi[m:2 * m] + gh[m:2 * m])
+    n = np.tanh(gi[2 * m:] + r * gh[2 * m:])
+    h_t = (1.0 - z) * n + z * h
+    return (h_t,), (x, h, r, z, n, gh[2 * m:])
+
+
+def gru_step_backward(dw, w, cache, dcarried):
+    """The gru step's gradients, as ``rnn_step_backward``."""
+    W_ih, W_hh = w[0], w[1]
+    x, h, r, z, n, ghn = cache
+    (dh_t,) = dcarried
+    dan = dh_t * (1.0 - z) * (1.0 - n * n)
+    daz = dh_t * (h - n) * z * (1.0 - z)
+    dar = dan * ghn * r * (1.0 - r)
+    dgi = np.concatenate([dar, daz, dan])
+    dgh = np.concatenate([dar, daz, dan * r])
+    _accumulate(dw, dgi, dgh, x, h)
+    return np.dot(W_ih.T, dgi), (dh_t * z + np.dot(W_hh.T, dgh),)
+
+
+def lstm_step(w, x, carried):
+    """i, f, o = sigmoid(.), g = tanh(.) of the blocks of W_ih x + b_ih + W_hh h + b_hh;
+    c_t = f * c + i * g; h_t = o * tanh(c_t)."""
+    W_ih, W_hh, b_ih, b_hh = w
+    h, c = carried
+    m = h.shape[0]
+    a = np.dot(W_ih, x) + b_ih + np.dot(W_hh, h) + b_hh
+    i, f, g, o = sigmoid(a[:m]), sigmoid(a[m:2 * m]), np.tanh(a[2 * m:3 * m]), sigmoid(a[3 * m:])
+    c_t = f * c + i * g
+    h_t = o * np.tanh(c_t)
+    return (h_t, c_t), (x, h, c, i, f, g, o, np.tanh(c_t))
+
+
+def lstm_step_backward(dw, w, cache, dcarried):
+    """The lstm step's gradients, as ``rnn_step_backward``; dcarried = (dL/dh_t, dL/dc_t)."""
+    W_ih, W_hh = w[0], w[1]
+    x, h, c, i, f, g, o, tc = cache
+    dh_t, dc_t = dcarried
+    dc = dc_t + dh_t * o * (1.0 - tc * tc)
+    da = np.concatenate([dc * g * i * (1.0 - i), dc * c * f * (1.0 - f), dc * i * (1.0 - g * g),
+                         dh_t * tc * o * (1.0 - o)])
+    _accumulate(dw, da, da, x, h)
+    return np.dot(W_ih.T, da), (np.dot(W_hh.T, da), dc * f)
+
+
+def _accumulate(dw, dgi, dgh, x, h):
+    """dW_ih += dgi x^T, dW_hh += dgh h^T, db_ih += dgi, db_hh += dgh: the gradients of the
+    products W_ih x + b_ih (dL/d of it: dgi) and W_hh h + b_hh (dgh)."""
+    dW_ih, dW_hh, db_ih, db_hh = dw
+    dW_ih += np.outer(dgi, x)
+    dW_hh += np.outer(dgh, h)
+    db_ih += dgi
+    db_hh += dgh
+
+
+class Step(NamedTuple):
+    """A cell's step: ``forward(w, x, carried) -> (carried_t, cache)`` and
+    ``backward(dw, w, cache, dcarried_t) -> (dx, dcarried)``."""
+
+    forward: Callable
+    backward: Callable
+
+
+STEPS = {
+    "rnn": Step(rnn_step, rnn_step_backward),
+    "gru": Step(gru_step, gru_step_backward),
+    "lstm": Step(lstm_step, lstm_step_backward),
+}
+
+
+def architecture(params):
+    """(cell, layers, m) of the model whose arrays are ``params``: ("rnn", 1, m) for the
+    classic cell (the one with "W"); for a stack, the cell whose gate multiple is
+    weight_hh_l0's rows over its columns, and as many layers as weight_hh_l* arrays."""
+    if "W" in params:
+        return "rnn", 1, params["W"].shape[0]
+    gm, m = params["weight_hh_l0"].shape
+    cell = {c.gates: name for name, c in CELLS.items()}[gm // m]
+    return cell, sum(1 for k in params if k.startswith("weight_hh_l")), m
+
+
+def layer_weights(params, k):
+    """Layer k's (W_ih, W_hh, b_ih, b_hh) of ``params`` (or of a dict of gradients)."""
+    return tuple(params[f"{name}_l{k}"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+
+def unpack_state(state, cell, layers, m):
+    """The flat carried state (S,) as a list of each layer's carried vectors ((h,) or (h, c)),
+    views of ``state``."""
+    n = len(CELLS[cell].carried)
+    return [tuple(state[(j * layers + k) * m:(j * layers + k + 1) * m] for j in range(n)) for k in range(layers)]
+
+
+def pack_state(carried):
+    """The flat carried state (S,) of a list of each layer's carried vectors."""
+    return np.concatenate([layer[j] for j in range(len(carried[0])) for layer in carried])
+
+
+def stack_step(params, carried, x):
+    """One input vector x (K,) through every layer, from ``carried`` (a list of each layer's
+    carried vectors); layer k > 0 reads layer k-1's new h. Returns (the new carried list, the
+    list of the layers' caches)."""
+    cell, layers, _ = architecture(params)
+    new, caches = [], []
+    for k in range(layers):
+        carried_k, cache = STEPS[cell].forward(layer_weights(params, k), x, carried[k])
+        new.append(carried_k)
+        caches.append(cache)
+        x = carried_k[0]
+    return new, caches
+
+
+def _stack_forward(params, inputs, targets, hprev):
+    """``forward`` for a stack; also returns caches[t], the layers' caches at step t."""
+    cell, layers, m = architecture(params)
+    V, c = params["head.weight"], params["head.bias"]
+    K = V.shape[0]
+    xs, hs, ps, caches = {}, {-1: np.array(hprev, dtype=V.dtype)}, {}, {}
+    carried = unpack_state(hs[-1], cell, layers, m)
+    loss = 0.0
+    for t in range(len(inputs)):
+        xs[t] = np.zeros(K, dtype=V.dtype)
+        xs[t][inputs[t]] = 1.0
+        carried, caches[t] = stack_step(params, carried, xs[t])
+        hs[t] = pack_state(carried)
+        o = np.dot(V, carried[-1][0]) + c
+        e = np.exp(o - np.max(o))
+        ps[t] = e / np.sum(e)
+        loss += -np.log(ps[t][targets[t]])
+    return loss, xs, hs, ps, caches
+
+
+def _stack_loss_and_grads(params, inputs, targets, hprev):
+    """``loss_and_grads`` for a stack."""
+    cell, layers, m = architecture(params)
+    V = params["head.weight"]
+    loss, xs, hs, ps, caches = _stack_forward(params, inputs, targets, hprev)
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    # dnext[k]: dL/d(layer k's carried vectors) through the step after
+    dnext = [tuple(np.zeros(m, dtype=V.dtype) for _ in CELLS[cell].carried) for _ in range(layers)]
+    for t in reversed(range(len(inputs))):
+        g = np.copy(ps[t])
+        g[targets[t]] -= 1.0
+        grads["head.weight"] += np.outer(g, unpack_state(hs[t], cell, layers, m)[-1][0])
+        grads["head.bias"] += g
+        dh = np.dot(V.T, g)  # dL/dh_t of the top layer through the output; then of the layer below
+        for k in reversed(range(layers)):
+            dcarried = (dnext[k][0] + dh,) + dnext[k][1:]
+            dh, dnext[k] = STEPS[cell].backward(layer_weights(grads, k), layer_weights(params, k), caches[t][k],
+                                                dcarried)
+    return loss, grads, hs[len(inputs) - 1]

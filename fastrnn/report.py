@@ -36,7 +36,8 @@ def _facts(run_dir) -> dict:
     text, checked_on = _book_start(files, book, best.hyper.seq_length)
     return {"dir": files.path, "summary": summary, "metrics": metrics, "validation": files.validation(),
             "samples": files.samples(), "passage": files.best_passage(), "best": best, "book": book,
-            "gradchecks": _gradient_checks(text, best.hyper.seq_length), "checked_on": checked_on}
+            "gradchecks": _gradient_checks(text, best.hyper.seq_length, best.hyper.cell, best.hyper.layers),
+            "checked_on": checked_on}
 
 
 def _config(files) -> dict:
@@ -70,11 +71,13 @@ def _book_start(files, book: str, seq_length: int) -> tuple[str, str]:
     return BUILTIN_TEXT, "a built-in text (the run's book was not found)"
 
 
-def _gradient_checks(text: str, seq_length: int) -> dict:
-    """Gradient checks at m = 5 on the first chunk of ``text``, one per seed of GRADCHECK_SEEDS."""
+def _gradient_checks(text: str, seq_length: int, cell: str = "rnn", layers: int = 1) -> dict:
+    """Gradient checks at m = 5 of the run's cell and layers on the first chunk of ``text``,
+    one per seed of GRADCHECK_SEEDS."""
     from .gradients import gradient_check
 
-    return {seed: gradient_check(text, hidden=5, seq_length=min(seq_length, len(text) - 1), seed=seed)
+    return {seed: gradient_check(text, hidden=5, seq_length=min(seq_length, len(text) - 1), seed=seed, cell=cell,
+                                 layers=layers)
             for seed in GRADCHECK_SEEDS}
 
 
@@ -143,6 +146,11 @@ def _gradcheck_rows(facts) -> list[list[str]]:
     return rows
 
 
+def _gradcheck_model(facts) -> str:
+    hyper = facts["best"].hyper
+    return "The classic rnn" if facts["best"].layout.classic else f"A {hyper.layers}-layer {hyper.cell}"
+
+
 GRADCHECK_HEADER = ["parameter", "kernels, relative", "kernels, absolute", "reference, relative", "reference, absolute"]
 
 
@@ -168,8 +176,8 @@ def write_html(run_dir, path) -> None:
 <h2>Hyperparameters</h2>{table(_hyper_rows(facts))}
 <h2>Run</h2>{table(_numbers(facts))}
 <h2>Gradient check</h2>
-<p class="note">m = 5, {esc(facts['checked_on'])}, made with this report: the largest relative error
-|ga - gn| / max(1e-6, |ga| + |gn|) and the largest absolute error of the analytic gradients against
+<p class="note">{esc(_gradcheck_model(facts))}, m = 5, {esc(facts['checked_on'])}, made with this report: the
+largest relative error |ga - gn| / max(1e-6, |ga| + |gn|) and the largest absolute error of the analytic gradients against
 numerical ones, for the kernels and the NumPy reference.</p>
 {table(_gradcheck_rows(facts), GRADCHECK_HEADER)}
 <h2>Loss</h2>{svg}
@@ -212,7 +220,7 @@ def write_markdown(run_dir, path) -> None:
 
 ## Gradient check
 
-m = 5, {facts['checked_on']}: the largest relative and absolute errors of the analytic
+{_gradcheck_model(facts)}, m = 5, {facts['checked_on']}: the largest relative and absolute errors of the analytic
 gradients against numerical ones, for the kernels and the NumPy reference.
 
 {table(_gradcheck_rows(facts), GRADCHECK_HEADER)}

@@ -27,7 +27,7 @@ from .errors import FastrnnError
 from .files import write_text_atomic
 
 # train options a grid may sweep, with the type of their values
-SWEEPABLE = {"hidden": int, "seq_length": int, "eta": float, "sigma": float, "dtype": str, "streams": int,
+SWEEPABLE = {"cell": str, "layers": int, "hidden": int, "seq_length": int, "eta": float, "sigma": float, "dtype": str, "streams": int,
              "restart_every": int, "seed": int}
 SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.csv"
@@ -90,14 +90,15 @@ def run_trial(directory: str, book: str, settings: dict, steps: int, options: di
             "best_val_bits_per_char": float(validation["bits_per_char"].min()) if validation else None}
 
 
-def _warm_up(dtypes) -> None:
-    """Compile (or load) the kernels a trial runs, once per worker, before its first trial."""
+def _warm_up(models) -> None:
+    """Compile (or load) the kernels the trials run, once per worker, before its first trial:
+    ``models`` is a list of (dtype, cell, layers)."""
     import numpy as np
 
     from .trainer import compile_kernels
 
-    for dtype in dtypes:
-        compile_kernels(np.dtype(dtype), np.uint8, streams=1, sampler=True, scorer=True)
+    for dtype, cell, layers in models:
+        compile_kernels(np.dtype(dtype), np.uint8, streams=1, sampler=True, scorer=True, cell=cell, layers=layers)
 
 
 @dataclass
@@ -181,8 +182,9 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
             write_text_atomic(os.path.join(out, SWEEP_FILE), json.dumps(
                 {"book": book, "grid": grid, "seeds": seeds, "steps": steps, "epochs": epochs,
                  "val_fraction": val_fraction, "halving": halving, "options": train_options}, indent=2) + "\n")
-        dtypes = sorted({t.settings.get("dtype", train_options.get("dtype", "float64")) for t in trials})
-        client.run(_warm_up, dtypes)
+        setting = lambda t, name, default: t.settings.get(name, train_options.get(name, default))  # noqa: E731
+        client.run(_warm_up, sorted({(setting(t, "dtype", "float64"), setting(t, "cell", "rnn"),
+                                      1 if setting(t, "layers", 1) == 1 else 2) for t in trials}))
         alive = trials
         for rung, (divisor, _) in enumerate(plan):
             say(f"rung {rung + 1} of {len(plan)}: {len(alive)} trials"

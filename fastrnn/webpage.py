@@ -35,7 +35,7 @@ def sampler_section(state) -> str:
 <section id="sampler">
 <h2>Generate text</h2>
 <p class="note">The model runs in this page: text starts from the state it was in when it was
-saved (its carried hidden state, fed the next character of the book), then the prime.</p>
+saved (its carried state, fed the next character of the book), then the prime.</p>
 <div class="controls">
 <label>prime<textarea id="prime"></textarea></label>
 <label>length<input id="length" type="number" min="0" value="500"></label>
@@ -55,9 +55,16 @@ def page(title: str, body: str) -> str:
             f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n")
 
 
+def describe(state) -> str:
+    """The model in words: "A character-level RNN: hidden size 100, 65 characters", or
+    "A character-level 2-layer LSTM: hidden size 100, 65 characters"."""
+    layout = state.layout
+    kind = "RNN" if layout.classic else f"{layout.layers}-layer {layout.cell.upper()}"
+    return f"A character-level {kind}: hidden size {layout.m}, {layout.K} characters"
+
+
 def write_sampler_page(path, state) -> None:
     """A page with the sampler only, for sharing a model."""
-    m, K = state.hyper.hidden, state.vocab.size
-    body = (f"<h1>fastrnn model</h1>\n<p>A character-level RNN: hidden size {m}, {K} characters, "
-            f"{state.update:,} updates.</p>\n" + sampler_section(state))
+    body = (f"<h1>fastrnn model</h1>\n<p>{html.escape(describe(state))}, {state.update:,} updates.</p>\n"
+            + sampler_section(state))
     write_text_atomic(os.fspath(path), page("fastrnn model", body), encoding="utf-8")

@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from fastrnn.gradients import check_gradients, kernel_grads, relative_error
+from fastrnn.cells import Layout
+from fastrnn.gradients import check_gradients, gradient_check, kernel_grads, relative_error
 
 from helpers import one_line_error, run
 
@@ -31,7 +32,8 @@ def _transposed_dW(state, x, y, h0):
 
 
 def _no_recurrent_term(state, x, y, h0):
-    # Backprop truncated to one step: drops W^T da from dh, as a classic bug would.
+    # Backprop truncated to one step: drops W^T da from dh (and, for the LSTM, f dc from dc),
+    # as a classic bug would.
     from fastrnn import reference
 
     params = {k: v.astype(np.float64) for k, v in state.views().items()}
@@ -51,6 +53,54 @@ def test_a_wrong_gradient_is_caught(wrong):
     worst = {e.param: e.max_rel for e in results["kernels"]}
     assert worst["W"] > 1e-3
     assert max(e.max_rel for e in results["reference"]) < 1e-7
+
+
+STACKS = [("rnn", 2), ("gru", 1), ("gru", 2), ("lstm", 1), ("lstm", 2)]  # ("rnn", 1) is the classic model
+
+
+@pytest.mark.parametrize("cell,layers", STACKS)
+def test_gradients_of_a_stack_agree_for_every_array(cell, layers):
+    # the second chunk starts from a random state: h and, for the LSTM, c
+    results = check_gradients(hidden=5, seed=0, chunks=1, cell=cell, layers=layers)
+    names = list(Layout(5, 2, cell, layers).shapes())
+    for impl in ("kernels", "reference"):
+        assert [e.param for e in results[impl]] == names
+        for e in results[impl]:
+            assert e.max_rel < 1e-6, (impl, e)
+
+
+def _swapped_input_and_forget(state, x, y, h0):
+    # the LSTM's i and f blocks of layer 0's input weights exchanged, as a wrong gate order would
+    grads = {k: v.copy() for k, v in kernel_grads(state, x, y, h0).items()}
+    m = state.hyper.hidden
+    dW = grads["weight_ih_l0"]
+    dW[:m], dW[m:2 * m] = dW[m:2 * m].copy(), dW[:m].copy()
+    return grads
+
+
+@pytest.mark.parametrize("wrong", [_swapped_input_and_forget, _no_recurrent_term])
+def test_a_wrong_stack_gradient_is_caught(wrong):
+    results = check_gradients(hidden=5, seed=0, cell="lstm", layers=2, kernel_grads_fn=wrong)
+    failed = {e.param for e in results["kernels"] if e.max_rel > 1e-3}
+    if wrong is _swapped_input_and_forget:
+        assert failed == {"weight_ih_l0"}
+    else:  # the output layer's gradient needs no step before its own
+        assert {"weight_hh_l0", "weight_hh_l1"} <= failed and not failed & {"head.weight", "head.bias"}
+    assert max(e.max_rel for e in results["reference"]) < 1e-6
+
+
+def test_the_table_names_the_stack_and_its_arrays():
+    check = gradient_check(cell="gru", layers=2, seq_length=10)
+    lines = check.table().splitlines()
+    assert lines[0].startswith("gradient check: 2-layer gru, m=5, 1 chunk(s) of 10")
+    assert [line.split()[0] for line in lines[2:]] == list(Layout(5, 2, "gru", 2).shapes())
+    assert check.passed
+    as_dict = check.as_dict()
+    assert (as_dict["cell"], as_dict["layers"]) == ("gru", 2)
+    assert [row["param"] for row in as_dict["results"]["reference"]][-2:] == ["head.weight", "head.bias"]
+    classic = gradient_check(seq_length=10)
+    assert classic.table().startswith("gradient check: m=5, 1 chunk(s) of 10")
+    assert (classic.as_dict()["cell"], classic.as_dict()["layers"]) == ("rnn", 1)
 
 
 def test_relative_error_formula():

@@ -1,4 +1,5 @@
-"""The model in a web page: its JavaScript sampler in a real headless Chromium, against Python."""
+"""The model in a web page: its JavaScript sampler in a real headless Chromium, against Python
+(the kernels for the classic cell, the NumPy reference for the stacks of every cell)."""
 import shutil
 
 import numpy as np
@@ -6,6 +7,9 @@ import pytest
 
 import fastrnn
 from fastrnn.sample import sample_indices, start_state
+from fastrnn.webpage import write_sampler_page
+
+from test_export import random_state
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
@@ -134,3 +138,47 @@ def test_the_report_page_carries_the_sampler(browser, model_page, tmp_path):
     browser.get((tmp_path / "report.html").as_uri())
     assert wait_for_sample(browser) == python_sample(model._state, "", 500, 1)
     assert browser.find_element("tag name", "svg")  # the loss figure, inline
+
+
+STACKS = [("lstm", 2), ("gru", 1), ("rnn", 2)]
+
+
+@pytest.fixture(scope="module", params=STACKS, ids=lambda p: f"{p[0]}-{p[1]}")
+def stack_page(request, tmp_path_factory):
+    state = random_state(*request.param, hidden=8, seed=3)
+    path = tmp_path_factory.mktemp("stack") / "model.html"
+    write_sampler_page(path, state)
+    return state, path
+
+
+def test_the_page_gives_the_probabilities_of_every_cell(browser, stack_page):
+    from fastrnn import reference
+
+    state, page = stack_page
+    browser.get(page.as_uri())
+    wait_for_sample(browser)
+    for prefix, from_zero in (("", False), ("the rain", False), ("Zoë’s 𝄞", False), ("the rain", True)):
+        got = np.array(browser.execute_script("return fastrnn.sampler.probabilities(arguments[0], arguments[1])",
+                                              prefix, from_zero))
+        h, fed = start_state(state, from_zero)
+        inputs = list(fed) + (list(state.vocab.encode(prefix)) if prefix else [])
+        _, _, _, ps = reference.forward(state.views(), inputs, inputs, h)
+        expected = ps[len(inputs) - 1]
+        assert expected.max() > 20 * expected.min()  # far from uniform
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=0)
+
+
+def test_the_page_writes_the_text_of_every_cell(browser, stack_page):
+    from fastrnn import reference
+
+    state, page = stack_page
+    browser.get(page.as_uri())
+    expected = reference.sample(state.views(), state.h, state.next_char, 500, mulberry32(1, 500), 1.0, 0)
+    assert wait_for_sample(browser) == state.vocab.decode(np.array(expected))  # the page's defaults
+    # a prime, a temperature, from zeros
+    uniforms = np.random.default_rng(5).random(300)
+    got = browser.execute_script("return fastrnn.sampler.sample('t', 300, 0.8, arguments[0], true)", uniforms.tolist())
+    expected = reference.sample(state.views(), np.zeros_like(state.h), int(state.vocab.encode("t")[0]), 300, uniforms,
+                                0.8, 0)
+    assert got == "t" + state.vocab.decode(np.array(expected))
+    assert len(set(got)) > 5

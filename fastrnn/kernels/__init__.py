@@ -1,13 +1,18 @@
-"""Numba kernels: the per-timestep loops of the char-RNN, the optimizer, the training loop and
+"""Numba kernels: the per-timestep loops of the cells, the optimizer, the training loop and
 the sampler, as layers, each importing only those above it in this list:
 
     simd.py       explicit vector loads, stores and multiply-adds (LLVM intrinsics)
     linalg.py     matmul_add and its register tiles; copies and transposes
-    mathfn.py     exp, tanh and the row softmax in the workspace's precision
-    workspace.py  the named buffers (Workspace, RunState) and their one allocator (no kernels)
-    rnn.py        the cell: parameter views, rnn_forward / rnn_backward, chunk_loss_and_grads
+    mathfn.py     exp, tanh, the sigmoid and the row softmax in the workspace's precision
+    workspace.py  the named buffers (Workspace, StackWorkspace, RunState) and their allocators
+    rnn.py        the classic cell: parameter views, rnn_forward / rnn_backward,
+                  chunk_loss_and_grads; and the rnn's step in a stack
+    lstm.py, gru.py   each cell's step in a stack: its gates forward and backward
+    stack.py      a stack of layers of any cell and the output layer over one chunk, compiled
+                  per cell (``kernels_for``)
     optim.py      clip + AdaGrad over the flat parameter buffer
-    loop.py       the training loop over chunks, one stream or many (serial and parallel builds)
+    loop.py       the training loop over chunks, one stream or many (serial and parallel
+                  builds, per cell)
     sampler.py    sampling text and scoring it
 
 ``config.py`` holds the compile options every layer uses. Kernels never raise or print: the
@@ -17,19 +22,16 @@ Arguments, everywhere: outputs, workspaces, inputs, parameters, then sizes and
 hyperparameters. A NamedTuple of arrays (``Workspace``, ``RunState``) stands for its arrays in
 that order.
 
-Adding a cell or an optimizer (what each would touch):
-- A GRU: ``kernels/gru.py`` with ``param_views``, ``transposes_into`` (or its own derived
-  layouts) and ``chunk_loss_and_grads`` of the same signatures as ``rnn.py``'s; its maths in
-  plain NumPy in ``reference.py``; its parameter shapes in ``model.Layout``; in ``loop.py``,
-  the import that names the cell (``from .rnn import ...``) made a choice between the two;
-  and in ``sampler.py`` its step, which ``sample_chars`` writes out for the RNN, and the
-  forward pass ``text_loss`` imports. The workspace serves any cell whose per-timestep buffers fit (n+1, G, m) and
-  (n, G, K); a GRU's gates need a (n, G, 3m) buffer, one more field in ``Workspace``.
-- Adam: ``kernels/optim.py`` gains ``adam_update`` beside ``adagrad_update`` (its state, a
-  second moment, is one more (2, P) array in ``RunState``), ``reference.py`` its NumPy step,
-  and ``loop.step_and_keep_best`` the call that picks it.
-The training loop calls the cell and the optimizer through those two names only
-(``chunk_loss_and_grads``, ``step_and_keep_best``).
+Adding a cell (what the GRU touched, after the LSTM): ``kernels/gru.py`` (its step pair,
+``gru_forward_step`` / ``gru_backward_step``), one line in ``stack.STEPS``, a ``Cell`` in
+``cells.CELLS``, its step pair in ``reference.STEPS`` and in ``gradients._BATCHED_STEPS`` (the
+extended-precision loss of the gradient check), and its step in ``web/sampler.js``. The
+products, the layers, the loop, the sampler and the scorer are every cell's.
+Adding an optimizer: ``kernels/optim.py`` gains its step beside ``adagrad_update`` (its
+state one more (2, P) array in ``RunState``), ``reference.py`` its NumPy step, and
+``loop.step_and_keep_best`` the call that picks it.
+The training loop reaches the model through four hooks (``loop.py``) and the optimizer through
+``step_and_keep_best``.
 
 Compiled code is cached on disk in a directory named by a hash of this package's sources
 (``CACHE_DIR``): an edit to any layer (a helper that other kernels inline included) gives a
@@ -68,6 +70,6 @@ CACHE_DIR = _cache_dir()
 _before = _numba_config.CACHE_DIR
 _numba_config.CACHE_DIR = CACHE_DIR
 try:
-    from . import config, linalg, loop, mathfn, optim, rnn, sampler, simd, workspace  # noqa: F401
+    from . import config, gru, linalg, loop, lstm, mathfn, optim, rnn, sampler, simd, stack, workspace  # noqa: F401
 finally:
     _numba_config.CACHE_DIR = _before

@@ -16,12 +16,23 @@ def compiled_as(func, name, namespace=None, **options):
     import types
 
     from numba import njit
+    from numba.core import config as numba_config
+
+    from . import CACHE_DIR
 
     copy = types.FunctionType(func.__code__, func.__globals__ if namespace is None else namespace, name,
                               func.__defaults__, func.__closure__)
     copy.__qualname__ = name
     copy.__doc__ = func.__doc__
-    return njit(**options)(copy)
+    # Numba picks the cache directory at decoration: this package's, named by its sources'
+    # hash (copies made after the import would otherwise be cached beside the source, keyed on
+    # their own file's stamp alone, and served stale after an edit of a function they call)
+    before = numba_config.CACHE_DIR
+    numba_config.CACHE_DIR = CACHE_DIR
+    try:
+        return njit(**options)(copy)
+    finally:
+        numba_config.CACHE_DIR = before
 
 
 def compiled_copies(funcs, suffix, module_globals, overrides, **options):

@@ -165,12 +165,13 @@ def _chunk_forward(hs, cs, gates, aux, ps, hh, scratch, xs, ys, WT, VT, params, 
     return loss
 
 
-def _chunk_backward(grads, dh, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates, aux, xs, ys, params, dims):
+def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates, aux, xs, ys, params, dims):
     """Backward pass over the G chunks ``chunk_forward`` just ran; the gradients are the sums
     over all G chunks.
 
     grads (P,): written with the raw gradients (layer 0's W_ih as W_ih.T, as stored).
-    dh (2, n G m), dg_ih, dg_hh (n G gm), dh_next, dc_next (G, m): workspaces.
+    dh0, dh1 (n G m): workspaces, dL/dh_t of a layer from above and of the layer below it, in
+    turns.   dg_ih, dg_hh (n G gm), dh_next, dc_next (G, m): workspaces.
     ps (n, G, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
     hs, cs, gates, aux, xs, ys, params: read.
     """
@@ -189,7 +190,7 @@ def _chunk_backward(grads, dh, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates
     rows = ps.reshape((n * G, K))
     # dV = sum_t g_t h_t^T;  dL/dh_t of the top layer = V^T g_t
     matmul_add_transposed(dV, rows, hs[L - 1].reshape(((n + 1) * G, m))[G:])
-    above = dh[0].reshape((n * G, m))
+    above = dh0.reshape((n * G, m))
     above[:] = 0.0
     matmul_add(above, rows, V)
     dgi = dg_ih.reshape((n, G, gm))
@@ -198,7 +199,7 @@ def _chunk_backward(grads, dh, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates
     for l in range(L - 1, -1, -1):
         W_ih, W_hh, b_ih, b_hh = layer_views(params, l, m, K, gm)
         dW_ih, dW_hh, db_ih, db_hh = layer_views(grads, l, m, K, gm)
-        dabove = dh[cur].reshape((n, G, m))
+        dabove = (dh0 if cur == 0 else dh1).reshape((n, G, m))
         dh_next[:] = 0.0
         dc_next[:] = 0.0
         for t in range(n - 1, -1, -1):
@@ -225,7 +226,7 @@ def _chunk_backward(grads, dh, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates
             # dW_ih = sum_t dg_ih_t h_t^T of the layer below;  its dL/dh_t = W_ih^T dg_ih_t
             below_h = hs[l - 1].reshape(((n + 1) * G, m))[G:]
             matmul_add_transposed(dW_ih, gi_rows, below_h)
-            below = dh[1 - cur].reshape((n * G, m))
+            below = (dh1 if cur == 0 else dh0).reshape((n * G, m))
             below[:] = 0.0
             matmul_add(below, gi_rows, W_ih)
             cur = 1 - cur
@@ -266,7 +267,7 @@ def _block_loss_and_grads(j, run, work, book, params, dims):
     xs, ys = xy[:, :n], xy[:, 1:]
     work.block_losses[j] = chunk_forward(hs, cs, gates, aux, ps, hh, work.scratch[j], xs, ys, work.WT, work.VT,
                                          params, dims)
-    chunk_backward(work.block_grads[j], work.dh[j], work.dg_ih[j, :n * G * gm], work.dg_hh[j, :n * G * gm],
+    chunk_backward(work.block_grads[j], work.dh[j, 0, :n * G * m], work.dh[j, 1, :n * G * m], work.dg_ih[j, :n * G * gm], work.dg_hh[j, :n * G * gm],
                    work.dh_next[j, :G * m].reshape((G, m)), work.dc_next[j, :G * m].reshape((G, m)), ps, hs, cs,
                    gates, aux, xs, ys, params, dims)
 

@@ -1,30 +1,126 @@
 // The model's forward pass and sampler in the page, computed as fastrnn's own sampler computes
-// them (kernels/sampler.py): every sum in the same order, in float64, so probabilities agree to
-// a few parts in 1e15 (the kernels fuse multiply-adds and have their own exp and tanh) and the
-// same uniform numbers pick the same characters unless one falls that close to a boundary.
-// `model` is the JSON document that `fastrnn export` writes.
+// them: every sum in the same order, in float64, so probabilities agree to a few parts in 1e15
+// (the kernels fuse multiply-adds and have their own exp and tanh) and the same uniform numbers
+// pick the same characters unless one falls that close to a boundary. `model` is the JSON
+// document that `fastrnn export` writes (export.py); the arrays are read from its `params`,
+// under PyTorch's names (a document of format 1: from its classic W, U, V, b, c).
+//
+// The order of every operation, so that other code can match it (x: the input character's
+// index, h and c: a layer's carried state, sums over j run from j = 0 up, starting from 0.0
+// unless a start is named, sigmoid(a) = 1 / (1 + exp(-a))):
+//   classic (rnn, 1 layer):  h'[i] = tanh(sum_j W[i][j] h[j] + (b[i] + U[i][x])),
+//                            W = weight_hh_l0, U = weight_ih_l0, b = bias_ih_l0 + bias_hh_l0
+//   stacks, layer k:         gi[r] = (sum_j weight_ih_lk[r][j] in[j]) + bias_ih_lk[r]
+//                            gh[r] = (sum_j weight_hh_lk[r][j] h[j]) + bias_hh_lk[r]
+//                            in = the one-hot x for k = 0 (the sum is then weight_ih_l0[r][x]),
+//                            else layer k-1's new h; rows r of gate block q are r = q m + i
+//     rnn                    h'[i] = tanh(gi[i] + gh[i])
+//     gru  (blocks r, z, n)  r = sigmoid(gi[i] + gh[i]), z = sigmoid(gi[m+i] + gh[m+i]),
+//                            n = tanh(gi[2m+i] + r * gh[2m+i]), h'[i] = (1 - z) * n + z * h[i]
+//     lstm (blocks i, f, g, o) i = sigmoid(gi[i] + gh[i]), f = sigmoid(gi[m+i] + gh[m+i]),
+//                            g = tanh(gi[2m+i] + gh[2m+i]), o = sigmoid(gi[3m+i] + gh[3m+i]),
+//                            c'[i] = f * c[i] + i * g, h'[i] = o * tanh(c'[i])
+//   output (every cell):     o[k] = head.bias[k] + sum_j head.weight[k][j] h[j], starting from
+//                            head.bias[k], h the last layer's; p = exp((o - max o) / T) / total,
+//                            (o - max o) times the precomputed 1 / T, total summed in order of k
+// (a * b + c * d is (a * b) + (c * d): JavaScript fuses nothing).
 "use strict";
 
 function fastrnnSampler(model) {
   const chars = Array.from(model.vocab);  // code points, not UTF-16 units
   const index = new Map(chars.map((ch, i) => [ch, i]));
-  const m = model.hyper.hidden, K = chars.length;
-  const W = model.W, U = model.U, V = model.V, b = model.b, c = model.c;
+  const K = chars.length;
+  const m = model.hyper.hidden;
+  const cell = model.cell || "rnn", layers = model.layers || 1;
+  const classic = cell === "rnn" && layers === 1;
+  const P = model.params || {  // format 1: the classic arrays alone
+    weight_ih_l0: model.U, weight_hh_l0: model.W, bias_ih_l0: model.b, bias_hh_l0: model.b.map(() => 0.0),
+    "head.weight": model.V, "head.bias": model.c,
+  };
+  const V = P["head.weight"], c = P["head.bias"];
+  const G = { rnn: 1, gru: 3, lstm: 4 }[cell];
+  if (G === undefined) throw new Error(`unknown cell ${JSON.stringify(cell)}`);
+  const sigmoid = (a) => 1.0 / (1.0 + Math.exp(-a));
 
-  // h <- tanh(W h + (b + U[:, x])), W h summed in order of j from 0
-  function step(h, x) {
-    const next = new Float64Array(m);
+  // a state is {h, c}: per layer a Float64Array(m) (c: the LSTM's cells, else null)
+  function zeros() {
+    const layer = () => Array.from({ length: layers }, () => new Float64Array(m));
+    return { h: layer(), c: cell === "lstm" ? layer() : null };
+  }
+
+  // the classic cell: h <- tanh(W h + (b + U[:, x])), W h summed in order of j from 0
+  const W = P.weight_hh_l0, U = P.weight_ih_l0;
+  const b = Float64Array.from(P.bias_ih_l0, (v, i) => v + P.bias_hh_l0[i]);  // bias_hh_l0 is 0
+  function classicStep(state, x) {
+    const h = state.h[0], next = new Float64Array(m);
     for (let i = 0; i < m; i++) {
       let acc = 0.0;
       const row = W[i];
       for (let j = 0; j < m; j++) acc += row[j] * h[j];
       next[i] = Math.tanh(acc + (b[i] + U[i][x]));
     }
+    return { h: [next], c: null };
+  }
+
+  // one layer's gate inputs gi = W_ih in + b_ih and gh = W_hh h + b_hh (G m rows each); the
+  // input is a character index for layer 0 (W_ih times its one-hot vector: a column)
+  function gateInputs(k, input, h) {
+    const Wih = P[`weight_ih_l${k}`], Whh = P[`weight_hh_l${k}`];
+    const bih = P[`bias_ih_l${k}`], bhh = P[`bias_hh_l${k}`];
+    const gi = new Float64Array(G * m), gh = new Float64Array(G * m);
+    for (let r = 0; r < G * m; r++) {
+      let acc = 0.0;
+      if (k === 0) {
+        acc = Wih[r][input];
+      } else {
+        const row = Wih[r];
+        for (let j = 0; j < m; j++) acc += row[j] * input[j];
+      }
+      gi[r] = acc + bih[r];
+      acc = 0.0;
+      const row = Whh[r];
+      for (let j = 0; j < m; j++) acc += row[j] * h[j];
+      gh[r] = acc + bhh[r];
+    }
+    return [gi, gh];
+  }
+
+  // a stack: every layer in turn, layer k fed layer k-1's new h
+  function stackStep(state, x) {
+    const next = { h: [], c: cell === "lstm" ? [] : null };
+    let input = x;
+    for (let k = 0; k < layers; k++) {
+      const h = state.h[k], [gi, gh] = gateInputs(k, input, h);
+      const out = new Float64Array(m);
+      if (cell === "rnn") {
+        for (let i = 0; i < m; i++) out[i] = Math.tanh(gi[i] + gh[i]);
+      } else if (cell === "gru") {
+        for (let i = 0; i < m; i++) {
+          const r = sigmoid(gi[i] + gh[i]), z = sigmoid(gi[m + i] + gh[m + i]);
+          const n = Math.tanh(gi[2 * m + i] + r * gh[2 * m + i]);
+          out[i] = (1.0 - z) * n + z * h[i];
+        }
+      } else {  // lstm
+        const cPrev = state.c[k], cNext = new Float64Array(m);
+        for (let i = 0; i < m; i++) {
+          const ig = sigmoid(gi[i] + gh[i]), f = sigmoid(gi[m + i] + gh[m + i]);
+          const g = Math.tanh(gi[2 * m + i] + gh[2 * m + i]), o = sigmoid(gi[3 * m + i] + gh[3 * m + i]);
+          cNext[i] = f * cPrev[i] + ig * g;
+          out[i] = o * Math.tanh(cNext[i]);
+        }
+        next.c.push(cNext);
+      }
+      next.h.push(out);
+      input = out;
+    }
     return next;
   }
 
+  const step = classic ? classicStep : stackStep;
+
   // unnormalised probabilities exp((o - max o) / T) of o = c + V h, and their sum in order
-  function weights(h, temperature) {
+  function weights(state, temperature) {
+    const h = state.h[layers - 1];
     const o = new Float64Array(K);
     let top = -Infinity;
     for (let k = 0; k < K; k++) {
@@ -64,35 +160,42 @@ function fastrnnSampler(model) {
     return out;
   }
 
-  // the state text starts from: the carried hidden state fed its next character (or h = 0)
+  // the state text starts from: the carried state (h, and c for the LSTM: (m,) for the classic
+  // cell, (layers, m) for a stack) fed its next character, or zeros
   function start(fromZero) {
-    let h = new Float64Array(fromZero ? m : model.h.length);
+    let state = zeros();
     if (!fromZero) {
-      h.set(model.h);
-      if (model.next_char !== null && model.next_char !== undefined) h = step(h, model.next_char);
+      const carried = (saved, into) => {
+        if (saved === undefined || saved === null) return;
+        const rows = classic ? [saved] : saved;
+        rows.forEach((row, k) => into[k].set(row));
+      };
+      carried(model.h, state.h);
+      if (cell === "lstm") carried(model.c, state.c);
+      if (model.next_char !== null && model.next_char !== undefined) state = step(state, model.next_char);
     }
-    return h;
+    return state;
   }
 
   // prime followed by `length` characters picked with the given uniform numbers
   function sample(prime, length, temperature, uniforms, fromZero = false) {
-    let h = start(fromZero);
-    for (const x of indices(prime)) h = step(h, x);
+    let state = start(fromZero);
+    for (const x of indices(prime)) state = step(state, x);
     let text = prime;
     for (let t = 0; t < length; t++) {
-      const [p, total] = weights(h, temperature);
+      const [p, total] = weights(state, temperature);
       const x = pick(p, total, uniforms[t]);
       text += chars[x];
-      if (t < length - 1) h = step(h, x);
+      if (t < length - 1) state = step(state, x);
     }
     return text;
   }
 
   // softmax(c + V h) after the start state was fed `prefix`
   function probabilities(prefix, fromZero = false) {
-    let h = start(fromZero);
-    for (const x of indices(prefix)) h = step(h, x);
-    const [p, total] = weights(h, 1.0);
+    let state = start(fromZero);
+    for (const x of indices(prefix)) state = step(state, x);
+    const [p, total] = weights(state, 1.0);
     return Array.from(p, (v) => v / total);
   }
 
