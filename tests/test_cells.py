@@ -1,0 +1,177 @@
+"""The gated cells and stacks end to end: training, exact resume (also after kill -9), validation
+scored as `fastrnn eval` scores, warm-start sampling with --top-k and --until-end, checkpoints
+of format 3 and the older ones, the report, sweeps over cell and layers, and bad input."""
+import json
+import shutil
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn.model import load_checkpoint, save_checkpoint
+
+from conftest import make_text
+from helpers import SMALL, assert_same_run, npz_arrays, one_line_error, run
+
+LSTM = ["--cell", "lstm", "--layers", "2", "--hidden", "10"]
+SMALL_STACK = [a for a in SMALL if a not in ("--hidden", "12")]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_resumed_stack_with_streams_and_validation_equals_an_uninterrupted_one(tmp_path, book, cell):
+    args = ["--cell", cell, "--layers", "2", "--hidden", "10", "--streams", "3", "--val-fraction", "0.1",
+            "--val-every", "20"] + SMALL_STACK
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert run(["train", str(book), "--out", str(full), "--steps", "100"] + args).exit_code == 0
+    assert run(["train", str(book), "--out", str(split), "--steps", "55"] + args).exit_code == 0
+    result = run(["train", "--resume", str(split), "--steps", "100", "-q"])
+    assert result.exit_code == 0, result.output
+    assert_same_run(full, split)
+    assert (full / "validation.csv").read_text() == (split / "validation.csv").read_text()
+    last = npz_arrays(full / "last.npz")
+    assert int(last["format_version"]) == 3 and last["h"].shape == (2, 10)
+    assert ("c" in last) == (cell == "lstm") and last["stream_h"].shape == (3, (4 if cell == "lstm" else 2) * 10)
+    assert last["weight_hh_l1"].shape == ((4 if cell == "lstm" else 3) * 10, 10) and "W" not in last
+    # validation scores from the carried state, as `fastrnn eval` does
+    rows = np.loadtxt(full / "validation.csv", delimiter=",", skiprows=1, ndmin=2)
+    summary = json.loads((full / "summary.json").read_text())
+    held = tmp_path / "held.txt"
+    held.write_text(book.read_text()[-summary["val_chars"]:], encoding="utf-8")
+    scored = json.loads(run(["eval", str(full / "best.npz"), str(held), "--json"]).stdout)
+    best = load_checkpoint(full / "best.npz")
+    assert scored["nats_per_char"] == pytest.approx(rows[rows[:, 0] == best.update, 1][0], abs=1e-6)
+
+
+def test_sampling_an_lstm_starts_from_its_carried_state(tmp_path, book):
+    out = tmp_path / "run"
+    assert run(["train", str(book), "--out", str(out), "--steps", "150"] + LSTM + SMALL_STACK).exit_code == 0
+    model = fastrnn.load(out / "last.npz")
+    assert model.cell == "lstm" and model.layers == 2 and set(model.state) == {"h", "c"}
+    assert model.params["weight_ih_l0"].shape == (40, len(model.vocab)) and model.state["c"].shape == (2, 10)
+    with pytest.raises(AttributeError, match="Model.params"):
+        model.W
+    warm, cold = model.sample(300, seed=4), model.sample(300, seed=4, from_zero=True)
+    assert warm != cold and len(warm) == 300
+    top1 = model.sample(50, seed=1, top_k=1)
+    assert top1 == model.sample(50, seed=2, top_k=1)  # the likeliest character every time
+    result = run(["sample", "--checkpoint", str(out / "last.npz"), "--len", "300", "--seed", "4"])
+    assert result.exit_code == 0 and result.stdout.rstrip("\n") == warm
+    assert "torch_state_dict" in dir(model) and set(model.torch_state_dict()) == set(model.params)
+
+
+def test_a_gru_writes_tweets_until_their_end(tmp_path):
+    tweets = [make_text(12, seed=s).strip() for s in range(60)]
+    run_ = fastrnn.train(text=tweets, out=tmp_path / "tweets", steps=200, cell="gru", hidden=12, seq_length=10,
+                         progress=False, sample_every=0)
+    texts = run_.model.sample(400, seed=0, num=4, until_end=True)
+    assert all("\x03" not in t for t in texts) and any(len(t) < 400 for t in texts)
+
+
+def test_the_report_of_an_lstm_run_checks_its_own_arrays(tmp_path, book):
+    out = tmp_path / "run"
+    assert run(["train", str(book), "--out", str(out), "--steps", "60"] + LSTM + SMALL_STACK).exit_code == 0
+    report = tmp_path / "report.md"
+    result = run(["report", str(out), "-o", str(report), "--markdown"])
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert "A 2-layer lstm, m = 5" in text
+    for name in ("weight_ih_l0", "weight_hh_l1", "bias_hh_l1", "head.weight"):
+        assert f"{name} (seed 40)" in text
+
+
+@pytest.mark.parametrize("cell, layers", [("lstm", 2), ("gru", 1)])
+def test_gradcheck_of_a_stack_prints_a_row_per_array(cell, layers):
+    result = run(["gradcheck", "--cell", cell, "--layers", str(layers)])
+    assert result.exit_code == 0, result.output
+    names = [line.split()[0] for line in result.stdout.splitlines()[2:-1]]
+    assert names == [n for k in range(layers) for n in (f"weight_ih_l{k}", f"weight_hh_l{k}", f"bias_ih_l{k}",
+                                                        f"bias_hh_l{k}")] + ["head.weight", "head.bias"]
+    assert result.stdout.rstrip().endswith("passed")
+
+
+def test_checkpoints_of_formats_1_and_2_load_as_classic_models(tmp_path, book):
+    out = tmp_path / "run"
+    assert run(["train", str(book), "--out", str(out), "--steps", "30"] + SMALL).exit_code == 0
+    arrays = npz_arrays(out / "last.npz")
+    hyper = json.loads(str(arrays["hyper"]))
+    for version in (1, 2):
+        old = dict(arrays, format_version=np.array(version),
+                   hyper=np.array(json.dumps({k: v for k, v in hyper.items() if k not in ("cell", "layers")})))
+        if version == 1:
+            old.pop("next_char", None)
+        path = tmp_path / f"v{version}.npz"
+        np.savez(path, **old)
+        state = load_checkpoint(path)
+        assert state.hyper.cell == "rnn" and state.hyper.layers == 1 and state.layout.classic
+        assert np.array_equal(state.params, load_checkpoint(out / "last.npz").params)
+
+
+def test_bad_cells_and_shapes_are_one_line(tmp_path, book):
+    one_line_error(run(["train", str(book), "--layers", "0"]), 2, "--layers")
+    one_line_error(run(["train", str(book), "--cell", "transformer"]), 2, "--cell")
+    out = tmp_path / "run"
+    assert run(["train", str(book), "--out", str(out), "--steps", "20"] + LSTM + SMALL_STACK).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    one_line_error(run(["train", "--resume", str(out), "--cell", "gru"]), 2, "--cell cannot change")
+    one_line_error(run(["train", "--resume", str(out), "--layers", "3"]), 2, "--layers cannot change")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    arrays = npz_arrays(out / "last.npz")
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **dict(arrays, weight_hh_l1=arrays["weight_hh_l1"][:, :5]))
+    one_line_error(run(["sample", "--checkpoint", str(bad)]), 1, "weight_hh_l1 has shape (40, 5), expected (40, 10)")
+    np.savez(bad, **{k: v for k, v in arrays.items() if k != "c"})
+    one_line_error(run(["sample", "--checkpoint", str(bad)]), 1, "missing c")
+    np.savez(bad, **dict(arrays, hyper=np.array(str(arrays["hyper"]).replace('"lstm"', '"gpt"'))))
+    one_line_error(run(["sample", "--checkpoint", str(bad)]), 1, "unknown cell 'gpt'")
+    with pytest.raises(fastrnn.FastrnnError, match="cell must be one of rnn, gru, lstm"):
+        fastrnn.train(book, cell="LSTM", out=tmp_path / "x", progress=False)
+
+
+def test_a_sweep_over_cells_and_layers(tmp_path, book):
+    out = tmp_path / "sweep"
+    result = run(["sweep", str(book), "--grid", "cell=rnn,lstm", "--grid", "layers=1,2", "--grid", "hidden=8",
+                  "--steps", "40", "--out", str(out), "--workers", "2", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    with open(out / "results.csv") as f:
+        rows = list(__import__("csv").DictReader(f))
+    assert sorted((r["cell"], r["layers"]) for r in rows) == [("lstm", "1"), ("lstm", "2"), ("rnn", "1"), ("rnn", "2")]
+    assert all(r["status"] == "finished" for r in rows)
+    for r in rows:
+        model = fastrnn.load(out / r["trial"] / "last.npz")
+        assert (model.cell, model.layers, model.update) == (r["cell"], int(r["layers"]), 40)
+
+
+@pytest.mark.skipif(shutil.which("fastrnn") is None, reason="the fastrnn command is not installed")
+def test_a_killed_lstm_run_resumes_to_the_same_result(tmp_path):
+    from test_resume import _long_book, _wait_for_checkpoint
+
+    book = _long_book(tmp_path)
+    args = ["--cell", "lstm", "--layers", "2", "--hidden", "8", "--streams", "2", "--checkpoint-every", "100",
+            "--sample-every", "500", "--log-every", "50", "-q"]
+    total = "1500"
+    out = tmp_path / "run"
+    proc = subprocess.Popen(["fastrnn", "train", str(book), "--out", str(out), "--steps", total] + args,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for_checkpoint(out / "last.npz")
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=120)
+    assert 0 < load_checkpoint(out / "last.npz").update < int(total)
+    resumed = subprocess.run(["fastrnn", "train", "--resume", str(out), "-q"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    reference = tmp_path / "uninterrupted"
+    full = subprocess.run(["fastrnn", "train", str(book), "--out", str(reference), "--steps", total] + args,
+                          capture_output=True, text=True)
+    assert full.returncode == 0, full.stderr
+    assert_same_run(reference, out)
+
+
+def test_a_saved_stack_round_trips(tmp_path, book):
+    out = tmp_path / "run"
+    assert run(["train", str(book), "--out", str(out), "--steps", "20"] + LSTM + SMALL_STACK).exit_code == 0
+    state = load_checkpoint(out / "last.npz")
+    save_checkpoint(tmp_path / "again.npz", state)
+    again = load_checkpoint(tmp_path / "again.npz")
+    assert np.array_equal(again.params, state.params) and np.array_equal(again.h, state.h)
+    assert np.array_equal(again.adagrad, state.adagrad) and again.next_char == state.next_char
