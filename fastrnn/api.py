@@ -572,6 +572,10 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
         + f" -> {out}")
     if not resuming:
         state = with_streams(init_state(vocab, Hyper(**settings)), train_part.shape[0])
+    if not state.layout.classic:
+        h = state.hyper
+        say(f"model: {h.layers} layer{'s' if h.layers > 1 else ''} of {h.cell} ({h.hidden} units), "
+            f"{state.layout.size:,} parameters, {h.dtype}")
     compile_seconds = compile_kernels(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
                                       scorer=val_part is not None, cell=state.hyper.cell, layers=state.hyper.layers,
                                       on_compile=lambda what: say(f"compiling {what} (first run only)..."))

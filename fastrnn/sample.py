@@ -65,8 +65,10 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
                              views["W"], views["U"].T, views["V"], views["b"], views["c"],
                              float(1.0 / temperature), int(top_k))
     else:
-        sampler.stack_kernels(cell)["sample_stack"](out, H, prime, uniforms, params,
-                                                    (layers, m, vocab.size, layout.gm),
+        from .kernels.workspace import stack_weight_copies
+
+        sampler.stack_kernels(cell)["sample_stack"](out, H, *stack_weight_copies(layers, m, layout.gm, vocab.size, dtype),
+                                                    prime, uniforms, params, (layers, m, vocab.size, layout.gm),
                                                     float(1.0 / temperature), int(top_k))
     return out[0] if num is None else out
 

@@ -154,11 +154,12 @@ def text_loss(work, text, h0, params, m, K):
     return total
 
 
-def _sample_stack(out, H, prime, uniforms, params, dims, inv_temperature, top_k):
+def _sample_stack(out, H, WT, W, VT, prime, uniforms, params, dims, inv_temperature, top_k):
     """``sample_chars`` for a stack: N texts of out.shape[1] characters, one per row.
 
     out (N, n) int64: written.   H (N, S): the texts' flat carried states, advanced in place
-    through the prime and the first n - 1 sampled characters.   prime (L,) int, uniforms (N, n),
+    through the prime and the first n - 1 sampled characters.   WT, W, VT: workspaces
+    (``workspace.stack_weight_copies``).   prime (L,) int, uniforms (N, n),
     inv_temperature, top_k: as ``sample_chars``.   params (P,): read.   dims: (L, m, K, gm).
     Each step is ``stack.layers_forward`` over a chunk of one character of N streams: h_t as
     training computes it, bit for bit.
@@ -166,9 +167,7 @@ def _sample_stack(out, H, prime, uniforms, params, dims, inv_temperature, top_k)
     Ly, m, K, gm = dims
     N, n = out.shape
     dtype = H.dtype
-    WT = np.empty((Ly, 2, m, gm), dtype=dtype)
-    VT = np.empty((m, K), dtype=dtype)
-    stack_transposes_into(WT, VT, params, dims)
+    stack_transposes_into(WT, W, VT, params, dims)
     V, c = head_views(params, Ly, m, K, gm)
     hs = np.empty((Ly, 2, N, m), dtype=dtype)
     cs = np.empty((Ly, 2, N, m), dtype=dtype)

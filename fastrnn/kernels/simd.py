@@ -3,9 +3,11 @@
 
 LLVM vectorises plain loops, but not a register tile (several accumulators carried across a
 loop): written with scalars or tuples, it stays scalar. A value of type ``Vec`` is one LLVM
-vector (``<4 x double>``, ``<8 x float>``: 256 bits, an AVX2 register), so a tile of them stays
-in registers. Machines with narrower registers get the same results through LLVM's splitting
-of wide vectors.
+vector, so a tile of them stays in registers: 512 bits (``<8 x double>``, ``<16 x float>``)
+where the CPU has AVX-512, whose 32 registers hold the tiles with twice the numbers per
+instruction, else 256 bits (an AVX2 register). Machines with narrower registers get the same
+results through LLVM's splitting of wide vectors, and the width changes no result: every
+element is summed in the same order with the same multiply-add whatever the lanes.
 
 ``vfma`` computes ``acc + a * s`` with ``llvm.fmuladd``, fused where the CPU has FMA, on every
 path of ``matmul_add``, so that its paths round alike. With NUMBA_DISABLE_JIT=1 the same
@@ -19,7 +21,19 @@ from numba.core import cgutils, config
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, register_model
 
-VECTOR_BITS = 256
+
+
+def _vector_bits() -> int:
+    """512 on a CPU with AVX-512 (as Numba compiles for it: its NUMBA_CPU_NAME and
+    NUMBA_CPU_FEATURES, else the host's), else 256."""
+    if config.CPU_NAME is not None or config.CPU_FEATURES is not None:
+        return 512 if "+avx512f" in (config.CPU_FEATURES or "") else 256
+    from llvmlite import binding
+
+    return 512 if binding.get_host_cpu_features().get("avx512f") else 256
+
+
+VECTOR_BITS = _vector_bits()
 
 
 class Vec(types.Type):

@@ -30,7 +30,7 @@ from numba import njit
 
 from .config import JIT, compiled_copies
 from .gru import gru_backward_step, gru_forward_step
-from .linalg import copy_into, matmul_add, matmul_add_transposed, transpose_into
+from .linalg import copy_into, copy_rows_into, matmul_add, matmul_add_transposed, transpose_into
 from .lstm import lstm_backward_step, lstm_forward_step
 from .mathfn import softmax_rows
 from .rnn import rnn_backward_step, rnn_forward_step
@@ -70,15 +70,18 @@ def head_views(flat, L, m, K, gm):
 
 
 @njit(**JIT)
-def stack_transposes_into(WT, VT, params, dims):
-    """WT (L, 2, m, gm) written with each layer's W_hh.T and (above layer 0) W_ih.T, VT (m, K)
-    with V.T: the layouts the forward products read row by row."""
+def stack_transposes_into(WT, W, VT, params, dims):
+    """WT (L, 2, m, >= gm) written with each layer's W_hh.T and (above layer 0) W_ih.T, W (L, 2,
+    gm, >= m) with W_hh and W_ih, VT (m, K) with V.T: the layouts the products read row by row,
+    in rows of padded length (``workspace.padded_row``)."""
     L, m, K, gm = dims
     for l in range(L):
         W_ih, W_hh, b_ih, b_hh = layer_views(params, l, m, K, gm)
-        transpose_into(WT[l, 0], W_hh)
+        transpose_into(WT[l, 0, :, :gm], W_hh)
+        copy_rows_into(W[l, 0, :, :m], W_hh)
         if l > 0:
-            transpose_into(WT[l, 1], W_ih)
+            transpose_into(WT[l, 1, :, :gm], W_ih)
+            copy_rows_into(W[l, 1, :, :m], W_ih)
     V, c = head_views(params, L, m, K, gm)
     transpose_into(VT, V)
 
@@ -115,7 +118,7 @@ def _layers_forward(hs, cs, gates, aux, hh, scratch, xs, WT, params, dims):
     hs, cs (L, n+1, G, m): row 0 of each layer read (the carried h, c), rows 1..n written.
     gates (L, n, G, gm), aux (L, n, G, m): written with what the backward steps read.
     hh (G, gm), scratch (3, >= G max(gm, K)): workspaces.   xs (G, n) int: the inputs.
-    WT (L, 2, m, gm): read (``stack_transposes_into``).   params (P,): read.
+    WT (L, 2, m, >= gm): read (``stack_transposes_into``).   params (P,): read.
     """
     L, m, K, gm = dims
     G, n = xs.shape
@@ -135,13 +138,13 @@ def _layers_forward(hs, cs, gates, aux, hh, scratch, xs, WT, params, dims):
             rows = a.reshape((n * G, gm))
             for r in range(n * G):
                 copy_into(rows[r], b_ih)
-            matmul_add(rows, hs[l - 1].reshape(((n + 1) * G, m))[G:], WT[l, 1])
+            matmul_add(rows, hs[l - 1].reshape(((n + 1) * G, m))[G:], WT[l, 1, :, :gm])
         h = hs[l]
         c = cs[l]
         for t in range(n):
             # hh = W_hh h_{t-1}, then the cell's step
             hh[:] = 0.0
-            matmul_add(hh, h[t], WT[l, 0])
+            matmul_add(hh, h[t], WT[l, 0, :, :gm])
             forward_step(h[t + 1], c[t + 1], a[t], aux[l, t], hh, b_hh, h[t], c[t], scratch)
 
 
@@ -165,7 +168,8 @@ def _chunk_forward(hs, cs, gates, aux, ps, hh, scratch, xs, ys, WT, VT, params, 
     return loss
 
 
-def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates, aux, xs, ys, params, dims):
+def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates, aux, xs, ys, W, params,
+                    dims):
     """Backward pass over the G chunks ``chunk_forward`` just ran; the gradients are the sums
     over all G chunks.
 
@@ -173,7 +177,8 @@ def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs,
     dh0, dh1 (n G m): workspaces, dL/dh_t of a layer from above and of the layer below it, in
     turns.   dg_ih, dg_hh (n G gm), dh_next, dc_next (G, m): workspaces.
     ps (n, G, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
-    hs, cs, gates, aux, xs, ys, params: read.
+    hs, cs, gates, aux, xs, ys, params: read.   W (L, 2, gm, >= m): each layer's W_hh and W_ih,
+    read (``stack_transposes_into``).
     """
     L, m, K, gm = dims
     G, n = xs.shape
@@ -197,7 +202,8 @@ def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs,
     dgh = dg_hh.reshape((n, G, gm))
     cur = 0
     for l in range(L - 1, -1, -1):
-        W_ih, W_hh, b_ih, b_hh = layer_views(params, l, m, K, gm)
+        W_hh = W[l, 0, :, :m]
+        W_ih = W[l, 1, :, :m]  # above layer 0
         dW_ih, dW_hh, db_ih, db_hh = layer_views(grads, l, m, K, gm)
         dabove = (dh0 if cur == 0 else dh1).reshape((n, G, m))
         dh_next[:] = 0.0
@@ -246,7 +252,7 @@ def _block_views(work, j, G, n, dims):
 # The hooks of the training loop (``loop.py``), for a stack.
 
 def _transposes_for(work, params, dims):
-    stack_transposes_into(work.WT, work.VT, params, dims)
+    stack_transposes_into(work.WT, work.W, work.VT, params, dims)
 
 
 def _block_loss_and_grads(j, run, work, book, params, dims):
@@ -269,7 +275,7 @@ def _block_loss_and_grads(j, run, work, book, params, dims):
                                          params, dims)
     chunk_backward(work.block_grads[j], work.dh[j, 0, :n * G * m], work.dh[j, 1, :n * G * m], work.dg_ih[j, :n * G * gm], work.dg_hh[j, :n * G * gm],
                    work.dh_next[j, :G * m].reshape((G, m)), work.dc_next[j, :G * m].reshape((G, m)), ps, hs, cs,
-                   gates, aux, xs, ys, params, dims)
+                   gates, aux, xs, ys, work.W, params, dims)
 
 
 def _keep_end_states(run, work, j, first, G, n, dims):
@@ -290,7 +296,7 @@ def _text_loss(work, text, state0, params, dims):
     state0 (S,), in chunks of the workspace's chunk length n; returns float64 nats.
     work: a ``StackWorkspace`` of one stream.   text (N,) int, params (P,): read."""
     n = work.chars.shape[2] - 1
-    stack_transposes_into(work.WT, work.VT, params, dims)
+    stack_transposes_into(work.WT, work.W, work.VT, params, dims)
     states = np.empty((1, state0.shape[0]), dtype=state0.dtype)
     copy_into(states[0], state0)
     total = 0.0

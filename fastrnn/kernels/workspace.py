@@ -16,6 +16,14 @@ STREAM_BLOCK = 8  # streams per block: W.T and V.T are read once per timestep fo
 STACK_STREAM_BLOCK = 16
 
 
+def padded_row(length: int, itemsize: int) -> int:
+    """``length``, or 64 bytes more where its rows would be a multiple of 256 bytes apart: the
+    rows a tile reads down a column block then fall into different cache sets, where at 4 KB
+    apart (an LSTM 256's W_hh.T in float32) they evict each other and the product runs at half
+    speed (benchmarks/README.md)."""
+    return length + (64 // itemsize if (length * itemsize) % 256 == 0 else 0)
+
+
 def stream_blocks(B: int, per_block: int = STREAM_BLOCK) -> list[int]:
     """Stream count of each block, for B streams: ceil(B / per_block) blocks of near-equal
     size, earlier blocks one larger. A function of B alone, so results never depend on the
@@ -107,7 +115,8 @@ class StackWorkspace(NamedTuple):
     block_grads: np.ndarray  # (nb, P)
     block_losses: np.ndarray  # (nb,) float64
     grads: np.ndarray  # (P,): the mean gradient of all streams (B > 1)
-    WT: np.ndarray  # (L, 2, m, gm): W_hh.T and (layers above the first) W_ih.T of the live parameters
+    WT: np.ndarray  # (L, 2, m, >= gm): W_hh.T and (above layer 0) W_ih.T of the live parameters
+    W: np.ndarray  # (L, 2, gm, >= m): W_hh and (above layer 0) W_ih, rows padded (``padded_row``)
     VT: np.ndarray  # (m, K): head.weight.T
     held: np.ndarray  # (K,) bool
 
@@ -129,8 +138,22 @@ def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: i
         dh_next=zeros(nb, G * m), dc_next=zeros(nb, G * m), hh=zeros(nb, G * gm),
         scratch=zeros(nb, 3, G * max(gm, K)),
         block_grads=zeros(nb, P), block_losses=np.zeros(nb), grads=zeros(P),
-        WT=zeros(L, 2, m, gm), VT=zeros(m, K), held=np.zeros(K, np.bool_),
+        **stack_weight_copies(L, m, gm, K, dtype)._asdict(), held=np.zeros(K, np.bool_),
     )
+
+
+class StackWeights(NamedTuple):
+    """The layouts of a stack's weights that its products read (``stack.stack_transposes_into``)."""
+
+    WT: np.ndarray  # (L, 2, m, >= gm): W_hh.T and (above layer 0) W_ih.T, rows padded
+    W: np.ndarray  # (L, 2, gm, >= m): W_hh and (above layer 0) W_ih, rows padded
+    VT: np.ndarray  # (m, K): head.weight.T
+
+
+def stack_weight_copies(L: int, m: int, gm: int, K: int, dtype) -> StackWeights:
+    dtype = np.dtype(dtype)
+    return StackWeights(np.zeros((L, 2, m, padded_row(gm, dtype.itemsize)), dtype),
+                        np.zeros((L, 2, gm, padded_row(m, dtype.itemsize)), dtype), np.zeros((m, K), dtype))
 
 
 class RunState(NamedTuple):

@@ -114,8 +114,8 @@ def test_sampler_carries_on_the_state_training_computes(text, cell, dtype):
     store_states(states, hs, cs, n)
     # two texts fed the chunk as a prime; the one character sampled is not fed
     H = np.stack([state.h, state.h])
-    stack_kernels(cell)["sample_stack"](np.zeros((2, 1), np.int64), H, x, np.full((2, 1), 0.5), state.params, dims,
-                                        1.0, 0)
+    stack_kernels(cell)["sample_stack"](np.zeros((2, 1), np.int64), H, work.WT, work.W, work.VT, x,
+                                        np.full((2, 1), 0.5), state.params, dims, 1.0, 0)
     assert np.array_equal(H[0], states[0]) and np.array_equal(H[1], states[0])
 
 
