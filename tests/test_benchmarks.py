@@ -78,3 +78,89 @@ def test_start_state_benchmark_writes_its_table(tmp_path):
     (only,) = saved["runs"]
     assert [c["update"] for c in only["checkpoints"]] == [100, 200]
     assert only["carried"]["worst_val_bits"] > 0 and "noisy_passages" in only["zero"]
+
+
+# benchmarks/cells.py: fastrnn's cells against PyTorch's (tiny models: this checks it works)
+
+import cells as cells_bench  # noqa: E402
+
+TINY_LSTM = cells_bench.Config("tiny-lstm", "lstm", 8, 2, 2, 1, "float32")
+TINY_RNN = cells_bench.Config("tiny-rnn", "rnn", 8, 1, 1, 1, "float64")
+
+
+def tiny_book():
+    from fastrnn.text import build_vocab
+
+    text = cells_bench.generated_text(20_000)
+    vocab = build_vocab(text)
+    return vocab, vocab.encode(text)
+
+
+def test_cell_flops_per_char_match_the_counts_in_the_docs():
+    assert cells_bench.flops_per_char("rnn", 100, 80) == bench.flops_per_char(100, 80)
+    assert cells_bench.flops_per_char("lstm", 256, 65) == 1_672_704  # PERFORMANCE.md: about 1.67 Mflop
+    assert cells_bench.flops_per_char("gru", 10, 5, layers=2) == 6 * (2 * 300 + 300 + 50)
+
+
+def test_generated_text_has_tiny_shakespeares_vocabulary_size():
+    text = cells_bench.generated_text(20_000)
+    assert len(set(text)) == 65 and len(text) == 20_000
+
+
+def test_cells_benchmark_without_torch_measures_fastrnn(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails
+    vocab, book = tiny_book()
+    (lstm,) = cells_bench.measure([TINY_LSTM], vocab, book, rounds=2, seconds=0.01)
+    assert lstm["fastrnn"]["status"] == "ok" and lstm["torch"]["status"] == "skipped"
+    assert len(lstm["fastrnn"]["chars_per_s"]["rounds"]) == 2 and lstm["fastrnn"]["chars_per_s"]["min"] > 0
+    path = tmp_path / "book.txt"
+    path.write_text(cells_bench.generated_text(20_000), encoding="utf-8")
+    out = tmp_path / "cells.json"
+    cells_bench.main(["--book", str(path), "--only", "rnn100-b1-f32", "--rounds", "1", "--seconds", "0.01",
+                      "--json", str(out)])
+    saved = json.loads(out.read_text())
+    (rnn,) = saved["configs"]
+    assert rnn["fastrnn"]["chars_per_s"]["median"] > 0 and "fastrnn_vs_torch" not in rnn
+    assert set(saved["gemm_gflops"]["float32/1"]) == {"recurrent", "large"}
+    assert 0 < rnn["fastrnn"]["fraction_of_gemm"]["large"] < 10
+    captured = capsys.readouterr()
+    assert "PyTorch side skipped" in captured.err and "rnn100-b1-f32" in captured.out
+
+
+def test_cells_benchmark_rejects_unknown_configurations(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit) as exc:
+        cells_bench.main(["--only", "lstm999"])
+    assert exc.value.code == 2 and "unknown configuration lstm999" in capsys.readouterr().err
+
+
+def test_cells_benchmark_against_torch(monkeypatch):
+    import pytest
+
+    pytest.importorskip("torch")
+    vocab, book = tiny_book()
+    entries = cells_bench.measure([TINY_LSTM, TINY_RNN], vocab, book, rounds=2, seconds=0.01)
+    for e in entries:  # the same weights and chunks give the same first loss on both sides
+        assert e["fastrnn"]["status"] == e["torch"]["status"] == "ok"
+        assert np.isclose(e["fastrnn_first_loss"], e["torch_first_loss"], rtol=1e-3)
+        assert e["fastrnn_vs_torch"]["median"] > 0 and e["torch"]["gflops"] > 0
+    monkeypatch.setattr(cells_bench.FastrnnSide, "first_loss", lambda self: 1.0)
+    (e,) = cells_bench.measure([TINY_RNN], vocab, book, rounds=1, seconds=0.01)
+    assert e["fastrnn"]["status"] == "differs" and "fastrnn_vs_torch" not in e
+
+
+def test_cells_benchmark_reports_a_cell_fastrnn_cannot_train(monkeypatch, capsys):
+    def fails(self):
+        raise NotImplementedError("no kernels for this cell")
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setattr(cells_bench.FastrnnSide, "first_loss", fails)
+    vocab, book = tiny_book()
+    (e,) = cells_bench.measure([TINY_RNN], vocab, book, rounds=1, seconds=0.01)
+    assert e["fastrnn"] == {"status": "not available", "why": "NotImplementedError: no kernels for this cell"}
+    cells_bench.print_table({"machine": {"cpu": "cpu", "llvm_cpu": "x", "avx512f": False, "cores": 1, "numba": "0"},
+                             "torch": None, "K": vocab.size, "seq_length": 25,
+                             "load_average": {"start": (0, 0, 0), "end": (0, 0, 0)},
+                             "gemm_gflops": {}, "gemm_shapes": cells_bench.GEMM_SHAPES, "configs": [e]})
+    assert "tiny-rnn fastrnn: not available: NotImplementedError" in capsys.readouterr().out
