@@ -187,6 +187,8 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     """
     import threading
 
+    import numba
+
     from .evaluate import TextScorer
     from .kernels import loop
     from .model import Hyper, init_state
@@ -199,15 +201,14 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     state = init_state(vocab, Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name, cell=cell, layers=layers))
     trainer_kind = "classic" if state.layout.classic else cell
     blocks = len(model_workspace(state.layout, max(streams, 1), 1, dtype, index_dtype)[0].block_starts) - 1
-    build = loop.loop_for(blocks, _threads(), trainer_kind)
+    build = loop.loop_for(blocks, numba.get_num_threads(), trainer_kind)
     parallel_build = build is loop.train_loops(trainer_kind)[1]
 
     def train():
         Trainer(state, book, parallel=parallel_build).run(1)
 
-    h = state.h
     jobs = [(streams > 0, f"the training loop{' (parallel build)' if parallel_build else ''}", train),
-            (sampler, "the sampler", lambda: sample_indices(state.params, vocab, 2, 2, np.random.default_rng(0), h=h,
+            (sampler, "the sampler", lambda: sample_indices(state.params, vocab, 2, 2, np.random.default_rng(0),
                                                             cell=cell, layers=layers)),
             (scorer, "the scorer", lambda: TextScorer(2, 2, state.params.dtype, index_dtype, chunk=2, cell=cell,
                                                       layers=layers).total_loss(state.params, book))]
@@ -232,12 +233,6 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
             if timer:
                 timer.cancel()
     return time.perf_counter() - start
-
-
-def _threads() -> int:
-    import numba
-
-    return numba.get_num_threads()
 
 
 def _cached(name: str) -> bool:
