@@ -3,8 +3,6 @@ scored as `fastrnn eval` scores, warm-start sampling with --top-k and --until-en
 of format 3 and the older ones, the report, sweeps over cell and layers, and bad input."""
 import json
 import shutil
-import signal
-import subprocess
 
 import numpy as np
 import pytest
@@ -14,6 +12,7 @@ from fastrnn.model import load_checkpoint, save_checkpoint
 
 from conftest import make_text
 from helpers import SMALL, assert_same_run, npz_arrays, one_line_error, run
+from test_resume import stop_and_resume
 
 LSTM = ["--cell", "lstm", "--layers", "2", "--hidden", "10"]
 SMALL_STACK = [a for a in SMALL if a not in ("--hidden", "12")]
@@ -145,26 +144,9 @@ def test_a_sweep_over_cells_and_layers(tmp_path, book):
 
 @pytest.mark.skipif(shutil.which("fastrnn") is None, reason="the fastrnn command is not installed")
 def test_a_killed_lstm_run_resumes_to_the_same_result(tmp_path):
-    from test_resume import _long_book, _wait_for_checkpoint
-
-    book = _long_book(tmp_path)
     args = ["--cell", "lstm", "--layers", "2", "--hidden", "8", "--streams", "2", "--checkpoint-every", "100",
             "--sample-every", "500", "--log-every", "50", "-q"]
-    total = "1500"
-    out = tmp_path / "run"
-    proc = subprocess.Popen(["fastrnn", "train", str(book), "--out", str(out), "--steps", total] + args,
-                            stderr=subprocess.PIPE, text=True)
-    _wait_for_checkpoint(out / "last.npz")
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=120)
-    assert 0 < load_checkpoint(out / "last.npz").update < int(total)
-    resumed = subprocess.run(["fastrnn", "train", "--resume", str(out), "-q"], capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
-    reference = tmp_path / "uninterrupted"
-    full = subprocess.run(["fastrnn", "train", str(book), "--out", str(reference), "--steps", total] + args,
-                          capture_output=True, text=True)
-    assert full.returncode == 0, full.stderr
-    assert_same_run(reference, out)
+    stop_and_resume(tmp_path, "SIGKILL", args, "1500")
 
 
 def test_a_saved_stack_round_trips(tmp_path, book):

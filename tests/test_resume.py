@@ -80,12 +80,10 @@ def _long_book(tmp_path):
     return path
 
 
-@pytest.mark.skipif(shutil.which("fastrnn") is None, reason="the fastrnn command is not installed")
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
-def test_stopped_process_resumes_to_the_same_result(tmp_path, how):
+def stop_and_resume(tmp_path, how, args, total):
+    """A `fastrnn train` process stopped by signal ``how`` after its first checkpoint and
+    resumed ends where an uninterrupted run of the same ``args`` ends, bit for bit."""
     book = _long_book(tmp_path)
-    args = ["--hidden", "16", "--checkpoint-every", "200", "--sample-every", "1000", "--log-every", "50", "-q"]
-    total = "100000"
     out = tmp_path / "run"
     proc = subprocess.Popen(["fastrnn", "train", str(book), "--out", str(out), "--steps", total] + args,
                             stderr=subprocess.PIPE, text=True)
@@ -106,6 +104,13 @@ def test_stopped_process_resumes_to_the_same_result(tmp_path, how):
                           capture_output=True, text=True)
     assert full.returncode == 0, full.stderr
     assert_same_run(reference, out)
+
+
+@pytest.mark.skipif(shutil.which("fastrnn") is None, reason="the fastrnn command is not installed")
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGKILL"])
+def test_stopped_process_resumes_to_the_same_result(tmp_path, how):
+    args = ["--hidden", "16", "--checkpoint-every", "200", "--sample-every", "1000", "--log-every", "50", "-q"]
+    stop_and_resume(tmp_path, how, args, "100000")
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path, text):

@@ -21,6 +21,16 @@ def copy_into(out, a):
 
 
 @njit(inline="always")
+def chunks_into(xy, book, positions):
+    """Row s of xy (G, n+1) <- the n + 1 characters of book (N,) from positions[s]: a chunk's
+    inputs and, shifted by one, its targets."""
+    for s in range(xy.shape[0]):
+        pos = positions[s]
+        for i in range(xy.shape[1]):
+            xy[s, i] = book[pos + i]
+
+
+@njit(inline="always")
 def copy_rows_into(out, a):
     """out (R, L) <- a (R, L), as ``copy_into``."""
     for r in range(a.shape[0]):

@@ -22,7 +22,7 @@ import math
 from numba import njit, prange
 
 from .config import JIT, compiled_as
-from .linalg import copy_rows_into
+from .linalg import chunks_into, copy_rows_into
 from .optim import adagrad_update, adagrad_update_inplace_held
 from .rnn import chunk_loss_and_grads, transposes_into
 
@@ -75,10 +75,7 @@ def block_loss_and_grads(j, run, work, book, params, dims):
     G = work.block_starts[j + 1] - first
     n = work.chars.shape[2] - 1
     xy = work.chars[j, :G]
-    for s in range(G):
-        pos = run.positions[first + s]
-        for i in range(n + 1):
-            xy[s, i] = book[pos + i]
+    chunks_into(xy, book, run.positions[first:first + G])
     hs = work.hs[j, :(n + 1) * G * m].reshape((n + 1, G, m))
     copy_rows_into(hs[0], run.H[first:first + G])
     work.block_losses[j] = chunk_loss_and_grads(

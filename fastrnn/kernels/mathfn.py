@@ -219,3 +219,17 @@ def softmax_rows(ps, scratch):
             p = ps[first + r]
             for k in range(K):
                 p[k] = e[r * K + k] * inv
+
+
+@njit(inline="always")
+def output_gradients_into(dc, ps, ys):
+    """The softmax cross-entropy's gradient: each p_t of ps (n, G, K) overwritten with
+    g_t = p_t - onehot(y_t), the gradient of the summed loss w.r.t. the logits o_t, and
+    dc (K,) += sum_t g_t.   ys (G, n) int: the targets."""
+    n, G, K = ps.shape
+    for t in range(n):
+        for s in range(G):
+            g = ps[t, s]
+            g[ys[s, t]] -= 1.0
+            for k in range(K):
+                dc[k] += g[k]

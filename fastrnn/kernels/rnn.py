@@ -16,7 +16,7 @@ from numba import njit
 
 from .config import JIT
 from .linalg import copy_into, matmul_add, matmul_add_transposed, transpose_into
-from .mathfn import softmax_rows, tanh_inplace
+from .mathfn import output_gradients_into, softmax_rows, tanh_inplace
 
 
 @njit(inline="always")
@@ -104,13 +104,7 @@ def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
     dV[:] = 0.0
     db[:] = 0.0
     dc[:] = 0.0
-    # g_t = p_t - onehot(y_t);  dc = sum_t g_t
-    for t in range(n):
-        for s in range(G):
-            g = ps[t, s]
-            g[ys[s, t]] -= 1.0
-            for k in range(K):
-                dc[k] += g[k]
+    output_gradients_into(dc, ps, ys)  # g_t = p_t - onehot(y_t);  dc = sum_t g_t
     rows = ps.reshape((n * G, K))
     h_rows = hs.reshape(((n + 1) * G, m))
     da_rows = dh_out.reshape((n * G, m))

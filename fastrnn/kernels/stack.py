@@ -30,9 +30,9 @@ from numba import njit
 
 from .config import JIT, compiled_copies
 from .gru import gru_backward_step, gru_forward_step
-from .linalg import copy_into, copy_rows_into, matmul_add, matmul_add_transposed, transpose_into
+from .linalg import chunks_into, copy_into, copy_rows_into, matmul_add, matmul_add_transposed, transpose_into
 from .lstm import lstm_backward_step, lstm_forward_step
-from .mathfn import softmax_rows
+from .mathfn import output_gradients_into, softmax_rows
 from .rnn import rnn_backward_step, rnn_forward_step
 
 STEPS = {
@@ -185,13 +185,7 @@ def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs,
     grads[:] = 0.0
     V, c = head_views(params, L, m, K, gm)
     dV, dc = head_views(grads, L, m, K, gm)
-    # g_t = p_t - onehot(y_t);  dc = sum_t g_t
-    for t in range(n):
-        for s in range(G):
-            g = ps[t, s]
-            g[ys[s, t]] -= 1.0
-            for k in range(K):
-                dc[k] += g[k]
+    output_gradients_into(dc, ps, ys)  # g_t = p_t - onehot(y_t);  dc = sum_t g_t
     rows = ps.reshape((n * G, K))
     # dV = sum_t g_t h_t^T;  dL/dh_t of the top layer = V^T g_t
     matmul_add_transposed(dV, rows, hs[L - 1].reshape(((n + 1) * G, m))[G:])
@@ -264,10 +258,7 @@ def _block_loss_and_grads(j, run, work, book, params, dims):
     G = work.block_starts[j + 1] - first
     n = work.chars.shape[2] - 1
     xy = work.chars[j, :G]
-    for s in range(G):
-        pos = run.positions[first + s]
-        for i in range(n + 1):
-            xy[s, i] = book[pos + i]
+    chunks_into(xy, book, run.positions[first:first + G])
     hs, cs, gates, aux, ps, hh = block_views(work, j, G, n, dims)
     load_states(hs, cs, run.H[first:first + G])
     xs, ys = xy[:, :n], xy[:, 1:]
