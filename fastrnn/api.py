@@ -259,7 +259,7 @@ def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: 
     from .gradients import BUILTIN_TEXT, gradient_check
     from .text import read_text
 
-    _check("cell", cell, cell in CELLS, "one of " + ", ".join(CELLS))
+    _check("cell", cell, isinstance(cell, str) and cell in CELLS, "one of " + ", ".join(CELLS))
     _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
     _check_counts(dict(layers=layers, hidden=hidden, seq_length=seq_length), dict(seed=seed, chunks=chunks))
     for name, value in (("sigma", sigma), ("h", h)) + ((("tol", tol),) if tol is not None else ()):
@@ -383,7 +383,11 @@ def _display(progress):
 
 
 def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: int | None = None,
-          cell: str = "rnn", layers: int = 1, hidden: int = 100, seq_length: int = 25, eta: float = 0.1, sigma: float = 0.01, seed: int = 0,
+          cell: str = "rnn", layers: int = 1, hidden: int = 100, seq_length: int = 25, eta: float = 0.1,
+          sigma: float = 0.01, seed: int = 0, optimizer: str = "adagrad", beta1: float | None = None,
+          beta2: float | None = None, alpha: float | None = None, weight_decay: float | None = None,
+          schedule: str = "constant", min_eta: float | None = None, warmup: int = 0, decay: float | None = None,
+          decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
           dtype: str = "float64", streams: int = 1, restart_every: int = 0, threads: int | None = None,
           val_fraction: float = 0.0, val_every: int = 10_000, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
@@ -410,6 +414,18 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     hidden, seq_length, eta, sigma, seed, dtype, streams, restart_every
         The model and the training rule, as ``fastrnn train`` takes them (``sigma``: the rnn
         cell's weights are N(0, sigma); the gated cells' U(-1/sqrt(hidden), 1/sqrt(hidden))).
+    optimizer : {"adagrad", "rmsprop", "adam"}
+        AdaGrad (the assignment's), or PyTorch's RMSprop (``alpha``, default 0.99) or Adam
+        (``beta1``, ``beta2``: 0.9, 0.999); both take a decoupled ``weight_decay`` (AdamW's).
+        ``eta`` is the learning rate of every optimizer. An option the optimizer does not take
+        is an error.
+    schedule : {"constant", "cosine", "step"}
+        The learning rate by update: ``cosine`` from eta to ``min_eta`` (eta / 10) over the
+        run's updates, ``step`` times ``decay`` (0.5) every ``decay_every`` updates; either
+        after ``warmup`` updates of linear warm-up (also with ``constant``).
+    clip, clip_norm
+        Clip each gradient element to [-clip, clip] (5, the default) or the gradient's global
+        norm to ``clip_norm``: one or the other.
     threads : int, optional
         Cores for several streams [default: all]; results do not depend on it.
     val_fraction, val_every, sample_every, log_every, checkpoint_every
@@ -440,7 +456,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         raise OptionError("text", "give a book or a text, not both")
     from .cells import CELLS
 
-    _check("cell", cell, cell in CELLS, "one of " + ", ".join(CELLS))
+    _check("cell", cell, isinstance(cell, str) and cell in CELLS, "one of " + ", ".join(CELLS))
     _check_counts(dict(epochs=epochs, layers=layers, hidden=hidden, seq_length=seq_length, streams=streams,
                        val_every=val_every, log_every=log_every),
                   dict(steps=steps, seed=seed, restart_every=restart_every, sample_every=sample_every,
@@ -465,11 +481,61 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         raise FastrnnError(f"{out} already holds a run; pass --force (force=True) to overwrite it or "
                            f"--resume (fastrnn.resume) to continue it")
     settings = dict(hidden=int(hidden), seq_length=int(seq_length), eta=float(eta), sigma=float(sigma), seed=int(seed),
-                    dtype=dtype, streams=int(streams), restart_every=int(restart_every), cell=cell, layers=int(layers))
+                    dtype=dtype, streams=int(streams), restart_every=int(restart_every), cell=cell, layers=int(layers),
+                    **_optimizer_settings(float(eta), optimizer, dict(beta1=beta1, beta2=beta2, alpha=alpha,
+                                                                      weight_decay=weight_decay),
+                                          schedule, min_eta, warmup, decay, decay_every, clip, clip_norm))
     intervals = dict(sample_every=int(sample_every), log_every=int(log_every), checkpoint_every=int(checkpoint_every),
                      val_every=int(val_every))
     return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
                   tell, say, should_stop)
+
+
+def _optimizer_settings(eta, optimizer, options, schedule, min_eta, warmup, decay, decay_every, clip,
+                        clip_norm) -> dict:
+    """The ``Hyper`` fields of the optimizer, the schedule and the clip, checked: each option
+    only where it means something."""
+    from .optimizers import OPTION_DEFAULTS, OPTIMIZERS, SCHEDULES
+
+    _check("optimizer", optimizer, isinstance(optimizer, str) and optimizer in OPTIMIZERS,
+           "one of " + ", ".join(OPTIMIZERS))
+    _check("schedule", schedule, isinstance(schedule, str) and schedule in SCHEDULES, "one of " + ", ".join(SCHEDULES))
+    out = dict(optimizer=optimizer, schedule=schedule)
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name not in OPTIMIZERS[optimizer].options:
+            takes = [o for o, opt in OPTIMIZERS.items() if name in opt.options]
+            raise OptionError(name, f"{name} is an option of {' and '.join(takes)}, not of {optimizer}")
+        low, high = (0.0, 1.0) if name != "weight_decay" else (0.0, math.inf)
+        _check(name, value, isinstance(value, numbers.Real) and low <= value < high,
+               f"a number in [{low:g}, {high:g})")
+        out[name] = float(value)
+    for name, value, wanted in (("min_eta", min_eta, "cosine"), ("decay", decay, "step"),
+                                ("decay_every", decay_every, "step")):
+        if value is not None and schedule != wanted:
+            raise OptionError(name, f"{name} belongs to the {wanted} schedule, not to {schedule}")
+    _check_counts({}, dict(warmup=warmup))
+    out["warmup"] = int(warmup)
+    if schedule == "cosine":
+        min_eta = eta / 10 if min_eta is None else min_eta
+        _check("min_eta", min_eta, isinstance(min_eta, numbers.Real) and 0 <= min_eta <= eta,
+               f"a number from 0 to eta ({eta:g})")
+        out["min_eta"] = float(min_eta)
+    if schedule == "step":
+        if decay_every is None:
+            raise OptionError("decay_every", "the step schedule needs decay_every, the updates between its steps")
+        _check_counts(dict(decay_every=decay_every), {})
+        decay = 0.5 if decay is None else decay
+        _check("decay", decay, isinstance(decay, numbers.Real) and 0 < decay <= 1, "a number in (0, 1]")
+        out.update(decay=float(decay), decay_every=int(decay_every))
+    if clip is not None and clip_norm is not None:
+        raise OptionError("clip_norm", "clip each element (clip) or the global norm (clip_norm), not both")
+    for name, value in (("clip", clip), ("clip_norm", clip_norm)):
+        if value is not None:
+            _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
+            out[name] = float(value)
+    return out
 
 
 def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book=None, encoding: str | None = None,
@@ -556,6 +622,9 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
         raise OptionError("streams", f"{book} has only {per_epoch} chunks of {seq_length} characters to "
                                      f"spread {streams} streams over")
     total = total_updates(steps, epochs, per_epoch, streams)
+    if not resuming and settings.get("warmup", 0) >= total:
+        raise OptionError("warmup", f"warmup ({settings['warmup']:,} updates) must end before the run's "
+                                    f"{total:,} updates do")
     done = state.update if resuming else 0
     if resuming and total <= done:
         say(f"{out} already has {done:,} updates (total {total:,}): nothing to do; "
@@ -571,13 +640,19 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
         + (f"resuming at update {done:,} of {total:,}" if resuming else f"training {total:,} updates")
         + f" -> {out}")
     if not resuming:
+        if settings.get("schedule") == "cosine":
+            settings = dict(settings, schedule_updates=total)
         state = with_streams(init_state(vocab, Hyper(**settings)), train_part.shape[0])
+    elif state.hyper.schedule == "cosine" and total > state.hyper.schedule_updates:
+        say(f"the cosine schedule of this run ends at update {state.hyper.schedule_updates:,}, where it started: "
+            f"updates after it train at min_eta ({state.hyper.min_eta:g})")
     if not state.layout.classic:
         h = state.hyper
         say(f"model: {h.layers} layer{'s' if h.layers > 1 else ''} of {h.cell} ({h.hidden} units), "
             f"{state.layout.size:,} parameters, {h.dtype}")
     compile_seconds = compile_kernels(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
                                       scorer=val_part is not None, cell=state.hyper.cell, layers=state.hyper.layers,
+                                      optimizer=state.hyper.optimizer,
                                       on_compile=lambda what: say(f"compiling {what} (first run only)..."))
     if compile_seconds > 1.5:
         say(f"compiled in {compile_seconds:.1f}s (cached for later runs)")

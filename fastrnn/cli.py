@@ -11,6 +11,9 @@ import click
 
 from .cells import CELLS
 
+# the optimizer's, the schedule's and the clip's: not given means the optimizer's default
+OPTIMIZER_OPTIONS = ("optimizer", "beta1", "beta2", "alpha", "weight_decay", "schedule", "min_eta", "warmup", "decay",
+                     "decay_every", "clip", "clip_norm")
 POSITIVE = click.IntRange(min=1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 
@@ -71,7 +74,7 @@ def _errors(command):
 
 
 MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams",
-                 "restart_every")
+                 "restart_every") + OPTIMIZER_OPTIONS
 
 
 class _StopRequest:
@@ -123,7 +126,24 @@ class _StopRequest:
               help="Layers of the cell, each of --hidden units, each fed by the h of the one below.")
 @click.option("--hidden", default=100, show_default=True, type=POSITIVE, help="Hidden size m.")
 @click.option("--seq-length", default=25, show_default=True, type=POSITIVE, help="Characters per chunk.")
-@click.option("--eta", default=0.1, show_default=True, type=POSITIVE_FLOAT, help="AdaGrad learning rate.")
+@click.option("--eta", default=0.1, show_default=True, type=POSITIVE_FLOAT,
+              help="Learning rate (of every optimizer; the schedule's peak).")
+@click.option("--optimizer", type=click.Choice(["adagrad", "rmsprop", "adam"]), default="adagrad", show_default=True,
+              help="AdaGrad (the assignment's), or PyTorch's RMSprop or Adam.")
+@click.option("--beta1", type=float, help="Adam's first-moment decay [0.9].")
+@click.option("--beta2", type=float, help="Adam's second-moment decay [0.999].")
+@click.option("--alpha", type=float, help="RMSprop's smoothing constant [0.99].")
+@click.option("--weight-decay", type=float, help="Decoupled weight decay of Adam and RMSprop (AdamW's) [0].")
+@click.option("--schedule", type=click.Choice(["constant", "cosine", "step"]), default="constant", show_default=True,
+              help="The learning rate by update: constant, cosine to --min-eta over the run, or times --decay "
+                   "every --decay-every updates.")
+@click.option("--min-eta", type=float, help="Where the cosine schedule ends [eta / 10].")
+@click.option("--warmup", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Updates of linear warm-up to eta, before any schedule.")
+@click.option("--decay", type=float, help="The step schedule's factor [0.5].")
+@click.option("--decay-every", type=POSITIVE, help="Updates between the step schedule's factors.")
+@click.option("--clip", type=POSITIVE_FLOAT, help="Clip each gradient element to [-clip, clip] [5].")
+@click.option("--clip-norm", type=POSITIVE_FLOAT, help="Clip the gradient's global norm instead.")
 @click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
               help="Standard deviation of the rnn cell's initial weights (gru, lstm: PyTorch's U(-1/sqrt(m), 1/sqrt(m))).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
@@ -150,8 +170,9 @@ class _StopRequest:
               help="Updates between validation losses.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_errors
-def train(book, resume_dir, out_dir, force, encoding, fmt, cell, layers, hidden, seq_length, eta, sigma, seed, epochs,
-          steps, dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every,
+def train(book, resume_dir, out_dir, force, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer, beta1,
+          beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every, clip, clip_norm, sigma, seed,
+          epochs, steps, dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every,
           quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
@@ -191,7 +212,9 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, cell, layers, hidden,
                                  progress=display, should_stop=stop)
             else:
                 run = api.train(book, out=out_dir, steps=steps, epochs=epochs, cell=cell, layers=layers, hidden=hidden,
-                                seq_length=seq_length,
+                                seq_length=seq_length, optimizer=optimizer, beta1=beta1, beta2=beta2, alpha=alpha,
+                                weight_decay=weight_decay, schedule=schedule, min_eta=min_eta, warmup=warmup,
+                                decay=decay, decay_every=decay_every, clip=clip, clip_norm=clip_norm,
                                 eta=eta, sigma=sigma, seed=seed, dtype=dtype, streams=streams,
                                 restart_every=restart_every, threads=threads, val_fraction=val_fraction,
                                 encoding=encoding, format=fmt, force=force, progress=display, should_stop=stop,
@@ -386,8 +409,8 @@ def gradcheck(book, cell, layers, hidden, seq_length, seed, sigma, chunks, step,
 @cli.command(name="sweep")
 @click.argument("book", required=False, type=click.Path())
 @click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...",
-              help="A train option and its values (cell, layers, hidden, seq-length, eta, sigma, dtype, streams, restart-every, "
-                   "seed); repeat for more.")
+              help="A train option and its values (cell, layers, optimizer, schedule, warmup, weight-decay, "
+                   "clip-norm, hidden, seq-length, eta, sigma, dtype, streams, restart-every, seed); repeat for more.")
 @click.option("--seeds", default=1, show_default=True, type=POSITIVE, help="Seeds 0..S-1 for each configuration.")
 @click.option("--steps", type=POSITIVE, help="Updates per trial (the last rung's, with --halving).")
 @click.option("--epochs", type=POSITIVE, help="Passes over the book per trial, instead of or with --steps.")

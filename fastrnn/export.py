@@ -101,7 +101,7 @@ def _hyper(document: dict):
         hyper = Hyper(**fields)
     except TypeError as err:
         raise ValueError(f"unreadable hyperparameters ({err})") from None
-    if hyper.cell not in CELLS:
+    if not isinstance(hyper.cell, str) or hyper.cell not in CELLS:
         raise ValueError(f"unknown cell {hyper.cell!r} (this fastrnn has {', '.join(CELLS)})")
     for key in ("hidden", "layers"):
         value = getattr(hyper, key)

@@ -17,6 +17,7 @@ import numpy as np
 from .cells import CELLS, Layout
 from .errors import FastrnnError
 from .files import atomic_write
+from .optimizers import OPTIMIZERS, SCHEDULES, optimizer_of
 from .text import Vocab
 
 PARAM_NAMES = ("W", "U", "V", "b", "c")  # the classic cell's
@@ -47,6 +48,20 @@ class Hyper:
     restart_every: int = 0
     cell: str = "rnn"  # rnn, gru or lstm (``cells.CELLS``)
     layers: int = 1
+    # the optimizer (``optimizers.OPTIMIZERS``) and its options (PyTorch's defaults)
+    optimizer: str = "adagrad"
+    beta1: float = 0.9
+    beta2: float = 0.999
+    alpha: float = 0.99
+    weight_decay: float = 0.0  # decoupled (AdamW's): theta *= 1 - eta weight_decay
+    # the learning rate by update (``optimizers.learning_rates``)
+    schedule: str = "constant"  # constant, cosine or step
+    min_eta: float = 0.0  # cosine: the rate it ends at
+    warmup: int = 0  # updates of linear warm-up
+    schedule_updates: int = 0  # cosine: the update it reaches min_eta at, fixed when the run starts
+    decay: float = 1.0  # step: the factor
+    decay_every: int = 0  # step: updates between factors
+    clip_norm: float = 0.0  # > 0: clip the gradient's global norm to this instead of each element to clip
 
 
 @dataclass
@@ -59,7 +74,7 @@ class State:
     vocab: Vocab
     hyper: Hyper
     params: np.ndarray  # flat (P,)
-    adagrad: np.ndarray  # flat (P,), running sum of squared clipped gradients
+    opt_state: np.ndarray  # (k, P): the optimizer's k arrays (``optimizers.OPTIMIZERS``)
     h: np.ndarray  # (S,), the state carried into the next chunk (S = m for the classic cell)
     update: int = 0  # updates applied so far
     epoch: int = 0  # completed passes over the book
@@ -77,6 +92,11 @@ class State:
     next_char: int | None = None
 
     @property
+    def adagrad(self) -> np.ndarray:
+        """The AdaGrad sums (P,) of a run trained with AdaGrad: its optimizer's one array."""
+        return self.opt_state[0]
+
+    @property
     def layout(self) -> Layout:
         return Layout(self.hyper.hidden, self.vocab.size, self.hyper.cell, self.hyper.layers)
 
@@ -85,7 +105,7 @@ class State:
 
     def copy(self) -> "State":
         copy = lambda a: None if a is None else a.copy()  # noqa: E731
-        return State(self.vocab, self.hyper, self.params.copy(), self.adagrad.copy(), self.h.copy(),
+        return State(self.vocab, self.hyper, self.params.copy(), self.opt_state.copy(), self.h.copy(),
                      self.update, self.epoch, self.position, self.smooth_loss, self.best_smooth_loss,
                      self.best_val_loss, copy(self.stream_h), copy(self.stream_positions), self.next_char)
 
@@ -97,7 +117,8 @@ def init_state(vocab: Vocab, hyper: Hyper) -> State:
     dtype = np.dtype(hyper.dtype)
     params = np.zeros(layout.size, dtype=dtype)
     layout.initialise(params, np.random.default_rng(hyper.seed), hyper.sigma)
-    return State(vocab, hyper, params, np.zeros_like(params), np.zeros(layout.state_size, dtype=dtype))
+    opt_state = np.zeros((len(optimizer_of(hyper.optimizer).state), layout.size), dtype=dtype)
+    return State(vocab, hyper, params, opt_state, np.zeros(layout.state_size, dtype=dtype))
 
 
 def with_streams(state: State, n_chars: int) -> State:
@@ -120,7 +141,8 @@ def save_checkpoint(path: str | os.PathLike, state: State) -> None:
     """Write ``state`` to ``path`` atomically: a crash leaves the old file or the new one."""
     layout = state.layout
     arrays = {name: np.ascontiguousarray(v) for name, v in state.views().items()}
-    arrays.update({"m" + name: np.ascontiguousarray(v) for name, v in layout.views(state.adagrad).items()})
+    for prefix, flat in zip(optimizer_of(state.hyper.optimizer).state, state.opt_state):
+        arrays.update({prefix + name: np.ascontiguousarray(v) for name, v in layout.views(flat).items()})
     arrays.update(layout.state_views(state.h))
     arrays["vocab"] = state.vocab.codepoints
     arrays["hyper"] = np.array(json.dumps(asdict(state.hyper), sort_keys=True))
@@ -176,34 +198,48 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         hyper = Hyper(**json.loads(str(data["hyper"])))
     except (TypeError, ValueError) as err:
         raise fail(f"unreadable hyperparameters ({err})") from None
-    if hyper.cell not in CELLS:
+    if not isinstance(hyper.cell, str) or hyper.cell not in CELLS:
         raise fail(f"unknown cell {hyper.cell!r} (this fastrnn has {', '.join(CELLS)})")
+    if not (isinstance(hyper.optimizer, str) and hyper.optimizer in OPTIMIZERS and isinstance(hyper.schedule, str)
+            and hyper.schedule in SCHEDULES):
+        raise fail(f"unknown optimizer {hyper.optimizer!r} or schedule {hyper.schedule!r}")
     if hyper.dtype not in ("float64", "float32"):
         raise fail(f"unsupported dtype {hyper.dtype!r}")
-    for name in ("hidden", "seq_length", "seed", "streams", "restart_every", "layers"):
+    for name in ("hidden", "seq_length", "seed", "streams", "restart_every", "layers", "warmup", "schedule_updates",
+                 "decay_every"):
         value = getattr(hyper, name)
-        zero_ok = name in ("seed", "restart_every")
+        zero_ok = name in ("seed", "restart_every", "warmup", "schedule_updates", "decay_every")
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if zero_ok else 1):
             raise fail(f"hyperparameter {name} must be a {'non-negative' if zero_ok else 'positive'} "
                        f"integer, not {value!r}")
-    for name in ("eta", "sigma", "eps", "clip"):
+    for name in ("eta", "sigma", "eps", "clip", "beta1", "beta2", "alpha", "weight_decay", "min_eta", "decay",
+                 "clip_norm"):
         value = getattr(hyper, name)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 < value < float("inf"):
-            raise fail(f"hyperparameter {name} must be a positive number, not {value!r}")
+        zero_ok = name in ("beta1", "weight_decay", "min_eta", "clip_norm")
+        if (not isinstance(value, (int, float)) or isinstance(value, bool) or not value < float("inf")
+                or not (value >= 0 if zero_ok else value > 0)):
+            raise fail(f"hyperparameter {name} must be a {'non-negative' if zero_ok else 'positive'} number, "
+                       f"not {value!r}")
     codepoints = data.get("vocab")
     if (codepoints is None or codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
             or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.max() > 0x10FFFF):
         raise fail("the vocabulary is not a sorted list of distinct code points")
     vocab = Vocab(codepoints.astype(np.uint32))
+    stored_layers = sum(1 for key in data if key.startswith("weight_hh_l"))
+    if hyper.cell != "rnn" or hyper.layers > 1:
+        if hyper.layers != stored_layers:
+            raise fail(f"hyper says {hyper.layers} layers, the file holds the arrays of {stored_layers}")
     layout = Layout(hyper.hidden, vocab.size, hyper.cell, hyper.layers)
-    required = set(layout.names) | {"m" + n for n in layout.names} | set(layout.state_shapes()) | set(_SCALARS)
+    prefixes = optimizer_of(hyper.optimizer).state
+    required = set(layout.names) | {p + n for p in prefixes for n in layout.names} | set(layout.state_shapes()) | set(
+        _SCALARS)
     missing = sorted(required - set(data), key=lambda k: (k.startswith("m"), k))
     if missing:
         what = f"a {hyper.layers}-layer {hyper.cell} model" if not layout.classic else "the classic rnn model"
         raise fail(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} for {what}")
     dtype = np.dtype(hyper.dtype)
-    params, adagrad = np.empty(layout.size, dtype), np.empty(layout.size, dtype)
-    for flat, prefix in ((params, ""), (adagrad, "m")):
+    params, opt_state = np.empty(layout.size, dtype), np.empty((len(prefixes), layout.size), dtype)
+    for flat, prefix in ((params, ""), *zip(opt_state, prefixes)):
         for name, view in layout.views(flat).items():
             arr = data[prefix + name]
             if arr.shape != view.shape:
@@ -214,8 +250,10 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
             if not np.all(np.isfinite(arr)):
                 raise fail(f"{prefix + name} holds non-finite values")
             view[...] = arr
-    if np.any(adagrad < 0):
-        raise fail("AdaGrad sums must not be negative")
+    squares = opt_state[-1]  # AdaGrad's and RMSprop's one array, Adam's second: sums of squares
+    if np.any(squares < 0):
+        raise fail("AdaGrad sums must not be negative" if hyper.optimizer == "adagrad"
+                   else f"{hyper.optimizer}'s sums of squared gradients must not be negative")
     h = np.empty(layout.state_size, dtype)
     for name, view in layout.state_views(h).items():
         arr = data[name]
@@ -224,7 +262,7 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         view[...] = arr
     try:
         scalars = {k: data[k].item() for k in _SCALARS}
-        state = State(vocab, hyper, params, adagrad, h,
+        state = State(vocab, hyper, params, opt_state, h,
                       int(scalars["update"]), int(scalars["epoch"]), int(scalars["position"]),
                       float(scalars["smooth_loss"]), float(scalars["best_smooth_loss"]),
                       float(scalars["best_val_loss"]))

@@ -83,11 +83,49 @@ def adagrad_step(params, mem, grads, eta=0.1, eps=1e-8, clip=5.0):
         params[k] -= eta * g / np.sqrt(mem[k] + eps)
 
 
-def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0):
+def rmsprop_step(params, sq, grads, eta, alpha=0.99, eps=1e-8, clip=5.0, weight_decay=0.0):
+    """Clip, then RMSprop as ``torch.optim.RMSprop`` (with AdamW's decoupled weight decay), in
+    place: sq is the running mean of squared gradients."""
+    for k in params:
+        g = np.clip(grads[k], -clip, clip)
+        sq[k] *= alpha
+        sq[k] += (1.0 - alpha) * g * g
+        params[k] *= 1.0 - eta * weight_decay
+        params[k] -= eta * g / (np.sqrt(sq[k]) + eps)
+
+
+def adam_step(params, m, v, grads, t, eta, beta1=0.9, beta2=0.999, eps=1e-8, clip=5.0, weight_decay=0.0):
+    """Clip, then the t-th step of Adam as ``torch.optim.Adam`` (``AdamW`` with weight decay), in
+    place: m, v are the first and second moments."""
+    for k in params:
+        g = np.clip(grads[k], -clip, clip)
+        params[k] *= 1.0 - eta * weight_decay
+        m[k] += (1.0 - beta1) * (g - m[k])
+        v[k] *= beta2
+        v[k] += (1.0 - beta2) * g * g
+        denom = np.sqrt(v[k]) / np.sqrt(1.0 - beta2 ** t) + eps
+        params[k] -= eta / (1.0 - beta1 ** t) * m[k] / denom
+
+
+def clip_to_norm(grads, max_norm):
+    """The gradients scaled in place by min(1, max_norm / (their global norm + 1e-6)), the norm
+    in float64 (``torch.nn.utils.clip_grad_norm_``)."""
+    norm = np.sqrt(sum(np.sum(g.astype(np.float64) ** 2) for g in grads.values()))
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        for k in grads:
+            grads[k][...] = (grads[k].astype(np.float64) * coef).astype(grads[k].dtype)
+
+
+def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0, *, optimizer="adagrad", t=1,
+               clip_norm=0.0, beta1=0.9, beta2=0.999, alpha=0.99, weight_decay=0.0):
     """One update of B streams, in place: each stream s takes the chunk at positions[s] (after
     starting again at 0 with a zero state when fewer than n + 1 characters are left) from its
-    carried state H[s]; the mean of the B gradients goes through ``adagrad_step``. B = 1 is the
-    classic algorithm. Returns (mean chunk loss, mean raw gradients).
+    carried state H[s]; the mean of the B gradients goes through the optimizer (``adagrad_step``
+    by default; ``mem`` is its sums, RMSprop's mean squares, or Adam's (m, v); t: Adam's step
+    number), after the global-norm clip with ``clip_norm`` > 0 (which replaces the element-wise
+    clip). B = 1 is the classic algorithm. Returns (mean chunk loss, the mean gradient as the
+    optimizer was given it: raw, or scaled by the global-norm clip).
 
     H (B, S), positions (B,) int: read and written.   book: the encoded text.
     """
@@ -104,7 +142,15 @@ def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0):
             total[k] += grads[k]
         positions[s] += n
     mean = total if B == 1 else {k: v / B for k, v in total.items()}
-    adagrad_step(params, mem, mean, eta, eps, clip)
+    if clip_norm > 0:
+        clip_to_norm(mean, clip_norm)
+        clip = np.inf
+    if optimizer == "adam":
+        adam_step(params, *mem, mean, t, eta, beta1, beta2, eps, clip, weight_decay)
+    elif optimizer == "rmsprop":
+        rmsprop_step(params, mem, mean, eta, alpha, eps, clip, weight_decay)
+    else:
+        adagrad_step(params, mem, mean, eta, eps, clip)
     return loss / B, mean
 
 

@@ -27,8 +27,9 @@ from .errors import FastrnnError
 from .files import write_text_atomic
 
 # train options a grid may sweep, with the type of their values
-SWEEPABLE = {"cell": str, "layers": int, "hidden": int, "seq_length": int, "eta": float, "sigma": float, "dtype": str, "streams": int,
-             "restart_every": int, "seed": int}
+SWEEPABLE = {"cell": str, "layers": int, "optimizer": str, "schedule": str, "warmup": int, "weight_decay": float,
+             "clip_norm": float, "hidden": int, "seq_length": int, "eta": float, "sigma": float, "dtype": str,
+             "streams": int, "restart_every": int, "seed": int}
 SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.csv"
 
@@ -218,6 +219,19 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
     return rows
 
 
+def _check_setting(name: str, value) -> None:
+    """The values a trial would refuse only on a worker, refused here before anything is written."""
+    from .cells import CELLS
+
+    from .optimizers import OPTIMIZERS, SCHEDULES
+
+    allowed = {"cell": CELLS, "dtype": ("float64", "float32"), "optimizer": OPTIMIZERS, "schedule": SCHEDULES}.get(name)
+    if allowed is not None and value not in allowed:
+        raise OptionError(name, f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    if name in ("layers", "hidden", "seq_length", "streams") and not (isinstance(value, int) and value >= 1):
+        raise OptionError(name, f"{name} must be a positive integer, not {value!r}")
+
+
 def _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, train_options):
     """(grid as a dict, the book's absolute path) once the settings of a new sweep are usable."""
     from .api import _named_corpus
@@ -236,6 +250,9 @@ def _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, trai
     if not 0 < val_fraction < 0.5:
         raise OptionError("val_fraction", "a sweep ranks its trials on held-out text: val_fraction must be "
                                           "above 0 and below 0.5")
+    for name, values in [*grid.items(), *((k, [v]) for k, v in train_options.items())]:
+        for value in values:
+            _check_setting(name, value)
     try:
         json.dumps(train_options)
     except TypeError as err:

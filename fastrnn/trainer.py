@@ -13,6 +13,7 @@ import numpy as np
 
 from .errors import FastrnnError
 from .model import State, save_checkpoint, with_streams
+from .optimizers import learning_rates
 
 
 def updates_per_epoch(n_chars: int, seq_length: int) -> int:
@@ -41,16 +42,21 @@ class Trainer:
             state = with_streams(state.copy(), book.shape[0])
         H, positions = ((state.h[None, :], [state.position]) if B == 1
                         else (state.stream_h, state.stream_positions))
-        self.run_state = new_run_state(state.params, state.adagrad, H, positions, state.update,
+        self.run_state = new_run_state(state.params, state.opt_state, H, positions, state.update,
                                        state.smooth_loss, state.best_smooth_loss)
         self.work, dims, kind = model_workspace(state.layout, B, n, state.params.dtype, book.dtype)
         self.best_val_loss = state.best_val_loss
+        h = state.hyper
         if parallel is None:
-            self._loop = loop.loop_for(len(self.work.block_starts) - 1, numba.get_num_threads(), kind)
+            self._loop = loop.loop_for(len(self.work.block_starts) - 1, numba.get_num_threads(), kind, h.optimizer)
         else:
-            self._loop = loop.train_loops(kind)[1 if parallel else 0]
-        scalar = state.params.dtype.type
-        self._args = (scalar(state.hyper.eta), scalar(state.hyper.eps), scalar(state.hyper.clip), dims)
+            self._loop = loop.train_loops(kind, h.optimizer)[1 if parallel else 0]
+        dtype = state.params.dtype
+        # the global-norm clip replaces the element-wise one
+        clip = np.inf if h.clip_norm > 0 else h.clip
+        self._opts = tuple(dtype.type(x) for x in (h.eps, clip, h.clip_norm, h.beta1, h.beta2, h.alpha,
+                                                   h.weight_decay))
+        self._dims = dims
 
     @property
     def update(self) -> int:
@@ -72,8 +78,9 @@ class Trainer:
                 if self.update % every == 0 and self.update > 0:
                     self._restart_streams()
                 count = min(count, every - self.update % every)
+            etas = learning_rates(self.hyper, self.update, count).astype(self.run_state.params.dtype)
             self._loop(losses[done:done + count], smooths[done:done + count], self.run_state, self.work,
-                       self.book, *self._args)
+                       self.book, etas, self._opts, self._dims)
             done += count
         return losses, smooths
 
@@ -160,7 +167,7 @@ def chunk_gradients(state: State, x: np.ndarray, y: np.ndarray, h0: np.ndarray) 
     n = len(x)
     work, dims, kind = model_workspace(layout, 1, n, state.params.dtype, np.asarray(x).dtype)
     book = np.concatenate([np.asarray(x), np.asarray(y)[-1:]]).astype(np.asarray(x).dtype)
-    run = new_run_state(state.params, state.adagrad, np.asarray(h0, state.params.dtype)[None, :], [0], 0,
+    run = new_run_state(state.params, state.opt_state, np.asarray(h0, state.params.dtype)[None, :], [0], 0,
                         float("nan"), float("inf"))
     params = run.params[0]
     if kind == "classic":
@@ -174,9 +181,10 @@ def chunk_gradients(state: State, x: np.ndarray, y: np.ndarray, h0: np.ndarray) 
 
 
 def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = False, scorer: bool = False,
-                    cell: str = "rnn", layers: int = 1, on_compile=None, slow_after: float = 1.0) -> float:
+                    cell: str = "rnn", layers: int = 1, optimizer: str = "adagrad", on_compile=None,
+                    slow_after: float = 1.0) -> float:
     """Compile (or load from the on-disk cache) the kernels a command runs, for these dtypes
-    and a model of ``layers`` layers of ``cell`` (each cell compiles its own): the training
+    and a model of ``layers`` layers of ``cell`` (each cell and optimizer compiles its own): the
     loop build that a run of ``streams`` streams uses (none for 0), the sampler, the scorer.
 
     With the training loop to compile and a core to spare, the sampler and the scorer compile
@@ -198,11 +206,12 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     start = time.perf_counter()
     vocab = Vocab(np.arange(2, dtype=np.uint32))
     book = np.zeros(5, dtype=index_dtype)
-    state = init_state(vocab, Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name, cell=cell, layers=layers))
+    state = init_state(vocab, Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name, cell=cell, layers=layers,
+                                    optimizer=optimizer))
     trainer_kind = "classic" if state.layout.classic else cell
     blocks = len(model_workspace(state.layout, max(streams, 1), 1, dtype, index_dtype)[0].block_starts) - 1
-    build = loop.loop_for(blocks, numba.get_num_threads(), trainer_kind)
-    parallel_build = build is loop.train_loops(trainer_kind)[1]
+    build = loop.loop_for(blocks, numba.get_num_threads(), trainer_kind, optimizer)
+    parallel_build = build is loop.train_loops(trainer_kind, optimizer)[1]
 
     def train():
         Trainer(state, book, parallel=parallel_build).run(1)
@@ -213,7 +222,8 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
             (scorer, "the scorer", lambda: TextScorer(2, 2, state.params.dtype, index_dtype, chunk=2, cell=cell,
                                                       layers=layers).total_loss(state.params, book))]
     helper = None
-    loop_name = "loop.train_updates" + ("" if trainer_kind == "classic" else f"_{cell}")
+    loop_name = ("loop.train_updates" + ("" if trainer_kind == "classic" else f"_{cell}")
+                 + ("" if optimizer == "adagrad" else f"_{optimizer}"))
     if streams > 0 and (sampler or scorer) and not _cached(loop_name):
         helper = _compile_in_child(dtype, index_dtype, sampler, scorer, cell, layers)
         if helper is not None and on_compile:

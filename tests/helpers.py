@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from fastrnn import reference
 from fastrnn.cli import cli
 from fastrnn.model import Hyper, State, init_state
+from fastrnn.optimizers import learning_rates
 from fastrnn.text import build_vocab
 from fastrnn.trainer import Trainer
 
@@ -33,8 +34,13 @@ def reference_update(state: State, book):
     many = state.stream_h is not None
     H = new.stream_h if many else new.h[None, :]
     positions = new.stream_positions if many else np.array([new.position])
-    loss, grads = reference.train_step(new.views(), new.layout.views(new.adagrad), H, positions, book,
-                                       state.hyper.seq_length, state.hyper.eta, state.hyper.eps, state.hyper.clip)
+    h = state.hyper
+    mem = [new.layout.views(a) for a in new.opt_state]
+    eta = float(learning_rates(h, state.update, 1)[0])
+    loss, grads = reference.train_step(new.views(), mem[0] if len(mem) == 1 else mem, H, positions, book,
+                                       h.seq_length, new.params.dtype.type(eta), h.eps, h.clip,
+                                       optimizer=h.optimizer, t=state.update + 1, clip_norm=h.clip_norm,
+                                       beta1=h.beta1, beta2=h.beta2, alpha=h.alpha, weight_decay=h.weight_decay)
     new.position, new.update = int(positions[0]), new.update + 1
     new.epoch = max(0, new.update * state.hyper.streams - 1) // ((book.shape[0] - 1) // state.hyper.seq_length)
     new.smooth_loss = loss if np.isnan(state.smooth_loss) else 0.999 * state.smooth_loss + 0.001 * loss

@@ -124,8 +124,16 @@ def test_bad_cells_and_shapes_are_one_line(tmp_path, book):
     one_line_error(run(["sample", "--checkpoint", str(bad)]), 1, "missing c")
     np.savez(bad, **dict(arrays, hyper=np.array(str(arrays["hyper"]).replace('"lstm"', '"gpt"'))))
     one_line_error(run(["sample", "--checkpoint", str(bad)]), 1, "unknown cell 'gpt'")
-    with pytest.raises(fastrnn.FastrnnError, match="cell must be one of rnn, gru, lstm"):
-        fastrnn.train(book, cell="LSTM", out=tmp_path / "x", progress=False)
+    hyper = json.loads(str(arrays["hyper"]))
+    for field, value, fragment in (("cell", ["lstm"], "unknown cell"), ("layers", 10**9, "hyper says 1000000000")):
+        np.savez(bad, **dict(arrays, hyper=np.array(json.dumps({**hyper, field: value}))))
+        one_line_error(run(["sample", "--checkpoint", str(bad)]), 1, fragment)
+    for cell in ("LSTM", ["lstm"]):
+        with pytest.raises(fastrnn.FastrnnError, match="cell must be one of rnn, gru, lstm"):
+            fastrnn.train(book, cell=cell, out=tmp_path / "x", progress=False)
+    one_line_error(run(["sweep", str(book), "--grid", "cell=lstn", "--steps", "10", "--out", str(tmp_path / "s")]),
+                   2, "cell must be one of rnn, gru, lstm, not 'lstn'")
+    assert not (tmp_path / "s").exists()
 
 
 def test_a_sweep_over_cells_and_layers(tmp_path, book):

@@ -23,7 +23,7 @@ from numba import njit, prange
 
 from .config import JIT, compiled_as
 from .linalg import chunks_into, copy_rows_into
-from .optim import adagrad_update, adagrad_update_inplace_held
+from .optim import OPTIMIZER_STEPS, adagrad_step, scale_to_norm
 from .rnn import chunk_loss_and_grads, transposes_into
 
 SMOOTHING = 0.999
@@ -36,14 +36,14 @@ def smoothed(smooth, loss):
     return loss if math.isnan(smooth) else SMOOTHING * smooth + (1.0 - SMOOTHING) * loss
 
 
-@njit(inline="always")
-def step_and_keep_best(run, grads, held, smooth, first_row, row_len, eta, eps, clip):
-    """Record ``smooth`` as the run's smooth loss and apply the AdaGrad step to the live model
-    of ``run`` (a ``RunState``); returns whether it is a new best, in which case the step writes
-    into the other buffer so that the model that earned it stays intact, and run.best names it.
+def _step_and_keep_best(run, grads, held, smooth, first_row, row_len, eta, opts):
+    """Record ``smooth`` as the run's smooth loss and apply the optimizer's step
+    (``optimizer_step``, one of ``optim.OPTIMIZER_STEPS``) to the live model of ``run`` (a
+    ``RunState``); returns whether it is a new best, in which case the step writes into the
+    other buffer so that the model that earned it stays intact, and run.best names it.
     grads (P,): read.   held (K,) bool: the characters the update's chunks held as inputs, whose
-    input-weight rows of ``row_len`` from ``first_row`` are updated (see
-    ``adagrad_update_inplace_held``; the step into the other buffer updates every row)."""
+    input-weight rows of ``row_len`` from ``first_row`` the optimizer may pass over otherwise.
+    eta: this update's learning rate.   opts: the optimizer's options (``optim.py``)."""
     cur = run.current[0]
     dst = cur
     best = smooth < run.best_smooth[0]
@@ -52,10 +52,8 @@ def step_and_keep_best(run, grads, held, smooth, first_row, row_len, eta, eps, c
         run.best[0] = cur
         run.best_update[0] = run.update[0]
         dst = 1 - cur
-    if dst == cur:
-        adagrad_update_inplace_held(run.params[cur], run.mem[cur], grads, held, first_row, row_len, eta, eps, clip)
-    else:
-        adagrad_update(run.params[dst], run.mem[dst], run.params[cur], run.mem[cur], grads, eta, eps, clip)
+    optimizer_step(run.params[dst], run.mem[dst], run.params[cur], run.mem[cur], grads, held, first_row, row_len,
+                   eta, opts, run.update[0] + 1, dst == cur)
     run.current[0] = dst
     run.update[0] += 1
     run.smooth[0] = smooth
@@ -106,7 +104,7 @@ def held_rows(dims):
     return m * m, m
 
 
-def _train_updates(losses, smooths, run, work, book, eta, eps, clip, dims):
+def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
     """Apply ``losses.shape[0]`` training updates.
 
     losses, smooths (N,) float64: written with each update's chunk loss and smooth loss (per
@@ -115,7 +113,8 @@ def _train_updates(losses, smooths, run, work, book, eta, eps, clip, dims):
         run.H.shape[0] streams.
     book (N_chars,) int: the encoded text; a stream with fewer than n + 1 characters left
         starts again at 0 with its state 0.
-    eta, eps, clip: of the parameters' dtype.   dims: the model's sizes, for the hooks.
+    etas (N,): each update's learning rate.   opts: the optimizer's options, of the parameters'
+        dtype (``optim.py``; opts[2] > 0: the global-norm clip).   dims: the model's sizes.
     """
     B = run.H.shape[0]
     nb = work.block_starts.shape[0] - 1
@@ -150,8 +149,10 @@ def _train_updates(losses, smooths, run, work, book, eta, eps, clip, dims):
                 for j in range(nb):
                     acc += work.block_grads[j, i]
                 grads[i] = acc / B
+        if opts[2] > 0.0:
+            scale_to_norm(grads, opts[2])
         first_row, row_len = held_rows(dims)
-        if step_and_keep_best(run, grads, work.held, smooth, first_row, row_len, eta, eps, clip):
+        if step_and_keep_best(run, grads, work.held, smooth, first_row, row_len, etas[step], opts):
             copy_rows_into(run.best_H, run.H)
             for s in range(B):
                 run.best_positions[s] = run.positions[s]
@@ -165,25 +166,34 @@ def _train_updates(losses, smooths, run, work, book, eta, eps, clip, dims):
         smooths[step] = smooth
 
 
+optimizer_step = adagrad_step
+step_and_keep_best = compiled_as(_step_and_keep_best, "step_and_keep_best", **JIT)
 train_updates = compiled_as(_train_updates, "train_updates", **JIT)
 train_updates_parallel = compiled_as(_train_updates, "train_updates_parallel", **JIT, parallel=True)
-_LOOPS = {"classic": (train_updates, train_updates_parallel)}
+_LOOPS = {("classic", "adagrad"): (train_updates, train_updates_parallel)}
 
 
-def train_loops(kind: str):
-    """(serial build, parallel build) of the loop for ``kind``: "classic", or a stack's cell."""
-    if kind not in _LOOPS:
-        from .stack import kernels_for
-
+def train_loops(kind: str, optimizer: str = "adagrad"):
+    """(serial build, parallel build) of the loop for ``kind`` ("classic", or a stack's cell)
+    and ``optimizer`` (a key of ``optim.OPTIMIZER_STEPS``)."""
+    if (kind, optimizer) not in _LOOPS:
         namespace = dict(globals())
-        namespace.update({name: f for name, f in kernels_for(kind).items()
-                          if name in ("transposes_for", "block_loss_and_grads", "keep_end_states", "held_rows")})
-        _LOOPS[kind] = (compiled_as(_train_updates, f"train_updates_{kind}", namespace, **JIT),
-                        compiled_as(_train_updates, f"train_updates_parallel_{kind}", namespace, **JIT, parallel=True))
-    return _LOOPS[kind]
+        if kind != "classic":
+            from .stack import kernels_for
+
+            namespace.update({name: f for name, f in kernels_for(kind).items()
+                              if name in ("transposes_for", "block_loss_and_grads", "keep_end_states", "held_rows")})
+        suffix = ("" if kind == "classic" else f"_{kind}") + ("" if optimizer == "adagrad" else f"_{optimizer}")
+        namespace["optimizer_step"] = OPTIMIZER_STEPS[optimizer]
+        namespace["step_and_keep_best"] = compiled_as(_step_and_keep_best, f"step_and_keep_best{suffix}", namespace,
+                                                      **JIT)
+        _LOOPS[kind, optimizer] = (compiled_as(_train_updates, f"train_updates{suffix}", namespace, **JIT),
+                                   compiled_as(_train_updates, f"train_updates_parallel{suffix}", namespace, **JIT,
+                                               parallel=True))
+    return _LOOPS[kind, optimizer]
 
 
-def loop_for(blocks: int, threads: int, kind: str = "classic"):
+def loop_for(blocks: int, threads: int, kind: str = "classic", optimizer: str = "adagrad"):
     """The compiled loop to run ``blocks`` blocks of streams on ``threads`` threads."""
-    serial, parallel = train_loops(kind)
+    serial, parallel = train_loops(kind, optimizer)
     return parallel if blocks > 1 and threads > 1 else serial

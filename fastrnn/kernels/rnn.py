@@ -22,7 +22,7 @@ from .mathfn import output_gradients_into, softmax_rows, tanh_inplace
 @njit(inline="always")
 def param_views(flat, m, K):
     """Views W (m, m), UT (K, m), V (K, m), b (m,), c (K,) into a flat (P,) buffer. U is stored
-    transposed (``model.Layout``): row x of UT is the column U[:, x] that character x reads
+    transposed (``cells.Layout``): row x of UT is the column U[:, x] that character x reads
     and updates, contiguous."""
     o1 = m * m
     o2 = o1 + K * m

@@ -95,7 +95,7 @@ class StackWorkspace(NamedTuple):
     of weights per layer (gm), in nb blocks of at most G streams (``stream_blocks``).
 
     Per-block buffers are flat, as in ``Workspace``; block j of G_j streams reshapes the start
-    of its row (``stack.block_buffers``).
+    of its row (``stack.block_views``).
     """
 
     block_starts: np.ndarray  # (nb+1,) int64
@@ -164,7 +164,7 @@ class RunState(NamedTuple):
     """
 
     params: np.ndarray  # (2, P): the live buffer is params[current[0]]
-    mem: np.ndarray  # (2, P): AdaGrad sums, beside params
+    mem: np.ndarray  # (2, k, P): the optimizer's k arrays, beside params
     H: np.ndarray  # (B, S): each stream's carried state (S = m for the classic cell)
     positions: np.ndarray  # (B,) int64: each stream's next chunk start
     best_H: np.ndarray  # (B, S): the start states of the best model's chunks
@@ -178,7 +178,8 @@ class RunState(NamedTuple):
 
 
 def new_run_state(params, mem, H, positions, update: int, smooth: float, best_smooth: float) -> RunState:
-    """A ``RunState`` starting from the flat ``params`` and ``mem`` (P,), carried states H (B, S)
+    """A ``RunState`` starting from the flat ``params`` (P,) and the optimizer's arrays ``mem``
+    (k, P), carried states H (B, S)
     and chunk starts (B,); no best model yet."""
     return RunState(
         params=np.stack([params, params]), mem=np.stack([mem, mem]),

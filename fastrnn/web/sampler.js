@@ -10,10 +10,11 @@
 // unless a start is named, sigmoid(a) = 1 / (1 + exp(-a))):
 //   classic (rnn, 1 layer):  h'[i] = tanh(sum_j W[i][j] h[j] + (b[i] + U[i][x])),
 //                            W = weight_hh_l0, U = weight_ih_l0, b = bias_ih_l0 + bias_hh_l0
-//   stacks, layer k:         gi[r] = (sum_j weight_ih_lk[r][j] in[j]) + bias_ih_lk[r]
+//   stacks, layer k:         gi[r] = weight_ih_l0[r][x] + bias_ih_l0[r] for k = 0 (the one-hot
+//                            input), else sum_j weight_ih_lk[r][j] in[j] starting from
+//                            bias_ih_lk[r], in = layer k-1's new h
 //                            gh[r] = (sum_j weight_hh_lk[r][j] h[j]) + bias_hh_lk[r]
-//                            in = the one-hot x for k = 0 (the sum is then weight_ih_l0[r][x]),
-//                            else layer k-1's new h; rows r of gate block q are r = q m + i
+//                            rows r of gate block q are r = q m + i
 //     rnn                    h'[i] = tanh(gi[i] + gh[i])
 //     gru  (blocks r, z, n)  r = sigmoid(gi[i] + gh[i]), z = sigmoid(gi[m+i] + gh[m+i]),
 //                            n = tanh(gi[2m+i] + r * gh[2m+i]), h'[i] = (1 - z) * n + z * h[i]
@@ -69,14 +70,15 @@ function fastrnnSampler(model) {
     const bih = P[`bias_ih_l${k}`], bhh = P[`bias_hh_l${k}`];
     const gi = new Float64Array(G * m), gh = new Float64Array(G * m);
     for (let r = 0; r < G * m; r++) {
-      let acc = 0.0;
+      let acc;
       if (k === 0) {
-        acc = Wih[r][input];
+        acc = Wih[r][input] + bih[r];
       } else {
+        acc = bih[r];  // the kernels start the input product of layers above 0 from the bias
         const row = Wih[r];
         for (let j = 0; j < m; j++) acc += row[j] * input[j];
       }
-      gi[r] = acc + bih[r];
+      gi[r] = acc;
       acc = 0.0;
       const row = Whh[r];
       for (let j = 0; j < m; j++) acc += row[j] * h[j];
