@@ -10,7 +10,7 @@ the sampler, as layers, each importing only those above it in this list:
     lstm.py, gru.py   each cell's step in a stack: its gates forward and backward
     stack.py      a stack of layers of any cell and the output layer over one chunk, compiled
                   per cell (``kernels_for``)
-    optim.py      clip + AdaGrad over the flat parameter buffer
+    optim.py      the clips and the optimizers (AdaGrad, RMSprop, Adam) over the flat buffer
     loop.py       the training loop over chunks, one stream or many (serial and parallel
                   builds, per cell)
     sampler.py    sampling text and scoring it
@@ -27,9 +27,10 @@ Adding a cell (what the GRU touched, after the LSTM): ``kernels/gru.py`` (its st
 ``cells.CELLS``, its step pair in ``reference.STEPS`` and in ``gradients._BATCHED_STEPS`` (the
 extended-precision loss of the gradient check), and its step in ``web/sampler.js``. The
 products, the layers, the loop, the sampler and the scorer are every cell's.
-Adding an optimizer: ``kernels/optim.py`` gains its step beside ``adagrad_update`` (its
-state one more (2, P) array in ``RunState``), ``reference.py`` its NumPy step, and
-``loop.step_and_keep_best`` the call that picks it.
+Adding an optimizer: ``kernels/optim.py`` gains its step (the signature of ``adagrad_step``)
+and its entry in ``OPTIMIZER_STEPS``, ``optimizers.py`` the declaration of its state arrays,
+``reference.py`` its NumPy step; the loop compiles a build per optimizer
+(``loop.train_loops``).
 The training loop reaches the model through four hooks (``loop.py``) and the optimizer through
 ``step_and_keep_best``.
 

@@ -2,9 +2,9 @@
 
 Per update, each of the B streams takes the next chunk at its own position with its own
 hidden state; the streams run in blocks (``workspace.stream_blocks``) through the cell, so its
-products are matrix-matrix; the B gradients are averaged (so eta keeps its meaning) before one
-clip and AdaGrad step. One stream is one block of one: the classic algorithm, whose gradient
-goes to the optimizer as it is.
+products are matrix-matrix; the B gradients are averaged (so eta keeps its meaning) before the
+clip (of each element, or of the norm) and one optimizer step. One stream is one block of one:
+the classic algorithm, whose gradient goes to the optimizer as it is.
 
 The loop is compiled twice from one body: ``train_updates`` runs the blocks one after another,
 ``train_updates_parallel`` on Numba's threads (``prange``). Nothing depends on how blocks are
