@@ -383,12 +383,12 @@ def _display(progress):
 
 
 def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: int | None = None,
-          cell: str = "rnn", layers: int = 1, hidden: int = 100, seq_length: int = 25, eta: float = 0.1,
-          sigma: float = 0.01, seed: int = 0, optimizer: str = "adagrad", beta1: float | None = None,
+          init=None, cell: str | None = None, layers: int | None = None, hidden: int | None = None,
+          seq_length: int = 25, eta: float = 0.1, sigma: float | None = None, seed: int = 0, optimizer: str = "adagrad", beta1: float | None = None,
           beta2: float | None = None, alpha: float | None = None, weight_decay: float | None = None,
           schedule: str = "constant", min_eta: float | None = None, warmup: int = 0, decay: float | None = None,
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
-          dtype: str = "float64", streams: int = 1, restart_every: int = 0, threads: int | None = None,
+          dtype: str | None = None, streams: int = 1, restart_every: int = 0, threads: int | None = None,
           val_fraction: float = 0.0, val_every: int = 10_000, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
           progress=True, should_stop=None) -> Run:
@@ -407,10 +407,15 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         unless ``force``.
     steps, epochs : int, optional
         Total updates and/or passes over the book (the fewer wins) [default: 5 epochs].
+    init : str or path, optional
+        Fine-tune: start from this trained model (a checkpoint, or a run directory's best.npz)
+        on the new text. The vocabulary becomes the union of the model's and the text's (new
+        characters get fresh weights), the optimizer starts afresh, and the cell, layers, hidden
+        size and dtype are the model's.
     cell : {"rnn", "gru", "lstm"}
-        The recurrent cell (``cells.py``); rnn with one layer is the assignment's model.
+        The recurrent cell (``cells.py``) [rnn]; rnn with one layer is the assignment's model.
     layers : int
-        Layers of the cell, each of ``hidden`` units, layer k fed by layer k-1's h.
+        Layers of the cell [1], each of ``hidden`` units [100], layer k fed by layer k-1's h.
     hidden, seq_length, eta, sigma, seed, dtype, streams, restart_every
         The model and the training rule, as ``fastrnn train`` takes them (``sigma``: the rnn
         cell's weights are N(0, sigma); the gated cells' U(-1/sqrt(hidden), 1/sqrt(hidden))).
@@ -456,6 +461,18 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         raise OptionError("text", "give a book or a text, not both")
     from .cells import CELLS
 
+    start = None
+    if init is not None:
+        start = load(init)
+        for name, value in (("cell", cell), ("layers", layers), ("hidden", hidden), ("dtype", dtype)):
+            have = start.hyper[name]
+            if value is not None and value != have:
+                raise OptionError(name, f"{name} comes from the init model ({have!r}), not {value!r}")
+        cell, layers, hidden, dtype = (start.hyper[name] for name in ("cell", "layers", "hidden", "dtype"))
+        sigma = start.hyper["sigma"] if sigma is None else sigma
+    cell, layers, hidden = ("rnn" if cell is None else cell), (1 if layers is None else layers), (
+        100 if hidden is None else hidden)
+    dtype, sigma = ("float64" if dtype is None else dtype), (0.01 if sigma is None else sigma)
     _check("cell", cell, isinstance(cell, str) and cell in CELLS, "one of " + ", ".join(CELLS))
     _check_counts(dict(epochs=epochs, layers=layers, hidden=hidden, seq_length=seq_length, streams=streams,
                        val_every=val_every, log_every=log_every),
@@ -488,14 +505,14 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     intervals = dict(sample_every=int(sample_every), log_every=int(log_every), checkpoint_every=int(checkpoint_every),
                      val_every=int(val_every))
     return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
-                  tell, say, should_stop)
+                  tell, say, should_stop, init=start)
 
 
 def _optimizer_settings(eta, optimizer, options, schedule, min_eta, warmup, decay, decay_every, clip,
                         clip_norm) -> dict:
     """The ``Hyper`` fields of the optimizer, the schedule and the clip, checked: each option
     only where it means something."""
-    from .optimizers import OPTION_DEFAULTS, OPTIMIZERS, SCHEDULES
+    from .optimizers import OPTIMIZERS, SCHEDULES
 
     _check("optimizer", optimizer, isinstance(optimizer, str) and optimizer in OPTIMIZERS,
            "one of " + ", ".join(OPTIMIZERS))
@@ -567,7 +584,7 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
 
 
 def _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell, say,
-           should_stop, config=None) -> Run:
+           should_stop, config=None, init=None) -> Run:
     """What ``train`` and ``resume`` share: read the book, hold out its end, count the updates,
     compile, write run.json and train."""
     from .formats import END_OF_TEXT
@@ -589,19 +606,20 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
         encoding, fmt = "utf-8", "text"
     try:
         return _train_on(book, book + ".new" if text is not None else book, out, state, settings, intervals, steps,
-                         epochs, val_fraction, encoding, fmt, force, tell, say, should_stop, config)
+                         epochs, val_fraction, encoding, fmt, force, tell, say, should_stop, config, init)
     finally:
         if text is not None and os.path.exists(book + ".new"):
             os.unlink(book + ".new")
 
 
 def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell,
-              say, should_stop, config) -> Run:
+              say, should_stop, config, init=None) -> Run:
     """``_train`` once the book is a file: ``source`` is where to read it now, ``book`` where
-    the run keeps it."""
+    the run keeps it. ``init``: the ``Model`` a fine-tuning run starts from."""
     from .cache import load_corpus_cached
     from .model import Hyper, init_state, with_streams
     from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
+    from .finetune import reencode, start_from, vocab_union
     from .text import vocab_difference
     from .trainer import RunOptions, compile_kernels, train_run, updates_per_epoch
 
@@ -611,11 +629,20 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     book_sha256 = corpus_sha256(source) if os.path.exists(source) else ""
     vocab, encoded = load_corpus_cached(source, fmt, encoding, seq_length + 1, book_sha256)
     if resuming:
-        diff = vocab_difference(state.vocab, vocab)
-        if diff:
-            raise FastrnnError(f"{book}: its characters differ from the run's ({diff}); cannot resume on it")
+        if np.setdiff1d(vocab.codepoints, state.vocab.codepoints).size:
+            raise FastrnnError(f"{book}: its characters differ from the run's ({vocab_difference(state.vocab, vocab)})"
+                               f"; cannot resume on it")
+        if vocab.size != state.vocab.size:  # a text of fewer characters (a fine-tuned run's, say)
+            encoded, vocab = reencode(encoded, vocab, state.vocab), state.vocab
         if book_sha256 != config.get("book_sha256"):
             say(f"warning: {book} is not the file this run started with; resuming on it anyway")
+    init_from = config.get("init") if resuming else (os.path.abspath(init.path) if init is not None else None)
+    if init is not None:
+        init = init._state
+        wider = vocab_union(init.vocab, vocab)
+        if wider.size > vocab.size:
+            encoded = reencode(encoded, vocab, wider)
+        vocab = wider
     train_part, val_part = held_out(encoded, val_fraction, seq_length, book)
     per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
     if streams > per_epoch:
@@ -642,7 +669,11 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     if not resuming:
         if settings.get("schedule") == "cosine":
             settings = dict(settings, schedule_updates=total)
-        state = with_streams(init_state(vocab, Hyper(**settings)), train_part.shape[0])
+        state = init_state(vocab, Hyper(**settings)) if init is None else start_from(init, vocab, Hyper(**settings))
+        state = with_streams(state, train_part.shape[0])
+        if init is not None:
+            say(f"fine-tuning the {init.vocab.size}-character model of update {init.update:,} on {vocab.size} "
+                f"characters ({vocab.size - init.vocab.size} new)")
     elif state.hyper.schedule == "cosine" and total > state.hyper.schedule_updates:
         say(f"the cosine schedule of this run ends at update {state.hyper.schedule_updates:,}, where it started: "
             f"updates after it train at min_eta ({state.hyper.min_eta:g})")
@@ -661,10 +692,11 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     if source != book:
         os.replace(source, book)
     save_run_config(out, {"book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding,
-                          "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals})
+                          "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals,
+                          **({"init": init_from} if init_from else {})})
     opts = RunOptions(total_updates=total, **intervals, on_progress=tell, should_stop=should_stop,
                       extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book),
-                                     "machine": machine()})
+                                     "machine": machine(), **({"init": init_from} if init_from else {})})
     summary = train_run(state, train_part, out, opts, resume=resuming, val_book=val_part)
     run = Run(out)
     run.updates_trained = summary["updates_this_run"]

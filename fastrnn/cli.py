@@ -116,6 +116,8 @@ class _StopRequest:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Run directory [default: runs/<book>-<date>-<time>].")
 @click.option("--force", is_flag=True, help="Overwrite a run already in --out.")
+@click.option("--init", "init", type=click.Path(),
+              help="Fine-tune: start from this trained model (a checkpoint or a run directory) on BOOK.")
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "text", "json", "dir"]), default="auto",
               show_default=True, help="BOOK is a text file, tweets in JSON, or a directory of .txt files "
@@ -170,7 +172,7 @@ class _StopRequest:
               help="Updates between validation losses.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_errors
-def train(book, resume_dir, out_dir, force, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer, beta1,
+def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer, beta1,
           beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every, clip, clip_norm, sigma, seed,
           epochs, steps, dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every,
           quiet):
@@ -202,8 +204,8 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, cell, layers, hidden,
                 if fixed:
                     raise click.UsageError(f"--{fixed[0].replace('_', '-')} cannot change when resuming: "
                                            f"a resumed run keeps its settings")
-                if out_dir or force:
-                    raise click.UsageError("--out and --force do not go with --resume")
+                if out_dir or force or init:
+                    raise click.UsageError("--out, --force and --init do not go with --resume")
                 # intervals not given again are those the run was started with
                 run = api.resume(resume_dir, steps=steps, epochs=epochs, book=book,
                                  encoding=encoding if given("encoding") else None,
@@ -211,14 +213,18 @@ def train(book, resume_dir, out_dir, force, encoding, fmt, cell, layers, hidden,
                                  **{k: v for k, v in intervals.items() if given(k)},
                                  progress=display, should_stop=stop)
             else:
-                run = api.train(book, out=out_dir, steps=steps, epochs=epochs, cell=cell, layers=layers, hidden=hidden,
-                                seq_length=seq_length, optimizer=optimizer, beta1=beta1, beta2=beta2, alpha=alpha,
+                if init:
+                    fixed = [name for name in ("cell", "layers", "hidden", "sigma", "dtype") if given(name)]
+                    if fixed:
+                        raise click.UsageError(f"--{fixed[0]} comes from the --init model")
+                model = {} if init else dict(cell=cell, layers=layers, hidden=hidden, sigma=sigma, dtype=dtype)
+                run = api.train(book, out=out_dir, init=init, steps=steps, epochs=epochs, seq_length=seq_length,
+                                eta=eta, seed=seed, optimizer=optimizer, beta1=beta1, beta2=beta2, alpha=alpha,
                                 weight_decay=weight_decay, schedule=schedule, min_eta=min_eta, warmup=warmup,
                                 decay=decay, decay_every=decay_every, clip=clip, clip_norm=clip_norm,
-                                eta=eta, sigma=sigma, seed=seed, dtype=dtype, streams=streams,
-                                restart_every=restart_every, threads=threads, val_fraction=val_fraction,
-                                encoding=encoding, format=fmt, force=force, progress=display, should_stop=stop,
-                                **intervals)
+                                streams=streams, restart_every=restart_every, threads=threads,
+                                val_fraction=val_fraction, encoding=encoding, format=fmt, force=force,
+                                progress=display, should_stop=stop, **model, **intervals)
         except Interrupted as err:
             import signal
 
