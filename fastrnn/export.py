@@ -27,8 +27,8 @@ an LSTM's the cell state. Format 1 is the classic model alone, without ``cell``,
 ``hidden`` and ``params``; both formats are read.
 
 Numbers are written in the shortest form that reads back to the same float64, so a float64
-model round-trips exactly. AdaGrad sums are not exported: a JSON model samples and scores, it
-does not resume training.
+model round-trips exactly. The optimizer's state is not exported: a JSON model samples and
+scores, it does not resume training.
 """
 from __future__ import annotations
 
