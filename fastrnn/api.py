@@ -384,7 +384,8 @@ def _display(progress):
 
 def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: int | None = None,
           init=None, cell: str | None = None, layers: int | None = None, hidden: int | None = None,
-          seq_length: int = 25, eta: float = 0.1, sigma: float | None = None, seed: int = 0, optimizer: str = "adagrad", beta1: float | None = None,
+          seq_length: int = 25, eta: float = 0.1, sigma: float | None = None, seed: int = 0,
+          optimizer: str = "adagrad", beta1: float | None = None,
           beta2: float | None = None, alpha: float | None = None, weight_decay: float | None = None,
           schedule: str = "constant", min_eta: float | None = None, warmup: int = 0, decay: float | None = None,
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,

@@ -147,7 +147,8 @@ class _StopRequest:
 @click.option("--clip", type=POSITIVE_FLOAT, help="Clip each gradient element to [-clip, clip] [5].")
 @click.option("--clip-norm", type=POSITIVE_FLOAT, help="Clip the gradient's global norm instead.")
 @click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
-              help="Standard deviation of the rnn cell's initial weights (gru, lstm: PyTorch's U(-1/sqrt(m), 1/sqrt(m))).")
+              help="Standard deviation of the rnn cell's initial weights (gru, lstm: PyTorch's "
+                   "U(-1/sqrt(m), 1/sqrt(m))).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
 @click.option("--epochs", type=POSITIVE, help="Total passes over the book [default: 5 unless --steps].")
 @click.option("--steps", type=click.IntRange(min=0),
@@ -172,10 +173,10 @@ class _StopRequest:
               help="Updates between validation losses.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_errors
-def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer, beta1,
-          beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every, clip, clip_norm, sigma, seed,
-          epochs, steps, dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every, val_fraction, val_every,
-          quiet):
+def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer,
+          beta1, beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every, clip, clip_norm, sigma,
+          seed, epochs, steps, dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every,
+          val_fraction, val_every, quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
 

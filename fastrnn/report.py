@@ -177,7 +177,8 @@ def write_html(run_dir, path) -> None:
 <h2>Run</h2>{table(_numbers(facts))}
 <h2>Gradient check</h2>
 <p class="note">{esc(_gradcheck_model(facts))}, m = 5, {esc(facts['checked_on'])}, made with this report: the
-largest relative error |ga - gn| / max(1e-6, |ga| + |gn|) and the largest absolute error of the analytic gradients against
+largest relative error |ga - gn| / max(1e-6, |ga| + |gn|) and the largest absolute error of the analytic
+gradients against
 numerical ones, for the kernels and the NumPy reference.</p>
 {table(_gradcheck_rows(facts), GRADCHECK_HEADER)}
 <h2>Loss</h2>{svg}

@@ -67,8 +67,9 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
     else:
         from .kernels.workspace import stack_weight_copies
 
-        sampler.stack_kernels(cell)["sample_stack"](out, H, *stack_weight_copies(layers, m, layout.gm, vocab.size, dtype),
-                                                    prime, uniforms, params, (layers, m, vocab.size, layout.gm),
+        weights = stack_weight_copies(layers, m, layout.gm, vocab.size, dtype)
+        dims = (layers, m, vocab.size, layout.gm)
+        sampler.stack_kernels(cell)["sample_stack"](out, H, *weights, prime, uniforms, params, dims,
                                                     float(1.0 / temperature), int(top_k))
     return out[0] if num is None else out
 

@@ -103,7 +103,8 @@ def test_params_are_pytorchs_state_dict(cell, layers):
     assert list(document["params"]) == list(expected)
     for name, array in expected.items():
         assert np.array_equal(np.array(document["params"][name]), array), name
-    assert (document["format_version"], document["cell"], document["layers"], document["hidden"]) == (2, cell, layers, 8)
+    assert (document["format_version"], document["cell"], document["layers"], document["hidden"]) == (
+        2, cell, layers, 8)
     carried = layout.state_views(state.h)
     assert sorted(k for k in document if k in ("h", "c", "W", "U", "V", "b")) == (
         ["U", "V", "W", "b", "c", "h"] if layout.classic else sorted(carried))
@@ -157,7 +158,8 @@ def test_bad_documents_of_every_cell_are_one_line(tmp_path):
     unknown = dict(lstm, cell="transformer", hyper=dict(lstm["hyper"], cell="transformer"))
     assert "unknown cell 'transformer' (this fastrnn has rnn, gru, lstm)" in bad_document_message(tmp_path, unknown)
     assert "layers is 3 but hyper.layers is 2" in bad_document_message(tmp_path, dict(lstm, layers=3))
-    assert "format version 3; this fastrnn reads 1 and 2" in bad_document_message(tmp_path, dict(lstm, format_version=3))
+    message = bad_document_message(tmp_path, dict(lstm, format_version=3))
+    assert "format version 3; this fastrnn reads 1 and 2" in message
     assert "format 1 holds the classic rnn only" in bad_document_message(tmp_path, dict(lstm, format_version=1))
     classic = model_dict(random_state("rnn", 1))
     short = dict(classic["params"], weight_ih_l0=classic["params"]["weight_ih_l0"][:3])

@@ -12,7 +12,7 @@ from .config import JIT, compiled_copies
 from .linalg import copy_into, matmul_add, transpose_into
 from .mathfn import exp_into, max_of, tanh_inplace
 from .rnn import param_views, rnn_forward, transposes_into
-from .stack import head_views, load_states, store_states
+from .stack import head_views, load_states, stack_transposes_into, store_states
 
 
 @njit(**JIT)
@@ -211,13 +211,12 @@ _STACK_BUILT = {}
 def stack_kernels(cell: str) -> dict:
     """{"sample_stack": ..., "text_loss": ...}: a stack's sampler and scorer compiled for
     ``cell`` (lazily)."""
-    from .stack import kernels_for, stack_transposes_into
+    from .stack import kernels_for
 
     if cell not in _STACK_BUILT:
         kernels = kernels_for(cell)
-        built = compiled_copies((_sample_stack,), cell, globals(),
-                                {"layers_forward": kernels["layers_forward"],
-                                 "stack_transposes_into": stack_transposes_into})
+        # its body calls its cell's layers_forward, bound here (not a name of this module)
+        built = compiled_copies((_sample_stack,), cell, globals(), {"layers_forward": kernels["layers_forward"]})
         built["text_loss"] = kernels["text_loss"]
         _STACK_BUILT[cell] = built
     return _STACK_BUILT[cell]

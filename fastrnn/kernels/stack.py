@@ -35,6 +35,8 @@ from .lstm import lstm_backward_step, lstm_forward_step
 from .mathfn import output_gradients_into, softmax_rows
 from .rnn import rnn_backward_step, rnn_forward_step
 
+# The bodies below call ``forward_step``, ``backward_step`` and each other by names that are not
+# this module's: ``kernels_for`` binds them, per cell, to its steps and to its own copies.
 STEPS = {
     "rnn": (rnn_forward_step, rnn_backward_step),
     "gru": (gru_forward_step, gru_backward_step),
@@ -264,7 +266,8 @@ def _block_loss_and_grads(j, run, work, book, params, dims):
     xs, ys = xy[:, :n], xy[:, 1:]
     work.block_losses[j] = chunk_forward(hs, cs, gates, aux, ps, hh, work.scratch[j], xs, ys, work.WT, work.VT,
                                          params, dims)
-    chunk_backward(work.block_grads[j], work.dh[j, 0, :n * G * m], work.dh[j, 1, :n * G * m], work.dg_ih[j, :n * G * gm], work.dg_hh[j, :n * G * gm],
+    chunk_backward(work.block_grads[j], work.dh[j, 0, :n * G * m], work.dh[j, 1, :n * G * m],
+                   work.dg_ih[j, :n * G * gm], work.dg_hh[j, :n * G * gm],
                    work.dh_next[j, :G * m].reshape((G, m)), work.dc_next[j, :G * m].reshape((G, m)), ps, hs, cs,
                    gates, aux, xs, ys, work.W, params, dims)
 
