@@ -35,14 +35,17 @@ def compiled_as(func, name, namespace=None, **options):
         numba_config.CACHE_DIR = before
 
 
-def compiled_copies(funcs, suffix, module_globals, overrides, **options):
+def compiled_copies(funcs, suffix, module_globals, overrides, inline=()):
     """Each of ``funcs`` compiled as ``<name>_<suffix>`` (its leading underscore dropped), each
     looking up globals in ``module_globals`` updated with ``overrides`` and with the copies
-    made before it under their names: one body, one build per cell. Returns {name: copy}."""
+    made before it under their names: one body, one build per cell. Those named in ``inline``
+    are inlined where other kernels call them (small ones: less to compile). Returns
+    {name: copy}."""
     namespace = dict(module_globals)
     namespace.update(overrides)
     built = {}
     for func in funcs:
         public = func.__name__.lstrip("_")
-        namespace[public] = built[public] = compiled_as(func, f"{public}_{suffix}", namespace, **(options or JIT))
+        options = dict(inline="always") if func.__name__ in inline else JIT
+        namespace[public] = built[public] = compiled_as(func, f"{public}_{suffix}", namespace, **options)
     return built

@@ -82,21 +82,21 @@ def block_loss_and_grads(j, run, work, book, params, dims):
         work.wh[j, :G * m].reshape((G, m)), work.scratch[j], xy[:, :n], xy[:, 1:], work.WT, work.VT, params, m, K)
 
 
-@njit(**JIT)
+@njit(inline="always")
 def transposes_for(work, params, dims):
     """work.WT, work.VT <- W.T, V.T of params (P,)."""
     m, K = dims
     transposes_into(work.WT, work.VT, params, m, K)
 
 
-@njit(**JIT)
+@njit(inline="always")
 def keep_end_states(run, work, j, first, G, n, dims):
     """run.H of block j's G streams from ``first`` <- the h_n their chunks ended in."""
     m, K = dims
     copy_rows_into(run.H[first:first + G], work.hs[j, n * G * m:(n + 1) * G * m].reshape((G, m)))
 
 
-@njit(**JIT)
+@njit(inline="always")
 def held_rows(dims):
     """(first index, length) of the rows of U.T, which the optimizer skips for characters no
     chunk held."""
@@ -167,7 +167,9 @@ def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
 
 
 optimizer_step = adagrad_step
-step_and_keep_best = compiled_as(_step_and_keep_best, "step_and_keep_best", **JIT)
+# inlined where it is called (as a plain function would be: its calls into the optimizer then
+# compile with the loop), its globals those of the build it belongs to
+step_and_keep_best = compiled_as(_step_and_keep_best, "step_and_keep_best", inline="always")
 train_updates = compiled_as(_train_updates, "train_updates", **JIT)
 train_updates_parallel = compiled_as(_train_updates, "train_updates_parallel", **JIT, parallel=True)
 _LOOPS = {("classic", "adagrad"): (train_updates, train_updates_parallel)}
@@ -186,7 +188,7 @@ def train_loops(kind: str, optimizer: str = "adagrad"):
         suffix = ("" if kind == "classic" else f"_{kind}") + ("" if optimizer == "adagrad" else f"_{optimizer}")
         namespace["optimizer_step"] = OPTIMIZER_STEPS[optimizer]
         namespace["step_and_keep_best"] = compiled_as(_step_and_keep_best, f"step_and_keep_best{suffix}", namespace,
-                                                      **JIT)
+                                                      inline="always")
         _LOOPS[kind, optimizer] = (compiled_as(_train_updates, f"train_updates{suffix}", namespace, **JIT),
                                    compiled_as(_train_updates, f"train_updates_parallel{suffix}", namespace, **JIT,
                                                parallel=True))

@@ -320,5 +320,6 @@ def kernels_for(cell: str) -> dict:
         _BUILT[cell] = compiled_copies(
             (_block_views, _layers_forward, _chunk_forward, _chunk_backward, _transposes_for, _block_loss_and_grads,
              _keep_end_states, _held_rows, _text_loss),
-            cell, globals(), {"forward_step": forward, "backward_step": backward})
+            cell, globals(), {"forward_step": forward, "backward_step": backward},
+            inline=("_transposes_for", "_keep_end_states", "_held_rows"))
     return _BUILT[cell]
