@@ -54,7 +54,6 @@ def rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c):
     """
     G, n = xs.shape
     m = WT.shape[0]
-    K = VT.shape[1]
     # b + U[:, x_t] for every stream and t: row x_t of UT, contiguous
     for t in range(n):
         for s in range(G):
@@ -73,10 +72,20 @@ def rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c):
                 h[s, i] = wh[s, i] + h[s, i]
         tanh_inplace(h.reshape(G * m), scratch)
     # o_t = c + V h_t for every stream and t at once, then p_t = softmax(o_t)
+    return output_layer_loss(ps, scratch, hs.reshape(((n + 1) * G, m))[G:], ys, VT, c)
+
+
+@njit(inline="always")
+def output_layer_loss(ps, scratch, h_rows, ys, VT, c):
+    """p_t = softmax(c + V h_t) for every stream and t at once, into ps (n, G, K); returns the
+    summed cross-entropy of the targets ys (G, n) (float64, stream by stream, each summed over
+    t).   h_rows (n G, m): the h_t that the output layer reads, in the order of ps's rows.
+    VT (m, K), c (K,): read.   scratch (3, >= K): workspace. Every cell's output layer."""
+    n, G, K = ps.shape
     rows = ps.reshape((n * G, K))
     for r in range(n * G):
         copy_into(rows[r], c)
-    matmul_add(rows, hs.reshape(((n + 1) * G, m))[G:], VT)
+    matmul_add(rows, h_rows, VT)
     softmax_rows(rows, scratch)
     loss = 0.0
     for s in range(G):

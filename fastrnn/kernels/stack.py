@@ -23,8 +23,6 @@ state training computed.
 The flat parameter buffer holds, per layer, W_ih (layer 0: W_ih.T, (K, gm)), W_hh (gm, m),
 b_ih, b_hh, then the head V (K, m) and c (K,) (``cells.Layout``). ``dims`` is (L, m, K, gm).
 """
-import math
-
 import numpy as np
 from numba import njit
 
@@ -32,8 +30,8 @@ from .config import JIT, compiled_copies
 from .gru import gru_backward_step, gru_forward_step
 from .linalg import chunks_into, copy_into, copy_rows_into, matmul_add, matmul_add_transposed, transpose_into
 from .lstm import lstm_backward_step, lstm_forward_step
-from .mathfn import output_gradients_into, softmax_rows
-from .rnn import rnn_backward_step, rnn_forward_step
+from .mathfn import output_gradients_into
+from .rnn import output_layer_loss, rnn_backward_step, rnn_forward_step
 
 # The bodies below call ``forward_step``, ``backward_step`` and each other by names that are not
 # this module's: ``kernels_for`` binds them, per cell, to its steps and to its own copies.
@@ -158,16 +156,7 @@ def _chunk_forward(hs, cs, gates, aux, ps, hh, scratch, xs, ys, WT, VT, params, 
     G, n = xs.shape
     layers_forward(hs, cs, gates, aux, hh, scratch, xs, WT, params, dims)
     V, c = head_views(params, L, m, K, gm)
-    rows = ps.reshape((n * G, K))
-    for r in range(n * G):
-        copy_into(rows[r], c)
-    matmul_add(rows, hs[L - 1].reshape(((n + 1) * G, m))[G:], VT)
-    softmax_rows(rows, scratch)
-    loss = 0.0
-    for s in range(G):
-        for t in range(n):
-            loss -= math.log(ps[t, s, ys[s, t]])
-    return loss
+    return output_layer_loss(ps, scratch, hs[L - 1].reshape(((n + 1) * G, m))[G:], ys, VT, c)
 
 
 def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates, aux, xs, ys, W, params,
