@@ -389,7 +389,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           beta2: float | None = None, alpha: float | None = None, weight_decay: float | None = None,
           schedule: str = "constant", min_eta: float | None = None, warmup: int = 0, decay: float | None = None,
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
-          dtype: str | None = None, streams: int = 1, restart_every: int = 0, threads: int | None = None,
+          dropout: float = 0.0, dtype: str | None = None, streams: int = 1, restart_every: int = 0,
+          threads: int | None = None,
           val_fraction: float = 0.0, val_every: int = 10_000, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
           progress=True, should_stop=None) -> Run:
@@ -432,6 +433,11 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     clip, clip_norm
         Clip each gradient element to [-clip, clip] (5, the default) or the gradient's global
         norm to ``clip_norm``: one or the other.
+    dropout : float
+        The probability of zeroing each unit of a layer's h_t on its way to the layer above and
+        to the output layer, the rest scaled by 1 / (1 - dropout) [0]; never the recurrent
+        connections. Masks are drawn from (seed, update, stream): results do not depend on
+        ``threads`` and resume stays exact. Off when sampling and scoring.
     threads : int, optional
         Cores for several streams [default: all]; results do not depend on it.
     val_fraction, val_every, sample_every, log_every, checkpoint_every
@@ -482,6 +488,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     for name, value in (("eta", eta), ("sigma", sigma)):
         _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
+    _check("dropout", dropout, isinstance(dropout, numbers.Real) and 0 <= dropout < 1, "a number in [0, 1)")
     _check("val_fraction", val_fraction, isinstance(val_fraction, numbers.Real) and 0 <= val_fraction < 0.5,
            "a number at least 0 and below 0.5")
     val_fraction = float(val_fraction)
@@ -500,6 +507,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
                            f"--resume (fastrnn.resume) to continue it")
     settings = dict(hidden=int(hidden), seq_length=int(seq_length), eta=float(eta), sigma=float(sigma), seed=int(seed),
                     dtype=dtype, streams=int(streams), restart_every=int(restart_every), cell=cell, layers=int(layers),
+                    dropout=float(dropout),
                     **_optimizer_settings(float(eta), optimizer, dict(beta1=beta1, beta2=beta2, alpha=alpha,
                                                                       weight_decay=weight_decay),
                                           schedule, min_eta, warmup, decay, decay_every, clip, clip_norm))

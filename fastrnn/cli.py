@@ -74,7 +74,7 @@ def _errors(command):
 
 
 MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams",
-                 "restart_every") + OPTIMIZER_OPTIONS
+                 "restart_every", "dropout") + OPTIMIZER_OPTIONS
 
 
 class _StopRequest:
@@ -146,6 +146,9 @@ class _StopRequest:
 @click.option("--decay-every", type=POSITIVE, help="Updates between the step schedule's factors.")
 @click.option("--clip", type=POSITIVE_FLOAT, help="Clip each gradient element to [-clip, clip] [5].")
 @click.option("--clip-norm", type=POSITIVE_FLOAT, help="Clip the gradient's global norm instead.")
+@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="Probability of zeroing each unit of a layer's output on its way to the layer above and "
+                   "the output layer (not the recurrent connections); off when sampling and scoring.")
 @click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
               help="Standard deviation of the rnn cell's initial weights (gru, lstm: PyTorch's "
                    "U(-1/sqrt(m), 1/sqrt(m))).")
@@ -174,8 +177,8 @@ class _StopRequest:
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_errors
 def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer,
-          beta1, beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every, clip, clip_norm, sigma,
-          seed, epochs, steps, dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every,
+          beta1, beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every, clip, clip_norm, dropout,
+          sigma, seed, epochs, steps, dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every,
           val_fraction, val_every, quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
@@ -223,7 +226,7 @@ def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, h
                                 eta=eta, seed=seed, optimizer=optimizer, beta1=beta1, beta2=beta2, alpha=alpha,
                                 weight_decay=weight_decay, schedule=schedule, min_eta=min_eta, warmup=warmup,
                                 decay=decay, decay_every=decay_every, clip=clip, clip_norm=clip_norm,
-                                streams=streams, restart_every=restart_every, threads=threads,
+                                dropout=dropout, streams=streams, restart_every=restart_every, threads=threads,
                                 val_fraction=val_fraction, encoding=encoding, format=fmt, force=force,
                                 progress=display, should_stop=stop, **model, **intervals)
         except Interrupted as err:

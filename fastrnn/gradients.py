@@ -163,22 +163,9 @@ def numerical_grads(params: dict, x, y, h0, step: float) -> dict:
 def kernel_grads(state, x, y, h0) -> dict:
     """Raw gradients of one chunk from the Numba kernels, in the state's dtype, as named views;
     h0: the flat carried state."""
-    if not state.layout.classic:
-        from .trainer import chunk_gradients
+    from .trainer import chunk_gradients
 
-        return state.layout.views(chunk_gradients(state, x, y, h0)[1])
-    from .kernels import rnn
-    from .kernels.workspace import allocate_workspace
-
-    m, K, n = state.hyper.hidden, state.vocab.size, len(x)
-    work = allocate_workspace(1, n, m, K, state.params.shape[0], state.params.dtype, x.dtype)
-    hs, ps, dh_out, dh_next, wh, scratch = work.block_views()
-    hs[0, 0] = h0
-    grads = work.block_grads[0]
-    rnn.transposes_into(work.WT, work.VT, state.params, m, K)
-    rnn.chunk_loss_and_grads(grads, hs, ps, dh_out, dh_next, wh, scratch, np.ascontiguousarray(x)[None, :],
-                             np.ascontiguousarray(y)[None, :], work.WT, work.VT, state.params, m, K)
-    return state.layout.views(grads)
+    return state.layout.views(chunk_gradients(state, x, y, h0)[1])
 
 
 def check_gradients(text: str = BUILTIN_TEXT, hidden: int = 5, seq_length: int = 25, seed: int = 0,

@@ -62,6 +62,9 @@ class Hyper:
     decay: float = 1.0  # step: the factor
     decay_every: int = 0  # step: updates between factors
     clip_norm: float = 0.0  # > 0: clip the gradient's global norm to this instead of each element to clip
+    # the probability of zeroing each unit of a layer's h_t on its way to the layer above and the
+    # output layer (never the recurrent connections); masks drawn from (seed, update, stream)
+    dropout: float = 0.0
 
 
 @dataclass
@@ -213,13 +216,15 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
             raise fail(f"hyperparameter {name} must be a {'non-negative' if zero_ok else 'positive'} "
                        f"integer, not {value!r}")
     for name in ("eta", "sigma", "eps", "clip", "beta1", "beta2", "alpha", "weight_decay", "min_eta", "decay",
-                 "clip_norm"):
+                 "clip_norm", "dropout"):
         value = getattr(hyper, name)
-        zero_ok = name in ("beta1", "weight_decay", "min_eta", "clip_norm")
+        zero_ok = name in ("beta1", "weight_decay", "min_eta", "clip_norm", "dropout")
         if (not isinstance(value, (int, float)) or isinstance(value, bool) or not value < float("inf")
                 or not (value >= 0 if zero_ok else value > 0)):
             raise fail(f"hyperparameter {name} must be a {'non-negative' if zero_ok else 'positive'} number, "
                        f"not {value!r}")
+    if not hyper.dropout < 1:
+        raise fail(f"hyperparameter dropout must be below 1, not {hyper.dropout!r}")
     codepoints = data.get("vocab")
     if (codepoints is None or codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
             or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.max() > 0x10FFFF):

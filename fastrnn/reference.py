@@ -26,12 +26,13 @@ import numpy as np
 from .cells import CELLS
 
 
-def forward(params, inputs, targets, hprev):
+def forward(params, inputs, targets, hprev, masks=None):
     """Forward pass over one chunk: returns (loss, xs, hs, ps), the per-timestep one-hot inputs,
     carried states (hs[-1] = hprev; for the classic cell h, for a stack the flat state (S,))
-    and probabilities. Works in the dtype of the parameters."""
+    and probabilities. Works in the dtype of the parameters. masks (L, n, m): dropout's
+    multipliers of each layer's h_t on its way up (``dropout_masks``), or None."""
     if "W" not in params:
-        return _stack_forward(params, inputs, targets, hprev)[:4]
+        return _stack_forward(params, inputs, targets, hprev, masks)[:4]
     W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
     K = V.shape[0]
     xs, hs, ps = {}, {-1: np.copy(hprev)}, {}
@@ -40,33 +41,34 @@ def forward(params, inputs, targets, hprev):
         xs[t] = np.zeros(K, dtype=W.dtype)
         xs[t][inputs[t]] = 1.0
         hs[t] = np.tanh(np.dot(W, hs[t - 1]) + np.dot(U, xs[t]) + b)
-        o = np.dot(V, hs[t]) + c
+        o = np.dot(V, hs[t] if masks is None else masks[0, t] * hs[t]) + c
         e = np.exp(o - np.max(o))
         ps[t] = e / np.sum(e)
         loss += -np.log(ps[t][targets[t]])
     return loss, xs, hs, ps
 
 
-def loss_and_grads(params, inputs, targets, hprev):
+def loss_and_grads(params, inputs, targets, hprev, masks=None):
     """Forward and backward over one chunk.
 
     inputs, targets: int sequences of length n; hprev: the carried state, (m,) for the classic
-    cell, the flat (S,) for a stack.
+    cell, the flat (S,) for a stack; masks: dropout's, as ``forward`` takes them.
     Returns (loss, grads, h_last): the summed cross-entropy, a dict of raw (unclipped)
     gradients shaped like ``params``, and the carried state after the last input.
     """
     if "W" not in params:
-        return _stack_loss_and_grads(params, inputs, targets, hprev)
+        return _stack_loss_and_grads(params, inputs, targets, hprev, masks)
     W, V = params["W"], params["V"]
-    loss, xs, hs, ps = forward(params, inputs, targets, hprev)
+    loss, xs, hs, ps = forward(params, inputs, targets, hprev, masks)
+    mask = (lambda t: 1.0) if masks is None else (lambda t: masks[0, t])
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     dh_next = np.zeros_like(hprev)
     for t in reversed(range(len(inputs))):
         g = np.copy(ps[t])
         g[targets[t]] -= 1.0
-        grads["V"] += np.outer(g, hs[t])
+        grads["V"] += np.outer(g, mask(t) * hs[t])
         grads["c"] += g
-        dh = np.dot(V.T, g) + dh_next
+        dh = mask(t) * np.dot(V.T, g) + dh_next
         da = (1.0 - hs[t] * hs[t]) * dh
         grads["b"] += da
         grads["U"] += np.outer(da, xs[t])
@@ -107,6 +109,28 @@ def adam_step(params, m, v, grads, t, eta, beta1=0.9, beta2=0.999, eps=1e-8, cli
         params[k] -= eta / (1.0 - beta1 ** t) * m[k] / denom
 
 
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _mix64(z):
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def dropout_masks(p, seed, update, stream, layers, n, m, dtype):
+    """Dropout's multipliers (layers, n, m) of one stream in update number ``update``: 0 or
+    1 / (1 - p), from 16-bit uniforms of a hash of (seed, update, stream) and each element's
+    index (``kernels/dropout.py`` says how)."""
+    with np.errstate(over="ignore"):
+        key = _mix64(_mix64(_mix64(np.uint64(seed) + _GOLDEN) + np.uint64(update)) + np.uint64(stream))
+        e = np.arange(layers * n * m, dtype=np.uint64)
+        words = _mix64(key + (e // np.uint64(4) + np.uint64(1)) * _GOLDEN)
+        u = (words >> (np.uint64(16) * (e % np.uint64(4)))) & np.uint64(0xFFFF)
+    keep = u >= np.uint64(round(p * 65536.0))
+    return np.where(keep, np.dtype(dtype).type(1.0 / (1.0 - p)), np.dtype(dtype).type(0.0)).reshape(layers, n, m)
+
+
 def clip_to_norm(grads, max_norm):
     """The gradients scaled in place by min(1, max_norm / (their global norm + 1e-6)), the norm
     in float64 (``torch.nn.utils.clip_grad_norm_``)."""
@@ -118,14 +142,16 @@ def clip_to_norm(grads, max_norm):
 
 
 def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0, *, optimizer="adagrad", t=1,
-               clip_norm=0.0, beta1=0.9, beta2=0.999, alpha=0.99, weight_decay=0.0):
+               clip_norm=0.0, beta1=0.9, beta2=0.999, alpha=0.99, weight_decay=0.0, dropout=0.0, seed=0):
     """One update of B streams, in place: each stream s takes the chunk at positions[s] (after
     starting again at 0 with a zero state when fewer than n + 1 characters are left) from its
     carried state H[s]; the mean of the B gradients goes through the optimizer (``adagrad_step``
     by default; ``mem`` is its sums, RMSprop's mean squares, or Adam's (m, v); t: Adam's step
     number), after the global-norm clip with ``clip_norm`` > 0 (which replaces the element-wise
-    clip). B = 1 is the classic algorithm. Returns (mean chunk loss, the mean gradient as the
-    optimizer was given it: raw, or scaled by the global-norm clip).
+    clip). B = 1 is the classic algorithm. With ``dropout`` > 0, stream s's chunk runs with
+    ``dropout_masks(dropout, seed, t, s, ...)``: the update's number is t. Returns (mean chunk
+    loss, the mean gradient as the optimizer was given it: raw, or scaled by the global-norm
+    clip).
 
     H (B, S), positions (B,) int: read and written.   book: the encoded text.
     """
@@ -136,7 +162,11 @@ def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0, 
         if positions[s] + n + 1 > len(book):
             positions[s], H[s] = 0, 0.0
         p = positions[s]
-        chunk_loss, grads, H[s] = loss_and_grads(params, book[p:p + n], book[p + 1:p + n + 1], H[s])
+        masks = None
+        if dropout > 0:
+            _, layers, m = architecture(params)
+            masks = dropout_masks(dropout, seed, t, s, layers, n, m, H.dtype)
+        chunk_loss, grads, H[s] = loss_and_grads(params, book[p:p + n], book[p + 1:p + n + 1], H[s], masks)
         loss += chunk_loss
         for k in total:
             total[k] += grads[k]
@@ -329,21 +359,21 @@ def pack_state(carried):
     return np.concatenate([layer[j] for j in range(len(carried[0])) for layer in carried])
 
 
-def stack_step(params, carried, x):
+def stack_step(params, carried, x, masks_t=None):
     """One input vector x (K,) through every layer, from ``carried`` (a list of each layer's
-    carried vectors); layer k > 0 reads layer k-1's new h. Returns (the new carried list, the
-    list of the layers' caches)."""
+    carried vectors); layer k > 0 reads layer k-1's new h (times masks_t[k-1] with dropout's
+    masks_t (L, m)). Returns (the new carried list, the list of the layers' caches)."""
     cell, layers, _ = architecture(params)
     new, caches = [], []
     for k in range(layers):
         carried_k, cache = STEPS[cell].forward(layer_weights(params, k), x, carried[k])
         new.append(carried_k)
         caches.append(cache)
-        x = carried_k[0]
+        x = carried_k[0] if masks_t is None else masks_t[k] * carried_k[0]
     return new, caches
 
 
-def _stack_forward(params, inputs, targets, hprev):
+def _stack_forward(params, inputs, targets, hprev, masks=None):
     """``forward`` for a stack; also returns caches[t], the layers' caches at step t."""
     cell, layers, m = architecture(params)
     V, c = params["head.weight"], params["head.bias"]
@@ -354,31 +384,32 @@ def _stack_forward(params, inputs, targets, hprev):
     for t in range(len(inputs)):
         xs[t] = np.zeros(K, dtype=V.dtype)
         xs[t][inputs[t]] = 1.0
-        carried, caches[t] = stack_step(params, carried, xs[t])
+        carried, caches[t] = stack_step(params, carried, xs[t], None if masks is None else masks[:, t])
         hs[t] = pack_state(carried)
-        o = np.dot(V, carried[-1][0]) + c
+        o = np.dot(V, carried[-1][0] if masks is None else masks[-1, t] * carried[-1][0]) + c
         e = np.exp(o - np.max(o))
         ps[t] = e / np.sum(e)
         loss += -np.log(ps[t][targets[t]])
     return loss, xs, hs, ps, caches
 
 
-def _stack_loss_and_grads(params, inputs, targets, hprev):
+def _stack_loss_and_grads(params, inputs, targets, hprev, masks=None):
     """``loss_and_grads`` for a stack."""
     cell, layers, m = architecture(params)
     V = params["head.weight"]
-    loss, xs, hs, ps, caches = _stack_forward(params, inputs, targets, hprev)
+    loss, xs, hs, ps, caches = _stack_forward(params, inputs, targets, hprev, masks)
+    mask = (lambda k, t: 1.0) if masks is None else (lambda k, t: masks[k, t])
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     # dnext[k]: dL/d(layer k's carried vectors) through the step after
     dnext = [tuple(np.zeros(m, dtype=V.dtype) for _ in CELLS[cell].carried) for _ in range(layers)]
     for t in reversed(range(len(inputs))):
         g = np.copy(ps[t])
         g[targets[t]] -= 1.0
-        grads["head.weight"] += np.outer(g, unpack_state(hs[t], cell, layers, m)[-1][0])
+        grads["head.weight"] += np.outer(g, mask(layers - 1, t) * unpack_state(hs[t], cell, layers, m)[-1][0])
         grads["head.bias"] += g
-        dh = np.dot(V.T, g)  # dL/dh_t of the top layer through the output; then of the layer below
+        dh = np.dot(V.T, g)  # dL/d(masks h_t) of the top layer through the output; then of the layer below
         for k in reversed(range(layers)):
-            dcarried = (dnext[k][0] + dh,) + dnext[k][1:]
+            dcarried = (dnext[k][0] + mask(k, t) * dh,) + dnext[k][1:]
             dh, dnext[k] = STEPS[cell].backward(layer_weights(grads, k), layer_weights(params, k), caches[t][k],
                                                 dcarried)
     return loss, grads, hs[len(inputs) - 1]

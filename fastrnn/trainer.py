@@ -44,7 +44,8 @@ class Trainer:
                         else (state.stream_h, state.stream_positions))
         self.run_state = new_run_state(state.params, state.opt_state, H, positions, state.update,
                                        state.smooth_loss, state.best_smooth_loss)
-        self.work, dims, kind = model_workspace(state.layout, B, n, state.params.dtype, book.dtype)
+        self.work, dims, kind = model_workspace(state.layout, B, n, state.params.dtype, book.dtype,
+                                                state.hyper.dropout, state.hyper.seed)
         self.best_val_loss = state.best_val_loss
         h = state.hyper
         if parallel is None:
@@ -142,18 +143,20 @@ class Trainer:
         return state
 
 
-def model_workspace(layout, streams: int, n: int, dtype, index_dtype):
+def model_workspace(layout, streams: int, n: int, dtype, index_dtype, dropout: float = 0.0, seed: int = 0):
     """(workspace, dims, kind) of a model of ``layout`` for the kernels: the classic cell's
-    ``Workspace`` and (m, K), or a stack's ``StackWorkspace`` and (L, m, K, gm); ``kind`` names
-    the loop's build (``kernels.loop.train_loops``)."""
+    ``Workspace`` and (m, K), or a stack's ``StackWorkspace`` and (L, m, K, gm), with
+    ``dropout`` (masks drawn from ``seed``); ``kind`` names the loop's build
+    (``kernels.loop.train_loops``)."""
     from .kernels.workspace import allocate_stack_workspace, allocate_workspace
 
     m, K = layout.m, layout.K
     if layout.classic:
-        return allocate_workspace(streams, n, m, K, layout.size, dtype, index_dtype), (m, K), "classic"
+        return (allocate_workspace(streams, n, m, K, layout.size, dtype, index_dtype, dropout, seed), (m, K),
+                "classic")
     dims = (layout.layers, m, K, layout.gm)
-    return (allocate_stack_workspace(streams, n, layout.layers, m, layout.gm, K, layout.size, dtype, index_dtype),
-            dims, layout.cell)
+    return (allocate_stack_workspace(streams, n, layout.layers, m, layout.gm, K, layout.size, dtype, index_dtype,
+                                     dropout, seed), dims, layout.cell)
 
 
 def chunk_gradients(state: State, x: np.ndarray, y: np.ndarray, h0: np.ndarray) -> tuple[float, np.ndarray]:

@@ -40,7 +40,8 @@ def reference_update(state: State, book):
     loss, grads = reference.train_step(new.views(), mem[0] if len(mem) == 1 else mem, H, positions, book,
                                        h.seq_length, new.params.dtype.type(eta), h.eps, h.clip,
                                        optimizer=h.optimizer, t=state.update + 1, clip_norm=h.clip_norm,
-                                       beta1=h.beta1, beta2=h.beta2, alpha=h.alpha, weight_decay=h.weight_decay)
+                                       beta1=h.beta1, beta2=h.beta2, alpha=h.alpha, weight_decay=h.weight_decay,
+                                       dropout=h.dropout, seed=h.seed)
     new.position, new.update = int(positions[0]), new.update + 1
     new.epoch = max(0, new.update * state.hyper.streams - 1) // ((book.shape[0] - 1) // state.hyper.seq_length)
     new.smooth_loss = loss if np.isnan(state.smooth_loss) else 0.999 * state.smooth_loss + 0.001 * loss
@@ -54,6 +55,25 @@ def kernel_update(state: State, book):
     losses, smooths = trainer.run(1)
     grads = trainer.work.grads if state.hyper.streams > 1 else trainer.work.block_grads[0]
     return trainer, trainer.state(), losses[0], smooths[0], state.layout.views(grads)
+
+
+def assert_updates_match_reference(state: State, book, updates: int, check_params: bool = True) -> None:
+    """``updates`` updates through ``kernels.loop``, each from the reference's state before it,
+    agree with ``reference.train_step`` (loss, raw gradients and, with ``check_params``, the
+    parameters and the optimizer's state after the step), at both update paths (a new best
+    or not)."""
+    rtol = 1e-10 if state.params.dtype == np.float64 else 2e-4
+    for step in range(updates):
+        state.best_smooth_loss = -np.inf if step % 2 else np.inf
+        expected, ref_loss, ref_grads = reference_update(state, book)
+        _, got, loss, _, grads = kernel_update(state, book)
+        assert_close(loss, ref_loss, rtol)
+        for name in ref_grads:
+            assert_close(grads[name], ref_grads[name], rtol)
+        if check_params:
+            assert_close(got.params, expected.params, rtol)
+            assert_close(got.opt_state, expected.opt_state, rtol)
+        state = expected
 
 
 def run(args, cwd=None):

@@ -62,10 +62,12 @@ def test_bad_optimizer_options_are_one_line_and_lose_nothing(tmp_path, book):
                            (["--min-eta", "0.01"], "min_eta belongs to the cosine schedule"),
                            (["--schedule", "step"], "the step schedule needs decay_every"),
                            (["--optimizer", "adam", "--beta1", "1.5"], "beta1 must be a number in [0, 1)"),
-                           (["--optimizer", "sgd"], "--optimizer")):
+                           (["--optimizer", "sgd"], "--optimizer"),
+                           (["--dropout", "1"], "--dropout")):
         one_line_error(run(["train", str(book), "--out", str(out), "--force"] + args), 2, fragment)
     one_line_error(run(["train", "--resume", str(out), "--optimizer", "adam"]), 2, "--optimizer cannot change")
     one_line_error(run(["train", "--resume", str(out), "--schedule", "cosine"]), 2, "--schedule cannot change")
+    one_line_error(run(["train", "--resume", str(out), "--dropout", "0.1"]), 2, "--dropout cannot change")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     arrays = npz_arrays(out / "last.npz")
     bad = tmp_path / "bad.npz"
@@ -74,3 +76,14 @@ def test_bad_optimizer_options_are_one_line_and_lose_nothing(tmp_path, book):
     one_line_error(run(["sample", "--checkpoint", str(bad)]), 1, "missing adam_m.")
     np.savez(bad, **dict(arrays, hyper=np.array(json.dumps({**hyper, "optimizer": "sgd"}))))
     one_line_error(run(["sample", "--checkpoint", str(bad)]), 1, "unknown optimizer 'sgd'")
+
+
+def test_dropout_trains_a_classic_model_and_is_recorded(tmp_path, text):
+    run_ = fastrnn.train(text=text, out=tmp_path / "drop", steps=300, hidden=16, dropout=0.2, progress=False,
+                         sample_every=0)
+    smooth = run_.metrics["smooth_loss"]
+    assert smooth[-1] < smooth[0] - 5 and run_.model.hyper["dropout"] == 0.2
+    for bad in (1.0, -0.1, "half"):
+        with pytest.raises(fastrnn.FastrnnError, match="dropout"):
+            fastrnn.train(text=text, out=tmp_path / "bad", steps=10, dropout=bad, progress=False)
+    assert not (tmp_path / "bad").exists()

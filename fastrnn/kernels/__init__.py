@@ -5,6 +5,7 @@ the sampler, as layers, each importing only those above it in this list:
     linalg.py     matmul_add and its register tiles; copies and transposes
     mathfn.py     exp, tanh, the sigmoid and the row softmax in the workspace's precision
     workspace.py  the named buffers (Workspace, StackWorkspace, RunState) and their allocators
+    dropout.py    dropout's masks, drawn from (seed, update, stream)
     rnn.py        the classic cell: parameter views, rnn_forward / rnn_backward,
                   chunk_loss_and_grads; and the rnn's step in a stack
     lstm.py, gru.py   each cell's step in a stack: its gates forward and backward
@@ -71,6 +72,7 @@ CACHE_DIR = _cache_dir()
 _before = _numba_config.CACHE_DIR
 _numba_config.CACHE_DIR = CACHE_DIR
 try:
-    from . import config, gru, linalg, loop, lstm, mathfn, optim, rnn, sampler, simd, stack, workspace  # noqa: F401
+    from . import (config, dropout, gru, linalg, loop, lstm, mathfn, optim, rnn, sampler, simd, stack,  # noqa: F401
+                   workspace)
 finally:
     _numba_config.CACHE_DIR = _before

@@ -22,6 +22,7 @@ import math
 from numba import njit, prange
 
 from .config import JIT, compiled_as
+from .dropout import dropout_masks_into
 from .linalg import chunks_into, copy_rows_into
 from .optim import OPTIMIZER_STEPS, adagrad_step, scale_to_norm
 from .rnn import chunk_loss_and_grads, transposes_into
@@ -65,8 +66,9 @@ def _step_and_keep_best(run, grads, held, smooth, first_row, row_len, eta, opts)
 @njit(**JIT)
 def block_loss_and_grads(j, run, work, book, params, dims):
     """Block j of ``work`` (a ``Workspace``) through the cell: its streams' chunks from ``book``
-    at run.positions, starting from run.H; writes work.block_grads[j] and work.block_losses[j]
-    and leaves h_n of each stream at the end of work.hs[j]. params (P,): read; work.WT and
+    at run.positions, starting from run.H, with the masks of the update's number (counted from
+    1) where there is dropout; writes work.block_grads[j] and work.block_losses[j] and leaves
+    h_n of each stream at the end of work.hs[j]. params (P,): read; work.WT and
     work.VT hold its transposes.   dims: (m, K)."""
     m, K = dims
     first = work.block_starts[j]
@@ -76,10 +78,18 @@ def block_loss_and_grads(j, run, work, book, params, dims):
     chunks_into(xy, book, run.positions[first:first + G])
     hs = work.hs[j, :(n + 1) * G * m].reshape((n + 1, G, m))
     copy_rows_into(hs[0], run.H[first:first + G])
+    if work.dropout[0] > 0.0:
+        masks = work.masks[j, :n * G * m].reshape((n, G, m))
+        dropped = work.dropped[j, :(n + 1) * G * m].reshape((n + 1, G, m))
+        dropout_masks_into(masks.reshape((1, n, G, m)), work.dropout[0], work.seed[0], run.update[0] + 1, first)
+    else:
+        masks = work.masks[j, :0].reshape((0, G, m))
+        dropped = hs
     work.block_losses[j] = chunk_loss_and_grads(
-        work.block_grads[j], hs, work.ps[j, :n * G * K].reshape((n, G, K)),
+        work.block_grads[j], hs, dropped, work.ps[j, :n * G * K].reshape((n, G, K)),
         work.dh_out[j, :n * G * m].reshape((n, G, m)), work.dh_next[j, :G * m].reshape((G, m)),
-        work.wh[j, :G * m].reshape((G, m)), work.scratch[j], xy[:, :n], xy[:, 1:], work.WT, work.VT, params, m, K)
+        work.wh[j, :G * m].reshape((G, m)), work.scratch[j], xy[:, :n], xy[:, 1:], work.WT, work.VT, params, masks,
+        m, K)
 
 
 @njit(inline="always")

@@ -15,6 +15,7 @@ import math
 from numba import njit
 
 from .config import JIT
+from .dropout import multiply_into
 from .linalg import copy_into, matmul_add, matmul_add_transposed, transpose_into
 from .mathfn import output_gradients_into, softmax_rows, tanh_inplace
 
@@ -42,12 +43,14 @@ def transposes_into(WT, VT, params, m, K):
 
 
 @njit(**JIT)
-def rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c):
+def rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c, dropped, masks):
     """Forward pass of G streams over one chunk each, walked in step; returns the summed
     cross-entropy of all G chunks (float64, stream by stream, each summed over t).
 
     hs (n+1, G, m): row 0 read (each stream's h_prev), rows 1..n written with h_1..h_n.
     ps (n, G, K): written with p_t.
+    masks (n, G, m): dropout's multipliers, read; (0, G, m): no dropout.   dropped (n+1, G, m):
+    rows 1..n written with masks h_t, what the output layer reads; with no dropout, hs itself.
     scratch (3, >= G * max(m, K)), wh (G, m): workspaces of the model's dtype.
     xs, ys (G, n) int: each stream's input and target indices.
     WT (m, m), VT (m, K): read, W.T and V.T (``transposes_into``).   UT (K, m), b, c: read.
@@ -71,8 +74,10 @@ def rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c):
             for i in range(m):
                 h[s, i] = wh[s, i] + h[s, i]
         tanh_inplace(h.reshape(G * m), scratch)
+    if masks.shape[0] > 0:
+        multiply_into(dropped[1:], masks, hs[1:])
     # o_t = c + V h_t for every stream and t at once, then p_t = softmax(o_t)
-    return output_layer_loss(ps, scratch, hs.reshape(((n + 1) * G, m))[G:], ys, VT, c)
+    return output_layer_loss(ps, scratch, dropped.reshape(((n + 1) * G, m))[G:], ys, VT, c)
 
 
 @njit(inline="always")
@@ -95,7 +100,7 @@ def output_layer_loss(ps, scratch, h_rows, ys, VT, c):
 
 
 @njit(**JIT)
-def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
+def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, dropped, masks, xs, ys, W, V):
     """Backward pass over the G chunks that ``rnn_forward`` just ran; the gradients are
     the sums over all G chunks.
 
@@ -103,7 +108,7 @@ def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
     is dU transposed, as ``param_views`` lays U out).
     dh_out (n, G, m): workspace, written with V.T g_t and then with da_t.   dh_next (G, m): workspace.
     ps (n, G, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
-    hs (n+1, G, m), xs, ys (G, n), W, V: read.
+    hs (n+1, G, m), dropped, masks (``rnn_forward``), xs, ys (G, n), W, V: read.
     """
     G, n = xs.shape
     m = W.shape[0]
@@ -117,11 +122,13 @@ def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
     rows = ps.reshape((n * G, K))
     h_rows = hs.reshape(((n + 1) * G, m))
     da_rows = dh_out.reshape((n * G, m))
-    # dV = sum_t g_t h_t^T
-    matmul_add_transposed(dV, rows, h_rows[G:])
-    # dh_out[t] = V^T g_t
+    # dV = sum_t g_t (masks h_t)^T
+    matmul_add_transposed(dV, rows, dropped.reshape(((n + 1) * G, m))[G:])
+    # dh_out[t] = masks V^T g_t
     da_rows[:] = 0.0
     matmul_add(da_rows, rows, V)
+    if masks.shape[0] > 0:
+        multiply_into(dh_out, dh_out, masks)
     dh_next[:] = 0.0
     for t in range(n - 1, -1, -1):
         da = dh_out[t]
@@ -145,19 +152,20 @@ def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V):
 
 
 @njit(inline="always")
-def chunk_loss_and_grads(grads, hs, ps, dh_out, dh_next, wh, scratch, xs, ys, WT, VT, params, m, K):
+def chunk_loss_and_grads(grads, hs, dropped, ps, dh_out, dh_next, wh, scratch, xs, ys, WT, VT, params, masks, m, K):
     """Summed loss and raw gradients of G chunks walked in step (``rnn_forward``, then
     ``rnn_backward``).
 
     grads (P,): written.   hs (n+1, G, m): row 0 read as the streams' h_prev, the rest written.
+    dropped, masks: dropout's (``rnn_forward``).
     ps (n, G, K), dh_out (n, G, m), dh_next (G, m), wh (G, m), scratch (3, >= G * max(m, K)):
     workspaces.   xs, ys (G, n) int: read.   WT (m, m), VT (m, K): read, the
     ``transposes_into`` of params (P,), which is read.
     """
     W, UT, V, b, c = param_views(params, m, K)
     dW, dUT, dV, db, dc = param_views(grads, m, K)
-    loss = rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c)
-    rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, xs, ys, W, V)
+    loss = rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c, dropped, masks)
+    rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, dropped, masks, xs, ys, W, V)
     return loss
 
 

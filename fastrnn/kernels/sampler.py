@@ -141,6 +141,7 @@ def text_loss(work, text, h0, params, m, K):
     ps = work.ps[0, :n * K].reshape((n, 1, K))
     wh = work.wh[0, :m].reshape((1, m))
     copy_into(hs[0, 0], h0)
+    no_masks = np.empty((0, 1, m), hs.dtype)  # no dropout
     total = 0.0
     pos = 0
     while pos < text.shape[0] - 1:
@@ -148,7 +149,7 @@ def text_loss(work, text, h0, params, m, K):
         xs = text[pos:pos + L]
         ys = text[pos + 1:pos + L + 1]
         total += rnn_forward(hs[:L + 1], ps[:L], work.scratch[0], wh, xs[np.newaxis, :], ys[np.newaxis, :],
-                             work.WT, work.VT, UT, b, c)
+                             work.WT, work.VT, UT, b, c, hs[:L + 1], no_masks)
         copy_into(hs[0, 0], hs[L, 0])
         pos += L
     return total
@@ -174,6 +175,7 @@ def _sample_stack(out, H, WT, W, VT, prime, uniforms, params, dims, inv_temperat
     gates = np.empty((Ly, 1, N, gm), dtype=dtype)
     aux = np.empty((Ly, 1, N, m), dtype=dtype)
     hh = np.empty((N, gm), dtype=dtype)
+    no_masks = np.empty((Ly, 0, N, m), dtype=dtype)  # no dropout
     scratch = np.empty((3, N * max(gm, K)), dtype=dtype)
     o = np.empty((N, K), dtype=dtype)
     x = np.empty((N, 1), dtype=np.int64)
@@ -197,7 +199,7 @@ def _sample_stack(out, H, WT, W, VT, prime, uniforms, params, dims, inv_temperat
                 x[s, 0] = pick
             if t == L + n - 1:
                 break
-        layers_forward(hs, cs, gates, aux, hh, scratch, x, WT, params, dims)
+        layers_forward(hs, cs, hs, gates, aux, hh, scratch, x, WT, params, no_masks, dims)
         for l in range(Ly):
             for s in range(N):
                 copy_into(hs[l, 0, s], hs[l, 1, s])

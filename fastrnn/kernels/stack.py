@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from .config import JIT, compiled_copies
+from .dropout import dropout_masks_into, multiply_into
 from .gru import gru_backward_step, gru_forward_step
 from .linalg import chunks_into, copy_into, copy_rows_into, matmul_add, matmul_add_transposed, transpose_into
 from .lstm import lstm_backward_step, lstm_forward_step
@@ -112,10 +113,13 @@ def store_states(states, hs, cs, t):
                     states[s, (L + l) * m + i] = cs[l, t, s, i]
 
 
-def _layers_forward(hs, cs, gates, aux, hh, scratch, xs, WT, params, dims):
+def _layers_forward(hs, cs, dropped, gates, aux, hh, scratch, xs, WT, params, masks, dims):
     """The layers' forward pass over one chunk of G streams.
 
     hs, cs (L, n+1, G, m): row 0 of each layer read (the carried h, c), rows 1..n written.
+    masks (L, n, G, m): dropout's multipliers, read; (L, 0, G, m): no dropout.
+    dropped (L, n+1, G, m): rows 1..n of each layer written with masks h_t, what the layer
+    above and the output layer read; with no dropout, hs itself.
     gates (L, n, G, gm), aux (L, n, G, m): written with what the backward steps read.
     hh (G, gm), scratch (3, >= G max(gm, K)): workspaces.   xs (G, n) int: the inputs.
     WT (L, 2, m, >= gm): read (``stack_transposes_into``).   params (P,): read.
@@ -138,7 +142,7 @@ def _layers_forward(hs, cs, gates, aux, hh, scratch, xs, WT, params, dims):
             rows = a.reshape((n * G, gm))
             for r in range(n * G):
                 copy_into(rows[r], b_ih)
-            matmul_add(rows, hs[l - 1].reshape(((n + 1) * G, m))[G:], WT[l, 1, :, :gm])
+            matmul_add(rows, dropped[l - 1].reshape(((n + 1) * G, m))[G:], WT[l, 1, :, :gm])
         h = hs[l]
         c = cs[l]
         for t in range(n):
@@ -146,21 +150,23 @@ def _layers_forward(hs, cs, gates, aux, hh, scratch, xs, WT, params, dims):
             hh[:] = 0.0
             matmul_add(hh, h[t], WT[l, 0, :, :gm])
             forward_step(h[t + 1], c[t + 1], a[t], aux[l, t], hh, b_hh, h[t], c[t], scratch)
+        if masks.shape[1] > 0:
+            multiply_into(dropped[l, 1:], masks[l], h[1:])
 
 
-def _chunk_forward(hs, cs, gates, aux, ps, hh, scratch, xs, ys, WT, VT, params, dims):
-    """``layers_forward``, then p_t = softmax(V h_t + c) of the top layer's h_t; returns the
-    summed cross-entropy of all G chunks (float64, stream by stream).   ps (n, G, K): written.
-    VT (m, K): V.T, read.   ys (G, n) int: the targets."""
+def _chunk_forward(hs, cs, dropped, gates, aux, ps, hh, scratch, xs, ys, WT, VT, params, masks, dims):
+    """``layers_forward``, then p_t = softmax(V h_t + c) of the top layer's h_t (times its
+    masks); returns the summed cross-entropy of all G chunks (float64, stream by stream).
+    ps (n, G, K): written.   VT (m, K): V.T, read.   ys (G, n) int: the targets."""
     L, m, K, gm = dims
     G, n = xs.shape
-    layers_forward(hs, cs, gates, aux, hh, scratch, xs, WT, params, dims)
+    layers_forward(hs, cs, dropped, gates, aux, hh, scratch, xs, WT, params, masks, dims)
     V, c = head_views(params, L, m, K, gm)
-    return output_layer_loss(ps, scratch, hs[L - 1].reshape(((n + 1) * G, m))[G:], ys, VT, c)
+    return output_layer_loss(ps, scratch, dropped[L - 1].reshape(((n + 1) * G, m))[G:], ys, VT, c)
 
 
-def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, gates, aux, xs, ys, W, params,
-                    dims):
+def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, dropped, gates, aux, xs, ys, W,
+                    params, masks, dims):
     """Backward pass over the G chunks ``chunk_forward`` just ran; the gradients are the sums
     over all G chunks.
 
@@ -168,7 +174,7 @@ def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs,
     dh0, dh1 (n G m): workspaces, dL/dh_t of a layer from above and of the layer below it, in
     turns.   dg_ih, dg_hh (n G gm), dh_next, dc_next (G, m): workspaces.
     ps (n, G, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
-    hs, cs, gates, aux, xs, ys, params: read.   W (L, 2, gm, >= m): each layer's W_hh and W_ih,
+    hs, cs, dropped, gates, aux, xs, ys, params, masks: read.   W (L, 2, gm, >= m): each layer's W_hh and W_ih,
     read (``stack_transposes_into``).
     """
     L, m, K, gm = dims
@@ -178,11 +184,13 @@ def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs,
     dV, dc = head_views(grads, L, m, K, gm)
     output_gradients_into(dc, ps, ys)  # g_t = p_t - onehot(y_t);  dc = sum_t g_t
     rows = ps.reshape((n * G, K))
-    # dV = sum_t g_t h_t^T;  dL/dh_t of the top layer = V^T g_t
-    matmul_add_transposed(dV, rows, hs[L - 1].reshape(((n + 1) * G, m))[G:])
+    # dV = sum_t g_t (masks h_t)^T;  dL/dh_t of the top layer = masks V^T g_t
+    matmul_add_transposed(dV, rows, dropped[L - 1].reshape(((n + 1) * G, m))[G:])
     above = dh0.reshape((n * G, m))
     above[:] = 0.0
     matmul_add(above, rows, V)
+    if masks.shape[1] > 0:
+        multiply_into(above.reshape((n, G, m)), above.reshape((n, G, m)), masks[L - 1])
     dgi = dg_ih.reshape((n, G, gm))
     dgh = dg_hh.reshape((n, G, gm))
     cur = 0
@@ -214,12 +222,14 @@ def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs,
                     for k in range(gm):
                         dw[k] += dgi[t, s, k]
         else:
-            # dW_ih = sum_t dg_ih_t h_t^T of the layer below;  its dL/dh_t = W_ih^T dg_ih_t
-            below_h = hs[l - 1].reshape(((n + 1) * G, m))[G:]
+            # dW_ih = sum_t dg_ih_t (masks h_t)^T of the layer below;  its dL/dh_t = masks W_ih^T dg_ih_t
+            below_h = dropped[l - 1].reshape(((n + 1) * G, m))[G:]
             matmul_add_transposed(dW_ih, gi_rows, below_h)
             below = (dh1 if cur == 0 else dh0).reshape((n * G, m))
             below[:] = 0.0
             matmul_add(below, gi_rows, W_ih)
+            if masks.shape[1] > 0:
+                multiply_into(below.reshape((n, G, m)), below.reshape((n, G, m)), masks[l - 1])
             cur = 1 - cur
 
 
@@ -234,6 +244,16 @@ def _block_views(work, j, G, n, dims):
             work.hh[j, :G * gm].reshape((G, gm)))
 
 
+def _dropout_views(work, j, G, n, hs, dims):
+    """(dropped (L, n+1, G, m), masks (L, n, G, m)) of block j of a ``StackWorkspace``; with no
+    dropout, (hs, masks of no timesteps)."""
+    L, m, K, gm = dims
+    if work.dropout[0] > 0.0:
+        return (work.dropped[j, :L * (n + 1) * G * m].reshape((L, n + 1, G, m)),
+                work.masks[j, :L * n * G * m].reshape((L, n, G, m)))
+    return hs, work.masks[j, :0].reshape((L, 0, G, m))
+
+
 # The hooks of the training loop (``loop.py``), for a stack.
 
 def _transposes_for(work, params, dims):
@@ -242,7 +262,8 @@ def _transposes_for(work, params, dims):
 
 def _block_loss_and_grads(j, run, work, book, params, dims):
     """Block j of ``work`` (a ``StackWorkspace``) through the stack: its streams' chunks from
-    ``book`` at run.positions, starting from their carried states in run.H; writes
+    ``book`` at run.positions, starting from their carried states in run.H, with the masks of
+    the update's number (counted from 1) where there is dropout; writes
     work.block_grads[j] and work.block_losses[j]."""
     L, m, K, gm = dims
     first = work.block_starts[j]
@@ -251,14 +272,17 @@ def _block_loss_and_grads(j, run, work, book, params, dims):
     xy = work.chars[j, :G]
     chunks_into(xy, book, run.positions[first:first + G])
     hs, cs, gates, aux, ps, hh = block_views(work, j, G, n, dims)
+    dropped, masks = dropout_views(work, j, G, n, hs, dims)
+    if masks.shape[1] > 0:
+        dropout_masks_into(masks, work.dropout[0], work.seed[0], run.update[0] + 1, first)
     load_states(hs, cs, run.H[first:first + G])
     xs, ys = xy[:, :n], xy[:, 1:]
-    work.block_losses[j] = chunk_forward(hs, cs, gates, aux, ps, hh, work.scratch[j], xs, ys, work.WT, work.VT,
-                                         params, dims)
+    work.block_losses[j] = chunk_forward(hs, cs, dropped, gates, aux, ps, hh, work.scratch[j], xs, ys, work.WT,
+                                         work.VT, params, masks, dims)
     chunk_backward(work.block_grads[j], work.dh[j, 0, :n * G * m], work.dh[j, 1, :n * G * m],
                    work.dg_ih[j, :n * G * gm], work.dg_hh[j, :n * G * gm],
                    work.dh_next[j, :G * m].reshape((G, m)), work.dc_next[j, :G * m].reshape((G, m)), ps, hs, cs,
-                   gates, aux, xs, ys, work.W, params, dims)
+                   dropped, gates, aux, xs, ys, work.W, params, masks, dims)
 
 
 def _keep_end_states(run, work, j, first, G, n, dims):
@@ -278,6 +302,7 @@ def _text_loss(work, text, state0, params, dims):
     """Summed cross-entropy of predicting text[1:] from text[:-1], from the carried state
     state0 (S,), in chunks of the workspace's chunk length n; returns float64 nats.
     work: a ``StackWorkspace`` of one stream.   text (N,) int, params (P,): read."""
+    L, m, K, gm = dims
     n = work.chars.shape[2] - 1
     stack_transposes_into(work.WT, work.W, work.VT, params, dims)
     states = np.empty((1, state0.shape[0]), dtype=state0.dtype)
@@ -287,10 +312,12 @@ def _text_loss(work, text, state0, params, dims):
     while pos < text.shape[0] - 1:
         chunk = min(n, text.shape[0] - 1 - pos)
         hs, cs, gates, aux, ps, hh = block_views(work, 0, 1, chunk, dims)
+        masks = np.empty((L, 0, 1, m), hs.dtype)  # no dropout
         load_states(hs, cs, states)
         xs = text[pos:pos + chunk].reshape((1, chunk))
         ys = text[pos + 1:pos + chunk + 1].reshape((1, chunk))
-        total += chunk_forward(hs, cs, gates, aux, ps, hh, work.scratch[0], xs, ys, work.WT, work.VT, params, dims)
+        total += chunk_forward(hs, cs, hs, gates, aux, ps, hh, work.scratch[0], xs, ys, work.WT, work.VT, params,
+                               masks, dims)
         store_states(states, hs, cs, chunk)
         pos += chunk
     return total
@@ -302,13 +329,13 @@ _BUILT = {}
 def kernels_for(cell: str) -> dict:
     """This module's functions compiled for ``cell`` (lazily: nothing compiles before a call),
     by their names without the leading underscore: layers_forward, chunk_forward,
-    chunk_backward, block_views, transposes_for, block_loss_and_grads, keep_end_states,
+    chunk_backward, block_views, dropout_views, transposes_for, block_loss_and_grads, keep_end_states,
     held_rows, text_loss."""
     if cell not in _BUILT:
         forward, backward = STEPS[cell]
         _BUILT[cell] = compiled_copies(
-            (_block_views, _layers_forward, _chunk_forward, _chunk_backward, _transposes_for, _block_loss_and_grads,
-             _keep_end_states, _held_rows, _text_loss),
+            (_block_views, _dropout_views, _layers_forward, _chunk_forward, _chunk_backward, _transposes_for,
+             _block_loss_and_grads, _keep_end_states, _held_rows, _text_loss),
             cell, globals(), {"forward_step": forward, "backward_step": backward},
-            inline=("_transposes_for", "_keep_end_states", "_held_rows"))
+            inline=("_dropout_views", "_transposes_for", "_keep_end_states", "_held_rows"))
     return _BUILT[cell]

@@ -53,6 +53,10 @@ class Workspace(NamedTuple):
     WT: np.ndarray  # (m, m): W.T of the live parameters
     VT: np.ndarray  # (m, K): V.T
     held: np.ndarray  # (K,) bool: characters the update's chunks hold as inputs
+    masks: np.ndarray  # (nb, n G m): dropout's multipliers; (nb, 0) without dropout
+    dropped: np.ndarray  # (nb, (n+1) G m): h_t times the masks, which the output layer reads; (nb, 0) without
+    dropout: np.ndarray  # (1,) float64: the dropout probability p, 0 for none
+    seed: np.ndarray  # (1,) int64: the run's seed, which the masks are drawn from
 
     def block_views(self, j: int = 0, G: int = 1):
         """(hs (n+1, G, m), ps (n, G, K), dh_out (n, G, m), dh_next (G, m), wh (G, m), scratch)
@@ -64,10 +68,12 @@ class Workspace(NamedTuple):
                 self.wh[j, :G * m].reshape(G, m), self.scratch[j])
 
 
-def allocate_workspace(streams: int, n: int, m: int, K: int, P: int, dtype, index_dtype) -> Workspace:
+def allocate_workspace(streams: int, n: int, m: int, K: int, P: int, dtype, index_dtype, dropout: float = 0.0,
+                       seed: int = 0) -> Workspace:
     """A ``Workspace`` for ``streams`` streams of chunks of ``n`` characters, hidden size m,
-    vocabulary K and P parameters. A lone stream's exp and tanh work covers its whole chunk
-    (one exp call per chunk); a block's, one row per stream."""
+    vocabulary K and P parameters, with ``dropout`` before the output layer (masks drawn from
+    ``seed``). A lone stream's exp and tanh work covers its whole chunk (one exp call per
+    chunk); a block's, one row per stream."""
     sizes = stream_blocks(streams)
     nb, G = len(sizes), max(sizes)
     rows = n if G == 1 else G
@@ -87,7 +93,17 @@ def allocate_workspace(streams: int, n: int, m: int, K: int, P: int, dtype, inde
         WT=np.zeros((m, m), dtype),
         VT=np.zeros((m, K), dtype),
         held=np.zeros(K, np.bool_),
+        **_dropout_buffers(dropout, seed, nb, 1, n, G, m, dtype),
     )
+
+
+def _dropout_buffers(dropout: float, seed: int, nb: int, L: int, n: int, G: int, m: int, dtype) -> dict:
+    """The masks, dropped, dropout and seed fields of a workspace: buffers of no size without
+    dropout."""
+    on = dropout > 0
+    return dict(masks=np.zeros((nb, L * n * G * m if on else 0), dtype),
+                dropped=np.zeros((nb, L * (n + 1) * G * m if on else 0), dtype),
+                dropout=np.array([dropout], np.float64), seed=np.array([seed], np.int64))
 
 
 class StackWorkspace(NamedTuple):
@@ -119,12 +135,18 @@ class StackWorkspace(NamedTuple):
     W: np.ndarray  # (L, 2, gm, >= m): W_hh and (above layer 0) W_ih, rows padded (``padded_row``)
     VT: np.ndarray  # (m, K): head.weight.T
     held: np.ndarray  # (K,) bool
+    masks: np.ndarray  # (nb, L n G m): dropout's multipliers of each layer's h_t; (nb, 0) without dropout
+    dropped: np.ndarray  # (nb, L (n+1) G m): each layer's h_t times its masks, what the layer above and the
+    # output layer read; (nb, 0) without dropout
+    dropout: np.ndarray  # (1,) float64: the dropout probability p, 0 for none
+    seed: np.ndarray  # (1,) int64: the run's seed, which the masks are drawn from
 
 
 def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: int, P: int, dtype,
-                             index_dtype) -> StackWorkspace:
+                             index_dtype, dropout: float = 0.0, seed: int = 0) -> StackWorkspace:
     """A ``StackWorkspace`` for ``streams`` streams of chunks of ``n`` characters through L layers
-    of hidden size m and gm weight rows, vocabulary K and P parameters."""
+    of hidden size m and gm weight rows, vocabulary K and P parameters, with ``dropout`` on
+    each layer's output (masks drawn from ``seed``)."""
     sizes = stream_blocks(streams, STACK_STREAM_BLOCK)
     nb, G = len(sizes), max(sizes)
     dtype = np.dtype(dtype)
@@ -139,6 +161,7 @@ def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: i
         scratch=zeros(nb, 3, G * max(gm, K)),
         block_grads=zeros(nb, P), block_losses=np.zeros(nb), grads=zeros(P),
         **stack_weight_copies(L, m, gm, K, dtype)._asdict(), held=np.zeros(K, np.bool_),
+        **_dropout_buffers(dropout, seed, nb, L, n, G, m, dtype),
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 from fastrnn.model import with_streams
 from fastrnn.optimizers import learning_rates
 
-from helpers import assert_close, kernel_update, reference_update, small_state
+from helpers import assert_updates_match_reference, small_state
 from test_stack import stack_state
 
 SETTINGS = [
@@ -39,17 +39,7 @@ def test_each_update_matches_reference(text, settings, model, dtype):
     else:
         state, book = stack_state(text[:150], "lstm", 2, seq_length=10, dtype=dtype, clip=0.5, scale=2.0)
     state = with_settings(state, int(streams), book.shape[0], **settings)
-    rtol = 1e-10 if dtype == "float64" else 2e-4
-    for step in range(8):
-        state.best_smooth_loss = -np.inf if step % 2 else np.inf  # both update paths
-        expected, ref_loss, ref_grads = reference_update(state, book)
-        _, got, loss, _, grads = kernel_update(state, book)
-        assert_close(loss, ref_loss, rtol)
-        for name in ref_grads:
-            assert_close(grads[name], ref_grads[name], rtol)
-        assert_close(got.params, expected.params, rtol)
-        assert_close(got.opt_state, expected.opt_state, rtol)
-        state = expected
+    assert_updates_match_reference(state, book, 8)
 
 
 def test_schedules_are_functions_of_the_update():

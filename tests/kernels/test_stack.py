@@ -109,8 +109,8 @@ def test_sampler_carries_on_the_state_training_computes(text, cell, dtype):
     hs, cs, gates, aux, ps, hh = kernels["block_views"](work, 0, 1, n, dims)
     states = np.stack([state.h])
     load_states(hs, cs, states)
-    kernels["chunk_forward"](hs, cs, gates, aux, ps, hh, work.scratch[0], x[None, :], x[None, :], work.WT, work.VT,
-                             state.params, dims)
+    kernels["chunk_forward"](hs, cs, hs, gates, aux, ps, hh, work.scratch[0], x[None, :], x[None, :], work.WT,
+                             work.VT, state.params, np.empty((layout.layers, 0, 1, layout.m), dtype), dims)
     store_states(states, hs, cs, n)
     # two texts fed the chunk as a prime; the one character sampled is not fed
     H = np.stack([state.h, state.h])
