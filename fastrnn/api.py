@@ -47,7 +47,7 @@ class Score:
 def _say_compiling(what: str) -> None:
     import sys
 
-    print(f"compiling {what} (first run only)...", file=sys.stderr, flush=True)
+    print(f"compiling {what}...", file=sys.stderr, flush=True)
 
 
 class Model:
@@ -447,7 +447,9 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         ``trainer.Progress`` after each block of updates.
     should_stop : callable, optional
         Asked between blocks of updates; True stops the run after a checkpoint by raising
-        ``fastrnn.Interrupted``.
+        ``fastrnn.Interrupted``. By default an interrupt does that (Ctrl-C, or a notebook's
+        interrupt button: the run keeps its work up to the interrupt, and ``fastrnn.resume``
+        continues it exactly); a second interrupt stops at once.
 
     Returns
     -------
@@ -514,7 +516,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     intervals = dict(sample_every=int(sample_every), log_every=int(log_every), checkpoint_every=int(checkpoint_every),
                      val_every=int(val_every))
     return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
-                  tell, say, should_stop, init=start)
+                  tell, say, should_stop, init=start, share_machine=threads is None)
 
 
 def _optimizer_settings(eta, optimizer, options, schedule, min_eta, warmup, decay, decay_every, clip,
@@ -589,14 +591,21 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
         steps = config["total_updates"]
     return _train(book, None, run_dir, state, None, intervals, steps, epochs, config["val_fraction"],
                   encoding or config["encoding"], format or config["format"], False, tell, say, should_stop,
-                  config=config)
+                  config=config, share_machine=threads is None)
 
 
 def _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell, say,
-           should_stop, config=None, init=None) -> Run:
+           should_stop, config=None, init=None, share_machine=False) -> Run:
     """What ``train`` and ``resume`` share: read the book, hold out its end, count the updates,
-    compile, write run.json and train."""
+    compile, write run.json and train. Without ``should_stop``, an interrupt (Ctrl-C, a
+    notebook's) stops the run after a checkpoint, as at the command line."""
     from .formats import END_OF_TEXT
+    from .stopping import StopRequest
+
+    if should_stop is None:
+        with StopRequest() as stop:
+            return _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt,
+                          force, tell, say, stop, config, init, share_machine)
 
     seq_length = state.hyper.seq_length if state is not None else settings["seq_length"]
     if text is not None:
@@ -615,16 +624,18 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
         encoding, fmt = "utf-8", "text"
     try:
         return _train_on(book, book + ".new" if text is not None else book, out, state, settings, intervals, steps,
-                         epochs, val_fraction, encoding, fmt, force, tell, say, should_stop, config, init)
+                         epochs, val_fraction, encoding, fmt, force, tell, say, should_stop, config, init,
+                         share_machine)
     finally:
         if text is not None and os.path.exists(book + ".new"):
             os.unlink(book + ".new")
 
 
 def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell,
-              say, should_stop, config, init=None) -> Run:
+              say, should_stop, config, init=None, share_machine=False) -> Run:
     """``_train`` once the book is a file: ``source`` is where to read it now, ``book`` where
-    the run keeps it. ``init``: the ``Model`` a fine-tuning run starts from."""
+    the run keeps it. ``init``: the ``Model`` a fine-tuning run starts from. ``share_machine``:
+    fewer threads while other processes are busy (a run whose threads were not given)."""
     from .cache import load_corpus_cached
     from .model import Hyper, init_state, with_streams
     from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
@@ -693,7 +704,7 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     compile_seconds = compile_kernels(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
                                       scorer=val_part is not None, cell=state.hyper.cell, layers=state.hyper.layers,
                                       optimizer=state.hyper.optimizer,
-                                      on_compile=lambda what: say(f"compiling {what} (first run only)..."))
+                                      on_compile=lambda what: say(f"compiling {what}..."))
     if compile_seconds > 1.5:
         say(f"compiled in {compile_seconds:.1f}s (cached for later runs)")
     if force and not resuming and holds_run(out):
@@ -704,6 +715,7 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
                           "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals,
                           **({"init": init_from} if init_from else {})})
     opts = RunOptions(total_updates=total, **intervals, on_progress=tell, should_stop=should_stop,
+                      share_machine=share_machine,
                       extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book),
                                      "machine": machine(), **({"init": init_from} if init_from else {})})
     summary = train_run(state, train_part, out, opts, resume=resuming, val_book=val_part)

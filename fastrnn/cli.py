@@ -77,38 +77,6 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
                  "restart_every", "dropout") + OPTIMIZER_OPTIONS
 
 
-class _StopRequest:
-    """SIGINT / SIGTERM ask the training loop to stop after the current kernel call; a second
-    Ctrl-C stops at once."""
-
-    def __init__(self):
-        self.signum = None
-
-    def __enter__(self):
-        import signal
-
-        self._old = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def _handle(self, signum, frame):
-        import signal
-
-        if self.signum == signal.SIGINT and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signum = signum
-        click.echo("\nstopping after the current step (Ctrl-C again to abort)...", err=True)
-
-    def __call__(self) -> bool:
-        return self.signum is not None
-
-    def __exit__(self, *exc):
-        import signal
-
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
-        return False
-
-
 @cli.command()
 @click.argument("book", required=False, type=click.Path())
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
@@ -190,10 +158,13 @@ def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, h
     directory and reports chars/s (compilation excluded). Ctrl-C or SIGTERM writes a
     checkpoint and stops; --resume continues from it exactly.
     """
+    import signal
+
     from click.core import ParameterSource
 
     from . import api
     from .progress import ProgressDisplay
+    from .stopping import StopRequest
     from .trainer import Interrupted
 
     ctx = click.get_current_context()
@@ -201,7 +172,7 @@ def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, h
     display = ProgressDisplay(updates=not quiet)
     intervals = dict(sample_every=sample_every, log_every=log_every, checkpoint_every=checkpoint_every,
                      val_every=val_every)
-    with _StopRequest() as stop:
+    with StopRequest((signal.SIGINT, signal.SIGTERM), say=lambda message: click.echo(message, err=True)) as stop:
         try:
             if resume_dir:
                 fixed = [name for name in MODEL_OPTIONS if given(name)]
@@ -230,8 +201,6 @@ def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, h
                                 val_fraction=val_fraction, encoding=encoding, format=fmt, force=force,
                                 progress=display, should_stop=stop, **model, **intervals)
         except Interrupted as err:
-            import signal
-
             click.echo(f"stopped at update {err.update:,}; checkpoint written. Continue with:\n"
                        f"  fastrnn train --resume {err.out_dir}", err=True)
             sys.exit(143 if stop.signum == signal.SIGTERM else 130)
@@ -493,6 +462,35 @@ def corpus_get(name):
         click.echo(get(name))
     except CorpusError as err:
         raise _fail(str(err)) from None
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def cache(ctx):
+    """Where fastrnn keeps compiled kernels, encoded books and downloaded texts, and their sizes;
+    `fastrnn cache clear` empties them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .storage import places
+
+    for place in places():
+        count = f"{place.count} {'version' if place.what == 'compiled kernels' else 'file'}" + (
+            "s" if place.count != 1 else "")
+        note = f"; {place.note}" if place.note else ""
+        click.echo(f"{place.what:<19}{place.bytes / 1e6:>9.1f} MB  {count}{note}  {place.path}")
+
+
+@cache.command(name="clear")
+@click.option("--prune", is_flag=True, help="Only the compiled kernels of other fastrnn versions.")
+@click.option("--all", "everything", is_flag=True, help="Also the downloaded corpora and the demo corpus.")
+@_errors
+def cache_clear(prune, everything):
+    """Remove compiled kernels and encoded books (made again when needed)."""
+    from .storage import clear
+
+    if prune and everything:
+        raise click.UsageError("--prune keeps what --all removes: give one")
+    click.echo(f"freed {clear(prune, everything) / 1e6:.1f} MB", err=True)
 
 
 def main():

@@ -130,14 +130,45 @@ def _client(scheduler, scheduler_file, workers, threads):
         except (OSError, TimeoutError, ValueError) as err:
             raise FastrnnError(f"cannot reach the Dask scheduler at {scheduler or scheduler_file}: {err}") from None
     cores = os.cpu_count() or 1
-    for attempt in range(2):  # Dask waits 10 s for its event loop's thread; a loaded machine can miss that
-        try:
-            cluster = LocalCluster(n_workers=workers or max(1, cores // threads), threads_per_worker=1,
-                                   processes=True, dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)})
-            return Client(cluster), cluster
-        except (AssertionError, OSError, RuntimeError, TimeoutError) as err:
-            if attempt:
-                raise FastrnnError(f"cannot start a local Dask cluster: {type(err).__name__}: {err}") from None
+    # on an event loop of our own: Dask gives the thread of one it starts itself 10 s, which a
+    # loaded machine can miss
+    loop = _EventLoopThread()
+    try:
+        cluster = LocalCluster(n_workers=workers or max(1, cores // threads), threads_per_worker=1, processes=True,
+                               dashboard_address=None, env={"NUMBA_NUM_THREADS": str(threads)}, loop=loop.loop)
+        client = Client(cluster, loop=loop.loop)
+    except (AssertionError, OSError, RuntimeError, TimeoutError) as err:
+        loop.stop()
+        raise FastrnnError(f"cannot start a local Dask cluster: {type(err).__name__}: {err}") from None
+    cluster.event_loop_thread = loop  # stopped after the cluster closes
+    return client, cluster
+
+
+class _EventLoopThread:
+    """A Tornado event loop running in a daemon thread, waited for however long it takes to
+    start."""
+
+    def __init__(self):
+        import asyncio
+        import threading
+
+        from tornado.ioloop import IOLoop
+
+        started = threading.Event()
+
+        async def run():
+            self.loop = IOLoop.current()
+            self._done = asyncio.Event()
+            started.set()
+            await self._done.wait()
+
+        self._thread = threading.Thread(target=asyncio.run, args=(run(),), daemon=True, name="fastrnn sweep loop")
+        self._thread.start()
+        started.wait()
+
+    def stop(self):
+        self.loop.add_callback(self._done.set)
+        self._thread.join(timeout=10)
 
 
 # options a sweep sets itself, per trial or for all of them
@@ -212,6 +243,7 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
         client.close()
         if cluster is not None:
             cluster.close()
+            cluster.event_loop_thread.stop()
     rows = _write_results(out, trials, grid)
     _plot(out, trials)
     if trials and all(t.status.startswith("failed") for t in trials):

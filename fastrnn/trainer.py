@@ -25,9 +25,11 @@ class Trainer:
     """The run state and workspace of ``kernels.loop`` for one run, allocated once, and the
     model states read back from them."""
 
-    def __init__(self, state: State, book: np.ndarray, parallel: bool | None = None):
+    def __init__(self, state: State, book: np.ndarray, parallel: bool | None = None, share_machine: bool = False):
         """``parallel``: run the loop's parallel build (True) or its serial one (False); by
-        default the parallel one where there are several blocks of streams and threads."""
+        default the parallel one where there are several blocks of streams and threads.
+        ``share_machine``: run each block of updates on fewer of Numba's threads while other
+        processes' threads are runnable (``sharing.py``)."""
         import numba
 
         from .kernels import loop
@@ -58,6 +60,11 @@ class Trainer:
         self._opts = tuple(dtype.type(x) for x in (h.eps, clip, h.clip_norm, h.beta1, h.beta2, h.alpha,
                                                    h.weight_decay))
         self._dims = dims
+        self._share = None
+        if share_machine and len(self.work.block_starts) > 2:
+            from .sharing import ThreadShare
+
+            self._share = ThreadShare(numba.get_num_threads())
 
     @property
     def update(self) -> int:
@@ -80,8 +87,13 @@ class Trainer:
                     self._restart_streams()
                 count = min(count, every - self.update % every)
             etas = learning_rates(self.hyper, self.update, count).astype(self.run_state.params.dtype)
-            self._loop(losses[done:done + count], smooths[done:done + count], self.run_state, self.work,
-                       self.book, etas, self._opts, self._dims)
+            if self._share is None:
+                self._loop(losses[done:done + count], smooths[done:done + count], self.run_state, self.work,
+                           self.book, etas, self._opts, self._dims)
+            else:
+                with self._share.threads_for_block():
+                    self._loop(losses[done:done + count], smooths[done:done + count], self.run_state, self.work,
+                               self.book, etas, self._opts, self._dims)
             done += count
         return losses, smooths
 
@@ -193,15 +205,17 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     With the training loop to compile and a core to spare, the sampler and the scorer compile
     at the same time in a child process that leaves them in the cache, where this one loads
     them. ``on_compile(what)`` is called when one of them takes longer than ``slow_after``
-    seconds, which means a real compilation (a cache load takes a fraction of a second).
+    seconds, which means a real compilation (a cache load takes a fraction of a second); its
+    ``what`` says how long that compilation took here last time (``compile_times``).
     Returns the seconds it all took.
     """
     import threading
 
     import numba
 
+    from .compile_times import CompileTimes
     from .evaluate import TextScorer
-    from .kernels import loop
+    from .kernels import CACHE_WRITABLE, loop
     from .model import Hyper, init_state
     from .sample import sample_indices
     from .text import Vocab
@@ -227,24 +241,32 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     helper = None
     loop_name = ("loop.train_updates" + ("" if trainer_kind == "classic" else f"_{cell}")
                  + ("" if optimizer == "adagrad" else f"_{optimizer}"))
-    if streams > 0 and (sampler or scorer) and not _cached(loop_name):
+    if streams > 0 and (sampler or scorer) and CACHE_WRITABLE and not _cached(loop_name):
         helper = _compile_in_child(dtype, index_dtype, sampler, scorer, cell, layers)
         if helper is not None and on_compile:
-            on_compile(" and ".join(what for wanted, what, _ in jobs[1:] if wanted) + " in a second process")
+            on_compile(" and ".join(what for wanted, what, _ in jobs[1:] if wanted) + " in a second process "
+                       "(first run only)")
+    times = CompileTimes()
+    build = f"{trainer_kind} {layers if trainer_kind != 'classic' else ''} {optimizer} {np.dtype(dtype).name}"
     for wanted, what, job in jobs:
         if not wanted:
             continue
         if helper is not None and what in ("the sampler", "the scorer"):
             helper.wait()
             helper = None
-        timer = threading.Timer(slow_after, on_compile, args=(what,)) if on_compile else None
+        key = f"{what}, {' '.join(build.split())}"
+        timer = (threading.Timer(slow_after, on_compile, args=(f"{what} (first run only{times.hint(key)})",))
+                 if on_compile else None)
         if timer:
             timer.start()
+        began = time.perf_counter()
         try:
             job()
         finally:
             if timer:
                 timer.cancel()
+        if time.perf_counter() - began > slow_after:
+            times.record(key, time.perf_counter() - began)
     return time.perf_counter() - start
 
 
@@ -312,6 +334,7 @@ class RunOptions:
     block_seconds: float = 0.25
     on_progress: object = None  # callable(Progress) or None
     should_stop: object = None  # callable() -> bool, checked between blocks, or None
+    share_machine: bool = False  # fewer threads while other processes are busy (``Trainer``)
     extra_summary: dict = field(default_factory=dict)
 
 
@@ -351,7 +374,7 @@ class _Training:
 
         self.state0, self.book, self.opts, self.resume, self.val_book = state, book, opts, resume, val_book
         self.dir = RunDir(out_dir)
-        self.trainer = Trainer(state, book)
+        self.trainer = Trainer(state, book, share_machine=opts.share_machine)
         self.scorer = None
         if val_book is not None:
             from .evaluate import TextScorer

@@ -3,6 +3,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from matplotlib.figure import Figure
 
 import fastrnn
 from fastrnn.formats import END_OF_TEXT
+from fastrnn.model import load_checkpoint
 
 from conftest import make_text
 from helpers import run
@@ -175,3 +177,29 @@ def test_errors_survive_pickling():
     assert error.option == "hidden" and str(error) == "hidden must be a positive integer, not 0"
     stopped = pickle.loads(pickle.dumps(fastrnn.Interrupted(40, "runs/x")))
     assert (stopped.update, stopped.out_dir) == (40, "runs/x")
+
+
+def test_interrupting_a_notebook_kernel_checkpoints_the_run(tmp_path, text):
+    manager = pytest.importorskip("jupyter_client.manager")
+    out = tmp_path / "run"
+    km, kc = manager.start_new_kernel(kernel_name="python3")
+    try:
+        kc.execute(f"import fastrnn\nfastrnn.train(text={text!r}, out={str(out)!r}, steps=10**8, hidden=16, "
+                   f"sample_every=0, checkpoint_every=0, log_every=10, progress=False)")
+        deadline = time.monotonic() + 300
+        while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 3):
+            assert time.monotonic() < deadline, "the run did not start"
+            time.sleep(0.2)
+        km.interrupt_kernel()  # the notebook's interrupt: SIGINT to the kernel
+        reply = kc.get_shell_msg(timeout=120)["content"]
+        assert reply["status"] == "error" and reply["ename"] == "Interrupted", reply
+        kc.execute("fastrnn.load(" + repr(str(out / "last.npz")) + ").hyper['hidden']")  # the kernel lives on
+        assert kc.get_shell_msg(timeout=60)["content"]["status"] == "ok"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    stopped = load_checkpoint(out / "last.npz")
+    logged = np.loadtxt(out / "metrics.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert stopped.update >= logged[-1, 0] > 0  # the work up to the interrupt is kept
+    assert json.loads((out / "summary.json").read_text())["finished"] is False
+    assert fastrnn.resume(out, steps=stopped.update + 20, progress=False).updates_trained == 20

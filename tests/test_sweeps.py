@@ -208,3 +208,16 @@ def test_a_failing_trial_is_recorded_last_and_the_others_go_on(tmp_path, book):
     assert "streams" in rows[1]["status"]
     with pytest.raises(fastrnn.OptionError):
         fastrnn.sweep(book, grid=["hidden=8"], steps=10, seed=3, out=tmp_path / "other")
+
+
+def test_a_local_cluster_starts_on_a_busy_machine(tmp_path, book):
+    # three busy processes per core: Dask's own start-up of its event loop's thread gives up after
+    # 10 s, which a machine this loaded missed now and then
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3 * (os.cpu_count() or 1))]
+    try:
+        rows = fastrnn.sweep(book, grid=["hidden=8,12"], steps=10, out=tmp_path / "sweep", workers=2)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    assert [row["status"] for row in rows] == ["finished", "finished"]

@@ -36,11 +36,16 @@ The training loop reaches the model through four hooks (``loop.py``) and the opt
 ``step_and_keep_best``.
 
 Compiled code is cached on disk in a directory named by a hash of this package's sources
-(``CACHE_DIR``): an edit to any layer (a helper that other kernels inline included) gives a
-new directory, so code compiled from other sources is never served.
+(``CACHE_DIR``, under ``CACHE_ROOT``): an edit to any layer (a helper that other kernels inline
+included) gives a new directory, so code compiled from other sources is never served. Where it
+cannot be written (a read-only home, a full disk), the kernels compile in memory
+(``CACHE_WRITABLE`` False), with one warning line.
 """
 import hashlib
 import os
+import shutil
+import sys
+import tempfile
 
 from numba.core import config as _numba_config
 
@@ -57,20 +62,42 @@ def _sources_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def _cache_dir() -> str:
-    """Under NUMBA_CACHE_DIR when set, else under the data directory ($FASTRNN_DATA)."""
+def cache_root() -> str:
+    """NUMBA_CACHE_DIR when set, else ``kernels`` in the data directory ($FASTRNN_DATA)."""
     from ..demo import data_dir
 
-    root = os.environ.get("NUMBA_CACHE_DIR") or os.path.join(data_dir(), "kernels")
-    return os.path.join(root, f"fastrnn-{_sources_hash()}")
+    return os.environ.get("NUMBA_CACHE_DIR") or os.path.join(data_dir(), "kernels")
 
 
-CACHE_DIR = _cache_dir()
+MIN_FREE_BYTES = 200 << 20  # a command's compiled code takes 5-30 MB
+
+
+def _unwritable(path: str) -> str | None:
+    """Why compiled code cannot be kept in ``path``, or None if it can."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+        free = shutil.disk_usage(path).free
+    except OSError as err:
+        return err.strerror or str(err)
+    return f"{free >> 20} MB free" if free < MIN_FREE_BYTES else None
+
+
+CACHE_ROOT = cache_root()
+CACHE_DIR = os.path.join(CACHE_ROOT, f"fastrnn-{_sources_hash()}")
+_why = _unwritable(CACHE_DIR)
+CACHE_WRITABLE = _why is None
+if not CACHE_WRITABLE:
+    print(f"warning: cannot keep compiled code in {CACHE_DIR} ({_why}): compiling in memory, again in every "
+          f"process (set NUMBA_CACHE_DIR or FASTRNN_DATA to a writable directory)", file=sys.stderr, flush=True)
 
 # Numba picks a function's cache directory when the function is decorated: set it for the
 # decorators below, then give it back, so other packages' caches stay where they were.
 _before = _numba_config.CACHE_DIR
 _numba_config.CACHE_DIR = CACHE_DIR
+from . import config  # noqa: E402
+
+config.JIT["cache"] = CACHE_WRITABLE  # before any kernel is decorated with it
 try:
     from . import (config, dropout, gru, linalg, loop, lstm, mathfn, optim, rnn, sampler, simd, stack,  # noqa: F401
                    workspace)

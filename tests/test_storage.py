@@ -1,0 +1,61 @@
+"""`fastrnn cache`: where compiled kernels, encoded books and corpora are kept, their sizes,
+and emptying them; and a kernel cache that cannot be written, where every command still runs."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def fastrnn(args, env, cwd=None):
+    return subprocess.run([sys.executable, "-m", "fastrnn"] + args, capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=600)
+
+
+@pytest.fixture
+def data(tmp_path):
+    """A data directory with two old kernel versions, an encoded book and a corpus."""
+    root = tmp_path / "data"
+    for old in ("fastrnn-0000000000000000", "fastrnn-1111111111111111"):
+        (root / "kernels" / old).mkdir(parents=True)
+        (root / "kernels" / old / "loop.nbc").write_bytes(b"x" * 1_000_000)
+    (root / "encoded").mkdir()
+    (root / "encoded" / "abc-text-utf-8.vocab.npy").write_bytes(b"v" * 500_000)
+    (root / "corpora").mkdir()
+    (root / "corpora" / "tiny.txt").write_text("a text")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    return root, dict(env, FASTRNN_DATA=str(root))
+
+
+def test_cache_shows_what_is_kept_and_clears_it(data):
+    root, env = data
+    shown = fastrnn(["cache"], env)
+    assert shown.returncode == 0, shown.stderr
+    lines = {line.split("  ")[0].strip(): line for line in shown.stdout.splitlines()}
+    # the two old versions and this one's, made (empty) when the command checked it can write there
+    assert "2.0 MB  3 versions; this version 0.0 MB" in lines["compiled kernels"]
+    assert str(root / "kernels") in lines["compiled kernels"]
+    assert "0.5 MB  1 file" in lines["encoded books"] and "1 file" in lines["downloaded corpora"]
+    pruned = fastrnn(["cache", "clear", "--prune"], env)
+    assert pruned.returncode == 0 and "freed 2.0 MB" in pruned.stderr
+    kept = [p.name for p in (root / "kernels").glob("fastrnn-*")]
+    assert len(kept) == 1 and "0000" not in kept[0] and "1111" not in kept[0] and (root / "encoded").exists()
+    assert fastrnn(["cache", "clear"], env).returncode == 0
+    assert not (root / "encoded").exists() and (root / "corpora" / "tiny.txt").exists()
+    assert fastrnn(["cache", "clear", "--all"], env).returncode == 0
+    assert not (root / "corpora").exists()
+    misuse = fastrnn(["cache", "clear", "--all", "--prune"], env)
+    assert misuse.returncode == 2 and len(misuse.stderr.strip().splitlines()) == 1
+
+
+def test_an_unwritable_kernel_cache_compiles_in_memory_with_one_warning(tmp_path, book):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    env = dict(os.environ, FASTRNN_DATA=str(tmp_path / "data"), NUMBA_CACHE_DIR=str(blocker / "kernels"))
+    result = fastrnn(["train", str(book), "--out", str(tmp_path / "run"), "--steps", "5", "--hidden", "8",
+                      "--sample-every", "0", "-q"], env)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cannot keep compiled code" in warnings[0] and "compiling in memory" in warnings[0]
+    assert (tmp_path / "run" / "last.npz").exists() and "Traceback" not in result.stderr
+    assert blocker.read_text() == "not a directory"
