@@ -393,7 +393,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           threads: int | None = None,
           val_fraction: float = 0.0, val_every: int = 10_000, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
-          progress=True, should_stop=None) -> Run:
+          time_limit=None, progress=True, should_stop=None) -> Run:
     """Train a model on a book and return its run.
 
     Parameters
@@ -409,6 +409,12 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         unless ``force``.
     steps, epochs : int, optional
         Total updates and/or passes over the book (the fewer wins) [default: 5 epochs].
+    time_limit : str or float, optional
+        Train for this long instead ("150s", "2.5m", "1h", or seconds; compilation and
+        validation not counted): the updates that fit, measured on the model before the run
+        starts, become the run's number of updates (a cosine schedule spans them, ``resume``
+        continues to them, ``steps`` of that number reproduces the run); the run also stops
+        should its training time reach the limit first, then validates and checkpoints.
     init : str or path, optional
         Fine-tune: start from this trained model (a checkpoint, or a run directory's best.npz)
         on the new text. The vocabulary becomes the union of the model's and the text's (new
@@ -491,6 +497,16 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
     _check("dropout", dropout, isinstance(dropout, numbers.Real) and 0 <= dropout < 1, "a number in [0, 1)")
+    if time_limit is not None:
+        from .budget import parse_duration
+
+        if steps is not None or epochs is not None:
+            raise OptionError("time_limit", "a time limit sets the run's number of updates: give it or "
+                                            "steps/epochs, not both")
+        try:
+            time_limit = parse_duration(time_limit)
+        except ValueError as err:
+            raise OptionError("time_limit", str(err)) from None
     _check("val_fraction", val_fraction, isinstance(val_fraction, numbers.Real) and 0 <= val_fraction < 0.5,
            "a number at least 0 and below 0.5")
     val_fraction = float(val_fraction)
@@ -516,7 +532,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     intervals = dict(sample_every=int(sample_every), log_every=int(log_every), checkpoint_every=int(checkpoint_every),
                      val_every=int(val_every))
     return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
-                  tell, say, should_stop, init=start, share_machine=threads is None)
+                  tell, say, should_stop, init=start, share_machine=threads is None, time_limit=time_limit)
 
 
 def _optimizer_settings(eta, optimizer, options, schedule, min_eta, warmup, decay, decay_every, clip,
@@ -595,7 +611,7 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
 
 
 def _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell, say,
-           should_stop, config=None, init=None, share_machine=False) -> Run:
+           should_stop, config=None, init=None, share_machine=False, time_limit=None) -> Run:
     """What ``train`` and ``resume`` share: read the book, hold out its end, count the updates,
     compile, write run.json and train. Without ``should_stop``, an interrupt (Ctrl-C, a
     notebook's) stops the run after a checkpoint, as at the command line."""
@@ -605,7 +621,7 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
     if should_stop is None:
         with StopRequest() as stop:
             return _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt,
-                          force, tell, say, stop, config, init, share_machine)
+                          force, tell, say, stop, config, init, share_machine, time_limit)
 
     seq_length = state.hyper.seq_length if state is not None else settings["seq_length"]
     if text is not None:
@@ -625,17 +641,20 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
     try:
         return _train_on(book, book + ".new" if text is not None else book, out, state, settings, intervals, steps,
                          epochs, val_fraction, encoding, fmt, force, tell, say, should_stop, config, init,
-                         share_machine)
+                         share_machine, time_limit)
     finally:
         if text is not None and os.path.exists(book + ".new"):
             os.unlink(book + ".new")
 
 
 def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell,
-              say, should_stop, config, init=None, share_machine=False) -> Run:
+              say, should_stop, config, init=None, share_machine=False, time_limit=None) -> Run:
     """``_train`` once the book is a file: ``source`` is where to read it now, ``book`` where
     the run keeps it. ``init``: the ``Model`` a fine-tuning run starts from. ``share_machine``:
-    fewer threads while other processes are busy (a run whose threads were not given)."""
+    fewer threads while other processes are busy (a run whose threads were not given).
+    ``time_limit``: seconds of training of a new run (``budget.py``)."""
+    from dataclasses import replace
+
     from .cache import load_corpus_cached
     from .model import Hyper, init_state, with_streams
     from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
@@ -668,7 +687,8 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     if streams > per_epoch:
         raise OptionError("streams", f"{book} has only {per_epoch} chunks of {seq_length} characters to "
                                      f"spread {streams} streams over")
-    total = total_updates(steps, epochs, per_epoch, streams)
+    # a time limit's updates are counted once the model is compiled
+    total = total_updates(steps, epochs, per_epoch, streams) if time_limit is None else 10 ** 12
     if not resuming and settings.get("warmup", 0) >= total:
         raise OptionError("warmup", f"warmup ({settings['warmup']:,} updates) must end before the run's "
                                     f"{total:,} updates do")
@@ -684,7 +704,8 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     per_update = f"{streams} streams, " if streams > 1 else ""
     say(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; {per_update}"
         f"{-(-per_epoch // streams):,} updates per epoch; "
-        + (f"resuming at update {done:,} of {total:,}" if resuming else f"training {total:,} updates")
+        + (f"resuming at update {done:,} of {total:,}" if resuming
+           else f"training for {time_limit:g} s" if time_limit is not None else f"training {total:,} updates")
         + f" -> {out}")
     if not resuming:
         if settings.get("schedule") == "cosine":
@@ -707,15 +728,31 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
                                       on_compile=lambda what: say(f"compiling {what}..."))
     if compile_seconds > 1.5:
         say(f"compiled in {compile_seconds:.1f}s (cached for later runs)")
+    if time_limit is not None:
+        from .budget import updates_within
+        from .trainer import Trainer
+
+        try:
+            total, per_update = updates_within(
+                lambda: Trainer(state.copy(), train_part, share_machine=share_machine), time_limit)
+        except ValueError as err:
+            raise OptionError("time_limit", str(err)) from None
+        if state.hyper.warmup >= total:
+            raise OptionError("warmup", f"warmup ({state.hyper.warmup:,} updates) must end before the "
+                                        f"{total:,} updates that fit in the time limit do")
+        if state.hyper.schedule == "cosine":
+            state.hyper = replace(state.hyper, schedule_updates=total)
+        say(f"time limit {time_limit:g} s: {total:,} updates of {per_update * 1e3:.3g} ms measured here")
     if force and not resuming and holds_run(out):
         clear_run(out)
     if source != book:
         os.replace(source, book)
     save_run_config(out, {"book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding,
                           "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals,
+                          **({"time_limit": time_limit} if time_limit is not None else {}),
                           **({"init": init_from} if init_from else {})})
     opts = RunOptions(total_updates=total, **intervals, on_progress=tell, should_stop=should_stop,
-                      share_machine=share_machine,
+                      share_machine=share_machine, time_limit=time_limit,
                       extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book),
                                      "machine": machine(), **({"init": init_from} if init_from else {})})
     summary = train_run(state, train_part, out, opts, resume=resuming, val_book=val_part)

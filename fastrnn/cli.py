@@ -74,7 +74,7 @@ def _errors(command):
 
 
 MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams",
-                 "restart_every", "dropout") + OPTIMIZER_OPTIONS
+                 "restart_every", "dropout", "time_limit") + OPTIMIZER_OPTIONS
 
 
 @cli.command()
@@ -124,6 +124,9 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--epochs", type=POSITIVE, help="Total passes over the book [default: 5 unless --steps].")
 @click.option("--steps", type=click.IntRange(min=0),
               help="Total number of updates (with --epochs: whichever is fewer).")
+@click.option("--time-limit", metavar="DURATION",
+              help="Train for this long instead of --steps/--epochs (150s, 2.5m, 1h; compilation and validation "
+                   "not counted): the updates that fit, measured here before the run starts, become its length.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
 @click.option("--streams", default=1, show_default=True, type=POSITIVE,
               help="Chunks per update, from positions spread evenly through the book; their gradients are "
@@ -146,8 +149,8 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @_errors
 def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer,
           beta1, beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every, clip, clip_norm, dropout,
-          sigma, seed, epochs, steps, dtype, streams, restart_every, threads, sample_every, log_every, checkpoint_every,
-          val_fraction, val_every, quiet):
+          sigma, seed, epochs, steps, time_limit, dtype, streams, restart_every, threads, sample_every, log_every,
+          checkpoint_every, val_fraction, val_every, quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
 
@@ -197,7 +200,7 @@ def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, h
                                 eta=eta, seed=seed, optimizer=optimizer, beta1=beta1, beta2=beta2, alpha=alpha,
                                 weight_decay=weight_decay, schedule=schedule, min_eta=min_eta, warmup=warmup,
                                 decay=decay, decay_every=decay_every, clip=clip, clip_norm=clip_norm,
-                                dropout=dropout, streams=streams, restart_every=restart_every, threads=threads,
+                                dropout=dropout, time_limit=time_limit, streams=streams, restart_every=restart_every, threads=threads,
                                 val_fraction=val_fraction, encoding=encoding, format=fmt, force=force,
                                 progress=display, should_stop=stop, **model, **intervals)
         except Interrupted as err:
@@ -212,7 +215,9 @@ def _report_done(summary, out_dir) -> None:
     speed = f"{summary['chars_per_s']:,.0f} chars/s" if summary["chars_per_s"] else "no updates"
     best = summary["best_smooth_loss"]
     val = summary["best_val_nats_per_char"]
-    click.echo(f"done: {summary['updates']:,} updates, {speed}, best smooth loss "
+    limit = summary.get("time_limit")
+    budget = f" in {summary['seconds']:.1f} s of training (time limit {limit:g} s)" if limit else ""
+    click.echo(f"done: {summary['updates']:,} updates{budget}, {speed}, best smooth loss "
                f"{best if best is None else round(best, 3)}"
                + (f", best validation {val / math.log(2):.3f} bits/char" if val else "")
                + f"; results in {out_dir}", err=True)

@@ -5,6 +5,7 @@ milliseconds so it can report progress, write samples and checkpoints in between
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -335,6 +336,7 @@ class RunOptions:
     on_progress: object = None  # callable(Progress) or None
     should_stop: object = None  # callable() -> bool, checked between blocks, or None
     share_machine: bool = False  # fewer threads while other processes are busy (``Trainer``)
+    time_limit: float | None = None  # seconds of training, after which the run ends early
     extra_summary: dict = field(default_factory=dict)
 
 
@@ -384,6 +386,7 @@ class _Training:
         # the loss of the best model on disk: validation loss with held-out text, else smooth loss
         self.best_saved = state.best_val_loss if self.scorer else state.best_smooth_loss
         self.start_update = self.trainer.update
+        self.validated_at, self.last_val = None, None  # the update and loss of the last validation
         self.train_seconds = 0.0
         self.wall_start = time.perf_counter()
 
@@ -409,6 +412,12 @@ class _Training:
                 if every > 0:
                     stop = min(stop, (u // every + 1) * every)
             count = min(block, stop - u)
+            if opts.time_limit is not None:
+                if self.train_seconds >= opts.time_limit:
+                    break
+                if u > self.start_update:  # no further past the limit than a block
+                    per_update = self.train_seconds / (u - self.start_update)
+                    count = max(1, min(count, math.ceil((opts.time_limit - self.train_seconds) / per_update)))
             t0 = time.perf_counter()
             losses, smooths = trainer.run(count)
             dt = time.perf_counter() - t0
@@ -425,6 +434,8 @@ class _Training:
                 self.sample()
             if self.scorer and opts.val_every > 0 and done % opts.val_every == 0:
                 self.validate()
+                if opts.time_limit is not None:  # the budget left and the held-out loss, as it goes
+                    self.summarize(finished=False)
             if opts.checkpoint_every > 0 and done % opts.checkpoint_every == 0:
                 self.checkpoint()
             if opts.on_progress:
@@ -433,6 +444,8 @@ class _Training:
                 self.checkpoint()
                 self.summarize(finished=False)
                 raise Interrupted(done, self.dir.path)
+        if opts.time_limit is not None and self.scorer and self.validated_at != trainer.update:
+            self.validate()  # what the budget reached
         self.checkpoint()
         self.best_passage()
         return self.summarize(finished=True)
@@ -459,6 +472,8 @@ class _Training:
         loss, count = self.scorer.total_loss(current.params, self.val_book, current.h)
         nats = loss / count
         self.dir.append_validation(current.update, nats)
+        self.validated_at = current.update
+        self.last_val = nats
         if nats < self.best_saved:
             current.best_val_loss = nats
             save_checkpoint(self.dir.file("best.npz"), current)
@@ -513,6 +528,10 @@ class _Training:
             "best_model_update": load_checkpoint(self.dir.file("best.npz")).update,
             "final_smooth_loss": finite(final.smooth_loss),
             "best_val_nats_per_char": finite(self.best_saved) if self.scorer else None,
+            "last_val_nats_per_char": self.last_val,
+            "time_limit": self.opts.time_limit,
+            "time_left": (max(0.0, self.opts.time_limit - self.train_seconds) if self.opts.time_limit is not None
+                          else None),
             "book_chars": int(self.book.shape[0]),
             "val_chars": int(self.val_book.shape[0]) if self.val_book is not None else 0,
             "vocab_size": state.vocab.size,
