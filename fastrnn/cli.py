@@ -200,9 +200,10 @@ def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, h
                                 eta=eta, seed=seed, optimizer=optimizer, beta1=beta1, beta2=beta2, alpha=alpha,
                                 weight_decay=weight_decay, schedule=schedule, min_eta=min_eta, warmup=warmup,
                                 decay=decay, decay_every=decay_every, clip=clip, clip_norm=clip_norm,
-                                dropout=dropout, time_limit=time_limit, streams=streams, restart_every=restart_every, threads=threads,
-                                val_fraction=val_fraction, encoding=encoding, format=fmt, force=force,
-                                progress=display, should_stop=stop, **model, **intervals)
+                                dropout=dropout, time_limit=time_limit, streams=streams,
+                                restart_every=restart_every, threads=threads, val_fraction=val_fraction,
+                                encoding=encoding, format=fmt, force=force, progress=display, should_stop=stop,
+                                **model, **intervals)
         except Interrupted as err:
             click.echo(f"stopped at update {err.update:,}; checkpoint written. Continue with:\n"
                        f"  fastrnn train --resume {err.out_dir}", err=True)
