@@ -384,12 +384,12 @@ def _display(progress):
 
 def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: int | None = None,
           init=None, cell: str | None = None, layers: int | None = None, hidden: int | None = None,
-          seq_length: int = 25, eta: float = 0.1, sigma: float | None = None, seed: int = 0,
-          optimizer: str = "adagrad", beta1: float | None = None,
+          seq_length: int | None = None, eta: float | None = None, sigma: float | None = None, seed: int = 0,
+          optimizer: str | None = None, beta1: float | None = None,
           beta2: float | None = None, alpha: float | None = None, weight_decay: float | None = None,
-          schedule: str = "constant", min_eta: float | None = None, warmup: int = 0, decay: float | None = None,
+          schedule: str | None = None, min_eta: float | None = None, warmup: int = 0, decay: float | None = None,
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
-          dropout: float = 0.0, dtype: str | None = None, streams: int = 1, restart_every: int = 0,
+          dropout: float = 0.0, dtype: str | None = None, streams: int | None = None, restart_every: int = 0,
           threads: int | None = None,
           val_fraction: float = 0.0, val_every: int = 10_000, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
@@ -422,11 +422,18 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         size and dtype are the model's.
     cell : {"rnn", "gru", "lstm"}
         The recurrent cell (``cells.py``) [rnn]; rnn with one layer is the assignment's model.
+        The options not given default to the cell's recipe (``recipes.py``): for rnn the
+        assignment's (hidden 100, seq_length 25, 1 stream, float64, AdaGrad at eta 0.1, each
+        element clipped to 5); for gru and lstm hidden 256, seq_length 64, 32 streams,
+        float32, Adam (gru 0.004, lstm 0.008) with the cosine schedule and the global norm
+        clipped to 5.
     layers : int
-        Layers of the cell [1], each of ``hidden`` units [100], layer k fed by layer k-1's h.
+        Layers of the cell [1], each of ``hidden`` units, layer k fed by layer k-1's h.
     hidden, seq_length, eta, sigma, seed, dtype, streams, restart_every
         The model and the training rule, as ``fastrnn train`` takes them (``sigma``: the rnn
         cell's weights are N(0, sigma); the gated cells' U(-1/sqrt(hidden), 1/sqrt(hidden))).
+        ``eta`` not given follows the optimizer: the recipe's with the recipe's optimizer,
+        else 0.1 for AdaGrad and 0.002 for RMSprop and Adam.
     optimizer : {"adagrad", "rmsprop", "adam"}
         AdaGrad (the assignment's), or PyTorch's RMSprop (``alpha``, default 0.99) or Adam
         (``beta1``, ``beta2``: 0.9, 0.999); both take a decoupled ``weight_decay`` (AdamW's).
@@ -485,10 +492,16 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
                 raise OptionError(name, f"{name} comes from the init model ({have!r}), not {value!r}")
         cell, layers, hidden, dtype = (start.hyper[name] for name in ("cell", "layers", "hidden", "dtype"))
         sigma = start.hyper["sigma"] if sigma is None else sigma
-    cell, layers, hidden = ("rnn" if cell is None else cell), (1 if layers is None else layers), (
-        100 if hidden is None else hidden)
-    dtype, sigma = ("float64" if dtype is None else dtype), (0.01 if sigma is None else sigma)
+    cell, layers, sigma = ("rnn" if cell is None else cell), (1 if layers is None else layers), (
+        0.01 if sigma is None else sigma)
     _check("cell", cell, isinstance(cell, str) and cell in CELLS, "one of " + ", ".join(CELLS))
+    from .recipes import with_defaults
+
+    picked = with_defaults(cell, dict(hidden=hidden, seq_length=seq_length, streams=streams, dtype=dtype,
+                                      optimizer=optimizer, eta=eta, schedule=schedule, clip=clip, clip_norm=clip_norm))
+    hidden, seq_length, streams, dtype, optimizer, eta, schedule, clip_norm = (
+        picked[name] for name in ("hidden", "seq_length", "streams", "dtype", "optimizer", "eta", "schedule",
+                                  "clip_norm"))
     _check_counts(dict(epochs=epochs, layers=layers, hidden=hidden, seq_length=seq_length, streams=streams,
                        val_every=val_every, log_every=log_every),
                   dict(steps=steps, seed=seed, restart_every=restart_every, sample_every=sample_every,
@@ -525,7 +538,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
                            f"--resume (fastrnn.resume) to continue it")
     settings = dict(hidden=int(hidden), seq_length=int(seq_length), eta=float(eta), sigma=float(sigma), seed=int(seed),
                     dtype=dtype, streams=int(streams), restart_every=int(restart_every), cell=cell, layers=int(layers),
-                    dropout=float(dropout),
+                    dropout=float(dropout), streams_from_recipe=picked["streams_from_recipe"],
                     **_optimizer_settings(float(eta), optimizer, dict(beta1=beta1, beta2=beta2, alpha=alpha,
                                                                       weight_decay=weight_decay),
                                           schedule, min_eta, warmup, decay, decay_every, clip, clip_norm))
@@ -684,9 +697,14 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
         vocab = wider
     train_part, val_part = held_out(encoded, val_fraction, seq_length, book)
     per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
+    if streams > per_epoch and not resuming and settings.get("streams_from_recipe"):
+        streams = per_epoch  # a short text: as many streams as it has chunks
     if streams > per_epoch:
         raise OptionError("streams", f"{book} has only {per_epoch} chunks of {seq_length} characters to "
                                      f"spread {streams} streams over")
+    if not resuming:
+        settings = {k: v for k, v in settings.items() if k != "streams_from_recipe"}
+        settings["streams"] = streams
     # a time limit's updates are counted once the model is compiled
     total = total_updates(steps, epochs, per_epoch, streams) if time_limit is None else 10 ** 12
     if not resuming and settings.get("warmup", 0) >= total:

@@ -91,29 +91,31 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
               show_default=True, help="BOOK is a text file, tweets in JSON, or a directory of .txt files "
               "(auto: by what BOOK is and its name).")
 @click.option("--cell", type=click.Choice(list(CELLS)), default="rnn", show_default=True,
-              help="The recurrent cell: rnn (with one layer, the assignment's model), gru or lstm (PyTorch's maths).")
+              help="The recurrent cell: rnn (with one layer, the assignment's model), gru or lstm (PyTorch's maths). "
+                   "Options not given take the cell's defaults, in brackets [rnn; gru, lstm].")
 @click.option("--layers", default=1, show_default=True, type=POSITIVE,
               help="Layers of the cell, each of --hidden units, each fed by the h of the one below.")
-@click.option("--hidden", default=100, show_default=True, type=POSITIVE, help="Hidden size m.")
-@click.option("--seq-length", default=25, show_default=True, type=POSITIVE, help="Characters per chunk.")
-@click.option("--eta", default=0.1, show_default=True, type=POSITIVE_FLOAT,
-              help="Learning rate (of every optimizer; the schedule's peak).")
-@click.option("--optimizer", type=click.Choice(["adagrad", "rmsprop", "adam"]), default="adagrad", show_default=True,
-              help="AdaGrad (the assignment's), or PyTorch's RMSprop or Adam.")
+@click.option("--hidden", type=POSITIVE, help="Hidden size m [100; 256].")
+@click.option("--seq-length", type=POSITIVE, help="Characters per chunk [25; 64].")
+@click.option("--eta", type=POSITIVE_FLOAT,
+              help="Learning rate of every optimizer, the schedule's peak [0.1; gru 0.004, lstm 0.008; with "
+                   "another optimizer than the cell's: AdaGrad 0.1, RMSprop and Adam 0.002].")
+@click.option("--optimizer", type=click.Choice(["adagrad", "rmsprop", "adam"]),
+              help="AdaGrad (the assignment's), or PyTorch's RMSprop or Adam [adagrad; adam].")
 @click.option("--beta1", type=float, help="Adam's first-moment decay [0.9].")
 @click.option("--beta2", type=float, help="Adam's second-moment decay [0.999].")
 @click.option("--alpha", type=float, help="RMSprop's smoothing constant [0.99].")
 @click.option("--weight-decay", type=float, help="Decoupled weight decay of Adam and RMSprop (AdamW's) [0].")
-@click.option("--schedule", type=click.Choice(["constant", "cosine", "step"]), default="constant", show_default=True,
+@click.option("--schedule", type=click.Choice(["constant", "cosine", "step"]),
               help="The learning rate by update: constant, cosine to --min-eta over the run, or times --decay "
-                   "every --decay-every updates.")
+                   "every --decay-every updates [constant; cosine].")
 @click.option("--min-eta", type=float, help="Where the cosine schedule ends [eta / 10].")
 @click.option("--warmup", default=0, show_default=True, type=click.IntRange(min=0),
               help="Updates of linear warm-up to eta, before any schedule.")
 @click.option("--decay", type=float, help="The step schedule's factor [0.5].")
 @click.option("--decay-every", type=POSITIVE, help="Updates between the step schedule's factors.")
-@click.option("--clip", type=POSITIVE_FLOAT, help="Clip each gradient element to [-clip, clip] [5].")
-@click.option("--clip-norm", type=POSITIVE_FLOAT, help="Clip the gradient's global norm instead.")
+@click.option("--clip", type=POSITIVE_FLOAT, help="Clip each gradient element to [-clip, clip] [5; none].")
+@click.option("--clip-norm", type=POSITIVE_FLOAT, help="Clip the gradient's global norm instead [none; 5].")
 @click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Probability of zeroing each unit of a layer's output on its way to the layer above and "
                    "the output layer (not the recurrent connections); off when sampling and scoring.")
@@ -127,10 +129,10 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--time-limit", metavar="DURATION",
               help="Train for this long instead of --steps/--epochs (150s, 2.5m, 1h; compilation and validation "
                    "not counted): the updates that fit, measured here before the run starts, become its length.")
-@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
-@click.option("--streams", default=1, show_default=True, type=POSITIVE,
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), help="[float64; float32]")
+@click.option("--streams", type=POSITIVE,
               help="Chunks per update, from positions spread evenly through the book; their gradients are "
-              "averaged (1: the classic algorithm).")
+              "averaged (1: the classic algorithm) [1; 32].")
 @click.option("--restart-every", default=0, show_default=True, type=click.IntRange(min=0),
               help="Every this many updates, start each stream afresh (h = 0) at a random place, so that "
                    "h = 0 is not only the book's start to the model (0: never, the classic walk).")

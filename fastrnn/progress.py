@@ -8,6 +8,7 @@ nothing.)
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -45,8 +46,11 @@ class ProgressDisplay:
             return
         self.last = now
         left = (p.total - p.update) * p.seconds_per_update
+        budget, val = p.budget_left, p.val_loss
         text = (f"update {p.update:,}/{p.total:,}  epoch {p.epoch}  smooth loss {p.smooth_loss:.3f}  "
-                f"{p.chars_per_s:,.0f} chars/s  {_duration(p.seconds)} elapsed, {_duration(left)} left")
+                + (f"held-out {val / math.log(2):.3f} bits/char  " if val is not None else "")
+                + f"{p.chars_per_s:,.0f} chars/s  {_duration(p.seconds)} elapsed, "
+                + (f"{_duration(budget)} of the time limit left" if budget is not None else f"{_duration(left)} left"))
         if self.tty:
             width = 20
             fill = int(width * p.update / max(p.total, 1))

@@ -214,9 +214,8 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
             write_text_atomic(os.path.join(out, SWEEP_FILE), json.dumps(
                 {"book": book, "grid": grid, "seeds": seeds, "steps": steps, "epochs": epochs,
                  "val_fraction": val_fraction, "halving": halving, "options": train_options}, indent=2) + "\n")
-        setting = lambda t, name, default: t.settings.get(name, train_options.get(name, default))  # noqa: E731
-        client.run(_warm_up, sorted({(setting(t, "dtype", "float64"), setting(t, "cell", "rnn"),
-                                      1 if setting(t, "layers", 1) == 1 else 2) for t in trials}))
+        models = [_trial_options(t.settings, train_options) for t in trials]
+        client.run(_warm_up, sorted({(o["dtype"], o["cell"], 1 if o["layers"] == 1 else 2) for o in models}))
         alive = trials
         for rung, (divisor, _) in enumerate(plan):
             say(f"rung {rung + 1} of {len(plan)}: {len(alive)} trials"
@@ -299,6 +298,18 @@ def _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, trai
     return grid, book
 
 
+def _trial_options(settings: dict, options: dict) -> dict:
+    """A trial's cell, layers and the options its cell's recipe fills in where neither the
+    trial's settings nor the sweep's options give them (``recipes.py``)."""
+    from .recipes import RECIPES, with_defaults
+
+    given = {**options, **settings}
+    cell = given.get("cell", "rnn")
+    names = set(RECIPES[cell] if cell in RECIPES else RECIPES["rnn"]) | {"clip"}
+    return dict(with_defaults(cell, {name: given.get(name) for name in names}), cell=cell,
+                layers=given.get("layers", 1))
+
+
 def _trial_steps(book: str, settings: dict, options: dict, steps, epochs, val_fraction: float) -> int:
     """Updates of a trial: ``steps``, or ``epochs`` passes over the book's training part at the
     trial's chunk length and stream count (the fewer wins)."""
@@ -308,8 +319,8 @@ def _trial_steps(book: str, settings: dict, options: dict, steps, epochs, val_fr
     from .cache import load_corpus_cached
     from .trainer import updates_per_epoch
 
-    n = settings.get("seq_length", options.get("seq_length", 25))
-    streams = settings.get("streams", options.get("streams", 1))
+    trial = _trial_options(settings, options)
+    n, streams = trial["seq_length"], trial["streams"]
     from .rundir import corpus_sha256
 
     _, encoded = load_corpus_cached(book, options.get("format", "auto"), options.get("encoding", "utf-8"), n + 1,

@@ -306,6 +306,8 @@ class Progress:
     chars_per_s: float
     seconds: float  # since the run started
     seconds_per_update: float  # training time per update so far, for the time left
+    val_loss: float | None = None  # the latest held-out loss, nats/char (runs with validation)
+    budget_left: float | None = None  # seconds of training left of a time limit
 
 
 class Interrupted(Exception):
@@ -504,9 +506,11 @@ class _Training:
     def report(self, done: int) -> None:
         trainer = self.trainer
         chars = (done - self.start_update) * trainer.hyper.seq_length * trainer.hyper.streams
+        limit = self.opts.time_limit
         self.opts.on_progress(Progress(done, self.opts.total_updates, trainer.epoch_of(done), trainer.smooth_loss,
                                        chars / max(self.train_seconds, 1e-9), time.perf_counter() - self.wall_start,
-                                       self.train_seconds / max(done - self.start_update, 1)))
+                                       self.train_seconds / max(done - self.start_update, 1), self.last_val,
+                                       None if limit is None else max(0.0, limit - self.train_seconds)))
 
     def summarize(self, finished: bool) -> dict:
         from .model import load_checkpoint

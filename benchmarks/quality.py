@@ -1,0 +1,90 @@
+"""Time to quality: the held-out loss each cell reaches in a few minutes of training, beside the
+PyTorch baseline (benchmarks/torch_lstm.py) given the same seconds in the same run.
+
+    python benchmarks/quality.py --book tinyshakespeare.txt [--book novel.txt] [--minutes 1,3,10]
+        [--models rnn,lstm,gru,torch] [--torch-python PYTHON] [--json OUT]
+
+Each fastrnn row is `fastrnn train BOOK --cell C --time-limit T --val-fraction 0.1` with every
+other setting the cell's default; the held-out tenth is scored from the model's carried state
+(`fastrnn eval`'s way) at the end. The PyTorch row runs where torch is importable, by this
+interpreter or by --torch-python. Runs go one after another, never side by side, and alternate
+their order from budget to budget. Prints bits/char (and nats/char), chars/s and the command of
+each row; the run directories (with samples.txt and the best passage) stay under --out.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def fastrnn_row(book: str, cell: str, seconds: float, out: str) -> dict:
+    command = [sys.executable, "-m", "fastrnn", "train", book, "--cell", cell, "--time-limit", f"{seconds:g}s",
+               "--val-fraction", "0.1", "--out", out, "--force", "-q", "--sample-every", "0"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
+    summary = json.load(open(os.path.join(out, "summary.json")))
+    nats = summary["best_val_nats_per_char"]
+    shown = ["fastrnn", "train", os.path.basename(book)] + command[6:12]
+    return {"model": cell, "nats": nats, "bits": nats / math.log(2), "chars_per_s": summary["chars_per_s"],
+            "updates": summary["updates"], "seconds": summary["seconds"], "command": " ".join(shown), "run": out}
+
+
+def torch_row(book: str, seconds: float, python: str) -> dict:
+    command = [python, os.path.join(HERE, "torch_lstm.py"), "--book", book, "--seconds", f"{seconds:g}"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"model": "torch", "nats": result["held_out_nats_per_char"], "bits": result["held_out_bits_per_char"],
+            "chars_per_s": result["chars_per_s"], "updates": result["updates"], "seconds": result["seconds"],
+            "command": f"python benchmarks/torch_lstm.py --book {os.path.basename(book)} --seconds {seconds:g}"}
+
+
+def torch_python(given: str | None) -> str | None:
+    for python in ([given] if given else [sys.executable]):
+        if subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0:
+            return python
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--book", action="append", required=True)
+    parser.add_argument("--minutes", default="1,3,10")
+    parser.add_argument("--models", default="rnn,lstm,gru,torch")
+    parser.add_argument("--torch-python", help="an interpreter that has torch [this one]")
+    parser.add_argument("--out", default="quality-runs")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    models = args.models.split(",")
+    python = torch_python(args.torch_python) if "torch" in models else None
+    if "torch" in models and python is None:
+        print("torch is not importable: the PyTorch baseline is left out", file=sys.stderr)
+        models.remove("torch")
+    rows = []
+    for book in args.book:
+        for i, minutes in enumerate(float(m) for m in args.minutes.split(",")):
+            order = models if i % 2 == 0 else models[::-1]
+            for model in order:
+                seconds = 60 * minutes
+                out = os.path.join(args.out, f"{os.path.basename(book)}-{model}-{minutes:g}m")
+                row = (torch_row(book, seconds, python) if model == "torch"
+                       else fastrnn_row(book, model, seconds, out))
+                row.update(book=os.path.basename(book), minutes=minutes)
+                rows.append(row)
+                print(f"{row['book']:<24} {minutes:>4g} min  {model:<6} {row['bits']:.3f} bits/char "
+                      f"({row['nats']:.3f} nats)  {row['chars_per_s']:>9,.0f} chars/s  {row['command']}", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

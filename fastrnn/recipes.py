@@ -1,0 +1,37 @@
+"""What a run trains with where it is not told: per cell, a recipe of defaults.
+
+The rnn cell keeps the assignment's rule (100 units, 25-character chunks, one stream, float64,
+AdaGrad at 0.1, each gradient element clipped to 5): its runs stay what they were, bit for bit.
+The gated cells default to the best of the settings measured for 150 s of training on a
+2-core machine (README, "Time to quality"): a few, one run each, not yet a tuned recipe. An
+option given always wins; a learning rate not given follows the optimizer: the recipe's rate
+for the recipe's optimizer, else that optimizer's own default.
+"""
+from __future__ import annotations
+
+CLASSIC = dict(hidden=100, seq_length=25, streams=1, dtype="float64", optimizer="adagrad", eta=0.1,
+               schedule="constant", clip_norm=None)
+GATED = dict(hidden=256, seq_length=64, streams=32, dtype="float32", optimizer="adam", eta=0.004,
+             schedule="cosine", clip_norm=5.0)
+RECIPES = {"rnn": CLASSIC, "gru": GATED, "lstm": dict(GATED, eta=0.008)}
+# the rate where the optimizer is given but not the rate: AdaGrad's is the assignment's; Adam's
+# and RMSprop's are where the classic cell's sweeps found them best (README)
+OPTIMIZER_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002}
+
+
+def with_defaults(cell: str, options: dict) -> dict:
+    """``options`` (name -> value, None where not given) with the cell's recipe filled in for
+    those of ``RECIPES[cell]`` that were not given. A given ``clip`` keeps ``clip_norm`` off.
+    ``streams_from_recipe`` says whether the streams are the recipe's (then at most the
+    book's chunks: the caller knows them)."""
+    recipe = RECIPES.get(cell, CLASSIC)
+    out = dict(options, streams_from_recipe=options.get("streams") is None)
+    for name, value in recipe.items():
+        if out.get(name) is None and name != "eta":
+            out[name] = value
+    if options.get("clip") is not None and options.get("clip_norm") is None:
+        out["clip_norm"] = None
+    if out.get("eta") is None:
+        same = out["optimizer"] == recipe["optimizer"]
+        out["eta"] = recipe["eta"] if same else OPTIMIZER_ETA.get(out["optimizer"], recipe["eta"])
+    return out

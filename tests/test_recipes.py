@@ -1,0 +1,51 @@
+"""What a run trains with where it is not told: the cell's recipe, the given options winning."""
+import pytest
+
+import fastrnn
+from fastrnn.recipes import CLASSIC, RECIPES
+from helpers import one_line_error, run
+
+
+def trained_hyper(tmp_path, text, **options) -> dict:
+    out = tmp_path / "run"
+    fastrnn.train(text=text, out=out, steps=1, sample_every=0, progress=False, force=True, **options)
+    return fastrnn.load(out / "last.npz").hyper
+
+
+def test_the_rnn_cell_keeps_the_assignments_rule(tmp_path, text):
+    hyper = trained_hyper(tmp_path, text)
+    assert {name: hyper[name] for name in CLASSIC if name != "clip_norm"} == {k: v for k, v in CLASSIC.items() if k != "clip_norm"}
+    assert hyper["clip_norm"] == 0  # off: each element is clipped instead
+    assert (hyper["hidden"], hyper["seq_length"], hyper["streams"], hyper["eta"], hyper["clip"]) == (100, 25, 1, 0.1, 5)
+    assert (hyper["optimizer"], hyper["schedule"], hyper["dtype"]) == ("adagrad", "constant", "float64")
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_a_gated_cell_alone_takes_its_recipe(tmp_path, text, cell):
+    hyper = trained_hyper(tmp_path, text, cell=cell)
+    assert {name: hyper[name] for name in RECIPES[cell]} == RECIPES[cell]
+    assert (hyper["optimizer"], hyper["schedule"], hyper["dtype"], hyper["clip_norm"]) == ("adam", "cosine",
+                                                                                           "float32", 5.0)
+    assert hyper["eta"] == (0.008 if cell == "lstm" else 0.004) and hyper["min_eta"] == pytest.approx(hyper["eta"] / 10)
+
+
+def test_options_given_win_and_a_rate_not_given_follows_the_optimizer(tmp_path, text):
+    hyper = trained_hyper(tmp_path, text, cell="lstm", hidden=12, optimizer="adagrad", clip=3.0, dtype="float64")
+    assert (hyper["hidden"], hyper["optimizer"], hyper["eta"], hyper["dtype"]) == (12, "adagrad", 0.1, "float64")
+    assert (hyper["clip"], hyper["clip_norm"]) == (3.0, 0)  # an element-wise clip given turns the norm's off
+    assert hyper["seq_length"] == 64 and hyper["schedule"] == "cosine"  # the rest stays the recipe's
+    assert trained_hyper(tmp_path, text, optimizer="rmsprop", hidden=12)["eta"] == 0.002
+    assert trained_hyper(tmp_path, text, cell="gru", hidden=12, eta=0.01)["eta"] == 0.01
+
+
+def test_a_short_text_gets_as_many_recipe_streams_as_it_has_chunks(tmp_path, text, book):
+    short = text[:64 * 5 + 1]
+    assert trained_hyper(tmp_path, short, cell="gru", hidden=12)["streams"] == 5
+    # streams asked for are not cut down: too many is an error
+    one_line_error(run(["train", str(book), "--out", str(tmp_path / "x"), "--cell", "gru", "--streams", "500", "-q"]),
+                   2, "chunks of 64 characters to spread 500 streams over")
+
+
+def test_help_shows_each_cells_default():
+    help_text = " ".join(run(["train", "--help"]).output.split())
+    assert "[100; 256]" in help_text and "[25; 64]" in help_text and "[adagrad; adam]" in help_text
