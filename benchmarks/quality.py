@@ -31,7 +31,7 @@ def fastrnn_row(book: str, cell: str, seconds: float, out: str) -> dict:
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
     summary = json.load(open(os.path.join(out, "summary.json")))
     nats = summary["best_val_nats_per_char"]
-    shown = ["fastrnn", "train", os.path.basename(book)] + command[6:12]
+    shown = ["fastrnn", "train", os.path.basename(book)] + command[5:11]
     return {"model": cell, "nats": nats, "bits": nats / math.log(2), "chars_per_s": summary["chars_per_s"],
             "updates": summary["updates"], "seconds": summary["seconds"], "command": " ".join(shown), "run": out}
 

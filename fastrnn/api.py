@@ -44,6 +44,9 @@ class Score:
     unknown_distinct: str  # those characters, each once
 
 
+VAL_EVERY = 10_000  # updates between validations, unless told
+VALIDATIONS = 10  # of a time-limited run, unless told
+
 def _say_compiling(what: str) -> None:
     import sys
 
@@ -391,7 +394,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
           dropout: float = 0.0, dtype: str | None = None, streams: int | None = None, restart_every: int = 0,
           threads: int | None = None,
-          val_fraction: float = 0.0, val_every: int = 10_000, sample_every: int = 10_000, log_every: int = 100,
+          val_fraction: float = 0.0, val_every: int | None = None, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
           time_limit=None, progress=True, should_stop=None) -> Run:
     """Train a model on a book and return its run.
@@ -454,7 +457,9 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     threads : int, optional
         Cores for several streams [default: all]; results do not depend on it.
     val_fraction, val_every, sample_every, log_every, checkpoint_every
-        The held-out part and the intervals of the run directory's files.
+        The held-out part and the intervals of the run directory's files; ``val_every``
+        [10,000 updates; with ``time_limit``, a tenth of the updates that fit, so that best.npz
+        is the best of ten validations].
     progress : bool or callable
         True: a progress display on stderr; False: none; a callable: called with a
         ``trainer.Progress`` after each block of updates.
@@ -543,7 +548,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
                                                                       weight_decay=weight_decay),
                                           schedule, min_eta, warmup, decay, decay_every, clip, clip_norm))
     intervals = dict(sample_every=int(sample_every), log_every=int(log_every), checkpoint_every=int(checkpoint_every),
-                     val_every=int(val_every))
+                     val_every=None if val_every is None else int(val_every))
     return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
                   tell, say, should_stop, init=start, share_machine=threads is None, time_limit=time_limit)
 
@@ -761,6 +766,8 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
         if state.hyper.schedule == "cosine":
             state.hyper = replace(state.hyper, schedule_updates=total)
         say(f"time limit {time_limit:g} s: {total:,} updates of {per_update * 1e3:.3g} ms measured here")
+    if intervals.get("val_every") is None:  # a new run's, not given
+        intervals = dict(intervals, val_every=VAL_EVERY if time_limit is None else max(1, -(-total // VALIDATIONS)))
     if force and not resuming and holds_run(out):
         clear_run(out)
     if source != book:

@@ -43,6 +43,18 @@ def test_a_budget_fixes_the_updates_and_steps_of_that_number_reproduce_the_run(t
         assert np.array_equal(a[key], b[key]), key
 
 
+def test_a_budget_validates_ten_times_unless_told(tmp_path, text):
+    fastrnn.train(text=text, out=tmp_path / "timed", time_limit="1s", hidden=16, val_fraction=0.1, sample_every=0,
+                  progress=False)
+    config = json.loads((tmp_path / "timed" / "run.json").read_text())
+    assert config["val_every"] == -(-config["total_updates"] // 10)
+    validated = np.loadtxt(tmp_path / "timed" / "validation.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert list(validated[:-1, 0]) == [config["val_every"] * i for i in range(len(validated) - 1)]
+    assert 2 <= len(validated) <= 12  # from update 0 to where the time ran out, and its end
+    fastrnn.train(text=text, out=tmp_path / "counted", steps=50, hidden=16, val_fraction=0.1, progress=False)
+    assert json.loads((tmp_path / "counted" / "run.json").read_text())["val_every"] == 10_000
+
+
 def test_bad_budgets_are_one_line_and_lose_nothing(tmp_path, book):
     out = tmp_path / "run"
     assert run(["train", str(book), "--out", str(out), "--steps", "10"] + SMALL).exit_code == 0

@@ -14,7 +14,8 @@ def trained_hyper(tmp_path, text, **options) -> dict:
 
 def test_the_rnn_cell_keeps_the_assignments_rule(tmp_path, text):
     hyper = trained_hyper(tmp_path, text)
-    assert {name: hyper[name] for name in CLASSIC if name != "clip_norm"} == {k: v for k, v in CLASSIC.items() if k != "clip_norm"}
+    rule = {name: value for name, value in CLASSIC.items() if name != "clip_norm"}
+    assert {name: hyper[name] for name in rule} == rule
     assert hyper["clip_norm"] == 0  # off: each element is clipped instead
     assert (hyper["hidden"], hyper["seq_length"], hyper["streams"], hyper["eta"], hyper["clip"]) == (100, 25, 1, 0.1, 5)
     assert (hyper["optimizer"], hyper["schedule"], hyper["dtype"]) == ("adagrad", "constant", "float64")

@@ -12,8 +12,12 @@ import numpy as np
 
 STREAM_BLOCK = 8  # streams per block: W.T and V.T are read once per timestep for up to this many
 # a stack's recurrent weights (4 m^2 numbers per layer for the LSTM) outgrow the caches sooner:
-# more streams share each pass over them
+# more streams share each pass over them, up to 16 and up to STACK_BLOCK_ROWS (streams x chunk
+# length) rows of gates per block, past which the block's gate buffers fall out of the caches:
+# an LSTM 256 (float32, 32 streams) ran 20 % faster at 64 characters in blocks of 4-8 streams
+# than of 16, and 8 % slower at 25 characters in blocks of 8 (benchmarks/README.md)
 STACK_STREAM_BLOCK = 16
+STACK_BLOCK_ROWS = 400
 
 
 def padded_row(length: int, itemsize: int) -> int:
@@ -142,12 +146,18 @@ class StackWorkspace(NamedTuple):
     seed: np.ndarray  # (1,) int64: the run's seed, which the masks are drawn from
 
 
+def stack_block_streams(n: int) -> int:
+    """Most streams in a stack's block for chunks of ``n`` characters (a function of n alone,
+    so results never depend on the threads)."""
+    return max(1, min(STACK_STREAM_BLOCK, STACK_BLOCK_ROWS // n))
+
+
 def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: int, P: int, dtype,
                              index_dtype, dropout: float = 0.0, seed: int = 0) -> StackWorkspace:
     """A ``StackWorkspace`` for ``streams`` streams of chunks of ``n`` characters through L layers
     of hidden size m and gm weight rows, vocabulary K and P parameters, with ``dropout`` on
     each layer's output (masks drawn from ``seed``)."""
-    sizes = stream_blocks(streams, STACK_STREAM_BLOCK)
+    sizes = stream_blocks(streams, stack_block_streams(n))
     nb, G = len(sizes), max(sizes)
     dtype = np.dtype(dtype)
     zeros = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
