@@ -9,7 +9,8 @@ other setting the cell's default; the held-out tenth is scored from the model's 
 (`fastrnn eval`'s way) at the end. The PyTorch row runs where torch is importable, by this
 interpreter or by --torch-python. Runs go one after another, never side by side, and alternate
 their order from budget to budget. Prints bits/char (and nats/char), chars/s and the command of
-each row; the run directories (with samples.txt and the best passage) stay under --out.
+each row; the run directories stay under --out, each with sample.txt: 300 characters its best
+model writes.
 """
 from __future__ import annotations
 
@@ -29,6 +30,11 @@ def fastrnn_row(book: str, cell: str, seconds: float, out: str) -> dict:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
+    # what the model writes: 300 characters from the state the run ended in
+    sample = subprocess.run([sys.executable, "-m", "fastrnn", "sample", "--checkpoint", out, "--len", "300",
+                             "--seed", "1"], capture_output=True, text=True)
+    with open(os.path.join(out, "sample.txt"), "w", encoding="utf-8") as f:
+        f.write(sample.stdout)
     summary = json.load(open(os.path.join(out, "summary.json")))
     nats = summary["best_val_nats_per_char"]
     shown = ["fastrnn", "train", os.path.basename(book)] + command[5:11]

@@ -15,6 +15,9 @@ import numpy as np
 
 from .errors import FastrnnError
 
+VAL_EVERY = 10_000  # updates between validations, unless told
+VALIDATIONS = 10  # of a time-limited run, unless told
+
 
 class OptionError(FastrnnError, ValueError):
     """An option (a keyword argument; a command-line option) with a value that cannot be used.
@@ -43,9 +46,6 @@ class Score:
     unknown_chars: int  # characters outside the model's vocabulary, skipped
     unknown_distinct: str  # those characters, each once
 
-
-VAL_EVERY = 10_000  # updates between validations, unless told
-VALIDATIONS = 10  # of a time-limited run, unless told
 
 def _say_compiling(what: str) -> None:
     import sys

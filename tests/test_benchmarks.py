@@ -164,3 +164,21 @@ def test_cells_benchmark_reports_a_cell_fastrnn_cannot_train(monkeypatch, capsys
                              "load_average": {"start": (0, 0, 0), "end": (0, 0, 0)},
                              "gemm_gflops": {}, "gemm_shapes": cells_bench.GEMM_SHAPES, "configs": [e]})
     assert "tiny-rnn fastrnn: not available: NotImplementedError" in capsys.readouterr().out
+
+
+def test_quality_runs_each_cell_for_its_budget_and_keeps_what_it_writes(tmp_path):
+    import subprocess
+
+    book = tmp_path / "book.txt"
+    book.write_text(bench.generated_text(20_000), encoding="utf-8")
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "quality.py")
+    result = subprocess.run([sys.executable, script, "--book", str(book), "--minutes", "0.05", "--models", "rnn,torch",
+                             "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "q.json")],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "q.json").read_text())
+    assert rows[0]["model"] == "rnn" and 0 < rows[0]["bits"] < 8 and rows[0]["seconds"] <= 3.5
+    assert "fastrnn train book.txt --cell rnn --time-limit 3s --val-fraction 0.1" in result.stdout
+    assert len((tmp_path / "runs" / "book.txt-rnn-0.05m" / "sample.txt").read_text(encoding="utf-8")) >= 300
+    torch_there = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
+    assert [row["model"] for row in rows] == (["rnn", "torch"] if torch_there else ["rnn"])
