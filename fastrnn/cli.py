@@ -129,7 +129,8 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--time-limit", metavar="DURATION",
               help="Train for this long instead of --steps/--epochs (150s, 2.5m, 1h; compilation and validation "
                    "not counted): the updates that fit, measured here before the run starts, become its length.")
-@click.option("--dtype", type=click.Choice(["float64", "float32"]), help="[float64; float32]")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]),
+              help="Numbers of the model and its arithmetic; float32 is faster [float64; float32].")
 @click.option("--streams", type=POSITIVE,
               help="Chunks per update, from positions spread evenly through the book; their gradients are "
               "averaged (1: the classic algorithm) [1; 32].")
