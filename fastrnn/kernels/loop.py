@@ -19,6 +19,7 @@ stack's cell (``train_loops``), compiled only when first run.
 """
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from .config import JIT, compiled_as
@@ -138,7 +139,9 @@ def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
         live = run.params[run.current[0]]
         transposes_for(work, live, dims)  # shared, read-only, by all blocks
         for j in prange(nb):
-            block_loss_and_grads(j, run, work, book, live, dims)
+            # prange's index is unsigned: as int64, the block function the serial build compiled
+            # serves the parallel one too, rather than compiling again for uint64
+            block_loss_and_grads(np.int64(j), run, work, book, live, dims)
         loss = 0.0
         for j in range(nb):
             loss += work.block_losses[j]
