@@ -25,21 +25,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def fastrnn_row(book: str, cell: str, seconds: float, out: str) -> dict:
-    command = [sys.executable, "-m", "fastrnn", "train", book, "--cell", cell, "--time-limit", f"{seconds:g}s",
-               "--val-fraction", "0.1", "--out", out, "--force", "-q", "--sample-every", "0"]
+    options = ["--cell", cell, "--time-limit", f"{seconds:g}s", "--val-fraction", "0.1"]
+    fastrnn = [sys.executable, "-m", "fastrnn"]
+    command = fastrnn + ["train", book] + options + ["--out", out, "--force", "-q", "--sample-every", "0"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
-    # what the model writes: 300 characters from the state the run ended in
-    sample = subprocess.run([sys.executable, "-m", "fastrnn", "sample", "--checkpoint", out, "--len", "300",
-                             "--seed", "1"], capture_output=True, text=True)
+    # what the model writes: 300 characters of its best model
+    sample = subprocess.run(fastrnn + ["sample", "--checkpoint", out, "--len", "300", "--seed", "1"],
+                            capture_output=True, text=True)
     with open(os.path.join(out, "sample.txt"), "w", encoding="utf-8") as f:
         f.write(sample.stdout)
     summary = json.load(open(os.path.join(out, "summary.json")))
     nats = summary["best_val_nats_per_char"]
-    shown = ["fastrnn", "train", os.path.basename(book)] + command[5:11]
+    shown = " ".join(["fastrnn", "train", os.path.basename(book)] + options)
     return {"model": cell, "nats": nats, "bits": nats / math.log(2), "chars_per_s": summary["chars_per_s"],
-            "updates": summary["updates"], "seconds": summary["seconds"], "command": " ".join(shown), "run": out}
+            "updates": summary["updates"], "seconds": summary["seconds"], "command": shown, "run": out}
 
 
 def torch_row(book: str, seconds: float, python: str) -> dict:

@@ -542,8 +542,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         raise FastrnnError(f"{out} already holds a run; pass --force (force=True) to overwrite it or "
                            f"--resume (fastrnn.resume) to continue it")
     settings = dict(hidden=int(hidden), seq_length=int(seq_length), eta=float(eta), sigma=float(sigma), seed=int(seed),
-                    dtype=dtype, streams=int(streams), restart_every=int(restart_every), cell=cell, layers=int(layers),
-                    dropout=float(dropout), streams_from_recipe=picked["streams_from_recipe"],
+                    dtype=dtype, streams=None if streams is None else int(streams), restart_every=int(restart_every),
+                    cell=cell, layers=int(layers), dropout=float(dropout),
                     **_optimizer_settings(float(eta), optimizer, dict(beta1=beta1, beta2=beta2, alpha=alpha,
                                                                       weight_decay=weight_decay),
                                           schedule, min_eta, warmup, decay, decay_every, clip, clip_norm))
@@ -675,6 +675,7 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
 
     from .cache import load_corpus_cached
     from .model import Hyper, init_state, with_streams
+    from .recipes import fitted_streams
     from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
     from .finetune import reencode, start_from, vocab_union
     from .text import vocab_difference
@@ -702,14 +703,12 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
         vocab = wider
     train_part, val_part = held_out(encoded, val_fraction, seq_length, book)
     per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
-    if streams > per_epoch and not resuming and settings.get("streams_from_recipe"):
-        streams = per_epoch  # a short text: as many streams as it has chunks
+    if streams is None:  # not given: the cell's, at most the book's chunks
+        streams = fitted_streams(settings["cell"], per_epoch)
+        settings = dict(settings, streams=streams)
     if streams > per_epoch:
         raise OptionError("streams", f"{book} has only {per_epoch} chunks of {seq_length} characters to "
                                      f"spread {streams} streams over")
-    if not resuming:
-        settings = {k: v for k, v in settings.items() if k != "streams_from_recipe"}
-        settings["streams"] = streams
     # a time limit's updates are counted once the model is compiled
     total = total_updates(steps, epochs, per_epoch, streams) if time_limit is None else 10 ** 12
     if not resuming and settings.get("warmup", 0) >= total:

@@ -21,13 +21,13 @@ OPTIMIZER_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002}
 
 def with_defaults(cell: str, options: dict) -> dict:
     """``options`` (name -> value, None where not given) with the cell's recipe filled in for
-    those of ``RECIPES[cell]`` that were not given. A given ``clip`` keeps ``clip_norm`` off.
-    ``streams_from_recipe`` says whether the streams are the recipe's (then at most the
-    book's chunks: the caller knows them)."""
+    those of ``RECIPES[cell]`` that were not given, but for ``streams``: those not given stay
+    None until the book's chunks are known (``fitted_streams``). A given ``clip`` keeps
+    ``clip_norm`` off."""
     recipe = RECIPES.get(cell, CLASSIC)
-    out = dict(options, streams_from_recipe=options.get("streams") is None)
+    out = dict(options)
     for name, value in recipe.items():
-        if out.get(name) is None and name != "eta":
+        if out.get(name) is None and name not in ("eta", "streams"):
             out[name] = value
     if options.get("clip") is not None and options.get("clip_norm") is None:
         out["clip_norm"] = None
@@ -35,3 +35,9 @@ def with_defaults(cell: str, options: dict) -> dict:
         same = out["optimizer"] == recipe["optimizer"]
         out["eta"] = recipe["eta"] if same else OPTIMIZER_ETA.get(out["optimizer"], recipe["eta"])
     return out
+
+
+def fitted_streams(cell: str, chunks: int) -> int:
+    """The cell's streams where none were given, for a book of ``chunks`` chunks: a short text
+    gets as many streams as it has chunks."""
+    return min(RECIPES.get(cell, CLASSIC)["streams"], chunks)

@@ -301,12 +301,11 @@ def _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, trai
 def _trial_options(settings: dict, options: dict) -> dict:
     """A trial's cell, layers and the options its cell's recipe fills in where neither the
     trial's settings nor the sweep's options give them (``recipes.py``)."""
-    from .recipes import RECIPES, with_defaults
+    from .recipes import CLASSIC, with_defaults
 
     given = {**options, **settings}
     cell = given.get("cell", "rnn")
-    names = set(RECIPES[cell] if cell in RECIPES else RECIPES["rnn"]) | {"clip"}
-    return dict(with_defaults(cell, {name: given.get(name) for name in names}), cell=cell,
+    return dict(with_defaults(cell, {name: given.get(name) for name in set(CLASSIC) | {"clip"}}), cell=cell,
                 layers=given.get("layers", 1))
 
 
@@ -319,14 +318,17 @@ def _trial_steps(book: str, settings: dict, options: dict, steps, epochs, val_fr
     from .cache import load_corpus_cached
     from .trainer import updates_per_epoch
 
-    trial = _trial_options(settings, options)
-    n, streams = trial["seq_length"], trial["streams"]
+    from .recipes import fitted_streams
     from .rundir import corpus_sha256
 
+    trial = _trial_options(settings, options)
+    n = trial["seq_length"]
     _, encoded = load_corpus_cached(book, options.get("format", "auto"), options.get("encoding", "utf-8"), n + 1,
                                     corpus_sha256(book))
     train_part, _ = held_out(encoded, val_fraction, n, book)
-    return total_updates(steps, epochs, updates_per_epoch(train_part.shape[0], n), streams)
+    chunks = updates_per_epoch(train_part.shape[0], n)
+    streams = trial["streams"] or fitted_streams(trial["cell"], chunks)  # as the trial's run will have them
+    return total_updates(steps, epochs, chunks, streams)
 
 
 def _record(trial: Trial, directory: str, result: dict) -> None:
