@@ -187,7 +187,7 @@ class Model:
             raise OptionError("prime", "characters not in the model's vocabulary: "
                                        + " ".join(repr(ch) for ch in missing))
         compile_kernels(state.params.dtype, state.vocab.index_dtype(), sampler=True, cell=state.hyper.cell,
-                        layers=state.hyper.layers, on_compile=_say_compiling)
+                        layers=state.hyper.layers, embedding=state.hyper.embedding > 0, on_compile=_say_compiling)
         seed = secrets.randbelow(2**31) if seed is None else seed
         texts = sample_texts(state, length, 1 if num is None else num, seed, temperature, prime, top_k=top_k,
                              from_zero=from_zero, until_end=until_end)
@@ -202,7 +202,7 @@ class Model:
 
         state = self._state
         compile_kernels(state.params.dtype, state.vocab.index_dtype(), scorer=True, cell=state.hyper.cell,
-                        layers=state.hyper.layers, on_compile=_say_compiling)
+                        layers=state.hyper.layers, embedding=state.hyper.embedding > 0, on_compile=_say_compiling)
         result = evaluate_text(state, text, from_zero)
         if result["predicted"] == 0:
             raise FastrnnError("no two consecutive characters of the model's vocabulary to score")
@@ -252,9 +252,10 @@ def load(path=None) -> Model:
 
 def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: int = 1, hidden: int = 5,
               seq_length: int = 25, seed: int = 0, sigma: float = 0.01, chunks: int = 0, h: float = 1e-4,
-              tol: float | None = None, dtype: str = "float64", encoding: str = "utf-8"):
+              tol: float | None = None, dtype: str = "float64", encoding: str = "utf-8", embedding: int = 0):
     """Analytic gradients of the kernels and of the NumPy reference against numerical ones, for
-    every parameter array of a model of ``layers`` layers of ``cell``, on the first chunk of
+    every parameter array of a model of ``layers`` layers of ``cell`` (after an input embedding
+    of width ``embedding``, 0: none), on the first chunk of
     ``book`` (a file) or ``text`` (a small built-in text without either) and ``chunks`` more.
     Returns a ``GradientCheck``: ``.results``, ``.passed``, ``.table()`` (what ``fastrnn
     gradcheck`` prints)."""
@@ -264,13 +265,14 @@ def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: 
 
     _check("cell", cell, isinstance(cell, str) and cell in CELLS, "one of " + ", ".join(CELLS))
     _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
-    _check_counts(dict(layers=layers, hidden=hidden, seq_length=seq_length), dict(seed=seed, chunks=chunks))
+    _check_counts(dict(layers=layers, hidden=hidden, seq_length=seq_length),
+                  dict(seed=seed, chunks=chunks, embedding=embedding))
     for name, value in (("sigma", sigma), ("h", h)) + ((("tol", tol),) if tol is not None else ()):
         _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     if text is None:
         text = read_text(book, encoding) if book is not None else BUILTIN_TEXT
     return gradient_check(text, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks, h=h,
-                          tol=tol, dtype=dtype, cell=cell, layers=int(layers))
+                          tol=tol, dtype=dtype, cell=cell, layers=int(layers), embedding=int(embedding))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,8 +394,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           beta2: float | None = None, alpha: float | None = None, weight_decay: float | None = None,
           schedule: str | None = None, min_eta: float | None = None, warmup: int = 0, decay: float | None = None,
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
-          dropout: float = 0.0, dtype: str | None = None, streams: int | None = None, restart_every: int = 0,
-          threads: int | None = None,
+          dropout: float = 0.0, embedding: int | None = None, dtype: str | None = None, streams: int | None = None,
+          restart_every: int = 0, threads: int | None = None,
           val_fraction: float = 0.0, val_every: int | None = None, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
           time_limit=None, progress=True, should_stop=None) -> Run:
@@ -422,7 +424,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         Fine-tune: start from this trained model (a checkpoint, or a run directory's best.npz)
         on the new text. The vocabulary becomes the union of the model's and the text's (new
         characters get fresh weights), the optimizer starts afresh, and the cell, layers, hidden
-        size and dtype are the model's.
+        size, embedding and dtype are the model's.
     cell : {"rnn", "gru", "lstm"}
         The recurrent cell (``cells.py``) [rnn]; rnn with one layer is the assignment's model.
         The options not given default to the cell's recipe (``recipes.py``): for rnn the
@@ -454,6 +456,11 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         to the output layer, the rest scaled by 1 / (1 - dropout) [0]; never the recurrent
         connections. Masks are drawn from (seed, update, stream): results do not depend on
         ``threads`` and resume stays exact. Off when sampling and scoring.
+    embedding : int
+        The width D of an input embedding before the first layer (PyTorch's
+        ``nn.Embedding(K, D)``, exported as ``embedding.weight``); 0: one-hot inputs [the
+        recipe's: 0]. It costs a few per cent of speed: the kernels run on the one-hot model it
+        folds into once per update.
     threads : int, optional
         Cores for several streams [default: all]; results do not depend on it.
     val_fraction, val_every, sample_every, log_every, checkpoint_every
@@ -491,11 +498,13 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     start = None
     if init is not None:
         start = load(init)
-        for name, value in (("cell", cell), ("layers", layers), ("hidden", hidden), ("dtype", dtype)):
+        for name, value in (("cell", cell), ("layers", layers), ("hidden", hidden), ("dtype", dtype),
+                            ("embedding", embedding)):
             have = start.hyper[name]
             if value is not None and value != have:
                 raise OptionError(name, f"{name} comes from the init model ({have!r}), not {value!r}")
-        cell, layers, hidden, dtype = (start.hyper[name] for name in ("cell", "layers", "hidden", "dtype"))
+        cell, layers, hidden, dtype, embedding = (start.hyper[name]
+                                                  for name in ("cell", "layers", "hidden", "dtype", "embedding"))
         sigma = start.hyper["sigma"] if sigma is None else sigma
     cell, layers, sigma = ("rnn" if cell is None else cell), (1 if layers is None else layers), (
         0.01 if sigma is None else sigma)
@@ -503,14 +512,15 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     from .recipes import with_defaults
 
     picked = with_defaults(cell, dict(hidden=hidden, seq_length=seq_length, streams=streams, dtype=dtype,
-                                      optimizer=optimizer, eta=eta, schedule=schedule, clip=clip, clip_norm=clip_norm))
-    hidden, seq_length, streams, dtype, optimizer, eta, schedule, clip_norm = (
+                                      optimizer=optimizer, eta=eta, schedule=schedule, clip=clip, clip_norm=clip_norm,
+                                      embedding=embedding))
+    hidden, seq_length, streams, dtype, optimizer, eta, schedule, clip_norm, embedding = (
         picked[name] for name in ("hidden", "seq_length", "streams", "dtype", "optimizer", "eta", "schedule",
-                                  "clip_norm"))
+                                  "clip_norm", "embedding"))
     _check_counts(dict(epochs=epochs, layers=layers, hidden=hidden, seq_length=seq_length, streams=streams,
                        val_every=val_every, log_every=log_every),
                   dict(steps=steps, seed=seed, restart_every=restart_every, sample_every=sample_every,
-                       checkpoint_every=checkpoint_every))
+                       checkpoint_every=checkpoint_every, embedding=embedding))
     for name, value in (("eta", eta), ("sigma", sigma)):
         _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
@@ -543,7 +553,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
                            f"--resume (fastrnn.resume) to continue it")
     settings = dict(hidden=int(hidden), seq_length=int(seq_length), eta=float(eta), sigma=float(sigma), seed=int(seed),
                     dtype=dtype, streams=None if streams is None else int(streams), restart_every=int(restart_every),
-                    cell=cell, layers=int(layers), dropout=float(dropout),
+                    cell=cell, layers=int(layers), dropout=float(dropout), embedding=int(embedding),
                     **_optimizer_settings(float(eta), optimizer, dict(beta1=beta1, beta2=beta2, alpha=alpha,
                                                                       weight_decay=weight_decay),
                                           schedule, min_eta, warmup, decay, decay_every, clip, clip_norm))
@@ -742,11 +752,12 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
             f"updates after it train at min_eta ({state.hyper.min_eta:g})")
     if not state.layout.classic:
         h = state.hyper
-        say(f"model: {h.layers} layer{'s' if h.layers > 1 else ''} of {h.cell} ({h.hidden} units), "
+        say(f"model: {f'an embedding of {h.embedding}, ' if h.embedding else ''}"
+            f"{h.layers} layer{'s' if h.layers > 1 else ''} of {h.cell} ({h.hidden} units), "
             f"{state.layout.size:,} parameters, {h.dtype}")
     compile_seconds = compile_kernels(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
                                       scorer=val_part is not None, cell=state.hyper.cell, layers=state.hyper.layers,
-                                      optimizer=state.hyper.optimizer,
+                                      optimizer=state.hyper.optimizer, embedding=state.hyper.embedding > 0,
                                       on_compile=lambda what: say(f"compiling {what}..."))
     if compile_seconds > 1.5:
         say(f"compiled in {compile_seconds:.1f}s (cached for later runs)")

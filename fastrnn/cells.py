@@ -18,15 +18,20 @@ then the output layer on the last layer's h: o_t = V h_t + c, p_t = softmax(o_t)
 Each layer k has ``weight_ih_l{k}`` (G m, K or m), ``weight_hh_l{k}`` (G m, m), ``bias_ih_l{k}``
 and ``bias_hh_l{k}`` (G m,), G being the cell's gate multiple (1, 3, 4), gates stacked in
 PyTorch's order; the output layer ``head.weight`` (V, (K, m)) and ``head.bias`` (c, (K,)).
+With an input embedding of width D (PyTorch's ``torch.nn.Embedding(K, D)`` before the first
+layer), ``embedding.weight`` (E, (K, D)) comes first, layer 0 reads x_t = E[char] and its
+``weight_ih_l0`` is (G m, D); the kernels run on the one-hot model it folds into
+(``kernels/embedding.py``).
 
-The classic cell (``rnn``, one layer) keeps the assignment's arrays W = weight_hh_l0,
+The classic cell (``rnn``, one layer, no embedding) keeps the assignment's arrays W = weight_hh_l0,
 U = weight_ih_l0, b (one bias: PyTorch's bias_hh_l0 is 0), V and c, and its initialisation,
 bit for bit. Every other model is a *stack*.
 
 All parameters live in one flat buffer, in the order of ``Layout.shapes``, so the optimizer
 runs over one array. The input weights of layer 0 are stored transposed, a column after
 another: the column that character x reads and updates is contiguous, and the columns of
-characters a chunk does not hold are skipped as wholes by the optimizer. Checkpoints and
+characters a chunk does not hold are skipped as wholes by the optimizer (with an embedding,
+the rows of E are, and weight_ih_l0 is stored transposed, (D, G m), for the fold's product). Checkpoints and
 ``Model`` show every array in its own (PyTorch's) orientation.
 
 Adding a fourth cell: a ``Cell`` here, its step pair in ``kernels/<cell>.py`` (registered in
@@ -81,11 +86,34 @@ class Layout:
     K: int
     cell: str = "rnn"
     layers: int = 1
+    embedding: int = 0  # D, the width of an input embedding; 0: one-hot inputs
 
     @property
     def classic(self) -> bool:
-        """The assignment's model: one layer of the rnn cell, arrays W, U, V, b, c."""
-        return self.cell == "rnn" and self.layers == 1
+        """The assignment's model: one layer of the rnn cell on one-hot inputs, arrays W, U,
+        V, b, c."""
+        return self.cell == "rnn" and self.layers == 1 and self.embedding == 0
+
+    @property
+    def folded_size(self) -> int:
+        """Parameters of the one-hot model the kernels run (``fold``): ``size`` without an
+        embedding; with one, a stack whose layer 0 reads W_ih.T (K, gm) in place of E and
+        W_ih.T (D, gm)."""
+        D = self.embedding
+        return self.size - (self.K + self.gm) * D + self.K * self.gm if D else self.size
+
+    def fold(self, flat: np.ndarray) -> np.ndarray:
+        """The flat buffer of the one-hot model ``flat`` (``size``,) folds into: flat itself
+        without an embedding; else layer 0's input weights E W_ih.T, computed by the kernel
+        that training uses, so that sampling and scoring continue exactly the numbers it
+        computed."""
+        if not self.embedding:
+            return flat
+        from .kernels.embedding import embedding_fold_into
+
+        out = np.empty(self.folded_size, flat.dtype)
+        embedding_fold_into(out, np.ascontiguousarray(flat), self.K, self.embedding, self.gm)
+        return out
 
     @property
     def gm(self) -> int:
@@ -97,10 +125,10 @@ class Layout:
         m, K = self.m, self.K
         if self.classic:
             return {"W": (m, m), "U": (m, K), "V": (K, m), "b": (m,), "c": (K,)}
-        gm = self.gm
-        out = {}
+        gm, D = self.gm, self.embedding
+        out = {"embedding.weight": (K, D)} if D else {}
         for k in range(self.layers):
-            out[f"weight_ih_l{k}"] = (gm, K if k == 0 else m)
+            out[f"weight_ih_l{k}"] = (gm, (D or K) if k == 0 else m)
             out[f"weight_hh_l{k}"] = (gm, m)
             out[f"bias_ih_l{k}"] = (gm,)
             out[f"bias_hh_l{k}"] = (gm,)
@@ -180,12 +208,15 @@ class Layout:
     def initialise(self, flat: np.ndarray, rng: np.random.Generator, sigma: float) -> None:
         """Draw the weights of ``flat`` in the order of ``shapes``, each at its own shape: the
         rnn cell N(0, sigma) (the assignment's), the gated cells U(-1/sqrt(m), 1/sqrt(m))
-        (PyTorch's); biases 0, but for the LSTM's forget gate (``LSTM_FORGET_BIAS``)."""
+        (PyTorch's), an embedding N(0, 1) (PyTorch's); biases 0, but for the LSTM's forget
+        gate (``LSTM_FORGET_BIAS``)."""
         views = self.views(flat)
         uniform = cell_of(self.cell).init == "uniform"
         bound = 1.0 / np.sqrt(self.m)
         for name, view in views.items():
-            if view.ndim == 2:
+            if name == "embedding.weight":
+                view[...] = rng.normal(0.0, 1.0, size=view.shape)
+            elif view.ndim == 2:
                 view[...] = (rng.uniform(-bound, bound, size=view.shape) if uniform
                              else rng.normal(0.0, sigma, size=view.shape))
             else:

@@ -74,7 +74,7 @@ def _errors(command):
 
 
 MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams",
-                 "restart_every", "dropout", "time_limit") + OPTIMIZER_OPTIONS
+                 "restart_every", "dropout", "embedding", "time_limit") + OPTIMIZER_OPTIONS
 
 
 @cli.command()
@@ -119,6 +119,9 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
               help="Probability of zeroing each unit of a layer's output on its way to the layer above and "
                    "the output layer (not the recurrent connections); off when sampling and scoring.")
+@click.option("--embedding", type=click.IntRange(min=0), metavar="D",
+              help="Width of an input embedding before the first layer (PyTorch's nn.Embedding; 0: one-hot "
+                   "inputs) [0; 0].")
 @click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
               help="Standard deviation of the rnn cell's initial weights (gru, lstm: PyTorch's "
                    "U(-1/sqrt(m), 1/sqrt(m))).")
@@ -152,8 +155,8 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @_errors
 def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer,
           beta1, beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every, clip, clip_norm, dropout,
-          sigma, seed, epochs, steps, time_limit, dtype, streams, restart_every, threads, sample_every, log_every,
-          checkpoint_every, val_fraction, val_every, quiet):
+          embedding, sigma, seed, epochs, steps, time_limit, dtype, streams, restart_every, threads, sample_every,
+          log_every, checkpoint_every, val_fraction, val_every, quiet):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
 
@@ -195,10 +198,12 @@ def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, h
                                  progress=display, should_stop=stop)
             else:
                 if init:
-                    fixed = [name for name in ("cell", "layers", "hidden", "sigma", "dtype") if given(name)]
+                    fixed = [name for name in ("cell", "layers", "hidden", "sigma", "dtype", "embedding")
+                             if given(name)]
                     if fixed:
                         raise click.UsageError(f"--{fixed[0]} comes from the --init model")
-                model = {} if init else dict(cell=cell, layers=layers, hidden=hidden, sigma=sigma, dtype=dtype)
+                model = {} if init else dict(cell=cell, layers=layers, hidden=hidden, sigma=sigma, dtype=dtype,
+                                             embedding=embedding)
                 run = api.train(book, out=out_dir, init=init, steps=steps, epochs=epochs, seq_length=seq_length,
                                 eta=eta, seed=seed, optimizer=optimizer, beta1=beta1, beta2=beta2, alpha=alpha,
                                 weight_decay=weight_decay, schedule=schedule, min_eta=min_eta, warmup=warmup,
@@ -358,6 +363,8 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
 @click.option("--cell", type=click.Choice(list(CELLS)), default="rnn", show_default=True,
               help="The recurrent cell (rnn with one layer: the assignment's model).")
 @click.option("--layers", default=1, show_default=True, type=POSITIVE, help="Layers of the cell.")
+@click.option("--embedding", default=0, show_default=True, type=click.IntRange(min=0), metavar="D",
+              help="Width of an input embedding before the first layer (0: one-hot inputs).")
 @click.option("--hidden", default=5, show_default=True, type=POSITIVE, help="Hidden size m.")
 @click.option("--seq-length", default=25, show_default=True, type=POSITIVE, help="Characters per chunk.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
@@ -373,7 +380,8 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @_errors
-def gradcheck(book, cell, layers, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, encoding, as_json):
+def gradcheck(book, cell, layers, embedding, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, encoding,
+              as_json):
     """Compare analytic gradients with numerical ones for every parameter.
 
     Checks the Numba kernels and the NumPy reference on the first chunk of BOOK (a small
@@ -386,7 +394,8 @@ def gradcheck(book, cell, layers, hidden, seq_length, seed, sigma, chunks, step,
     from .api import gradcheck as gradient_check
 
     check = gradient_check(book, cell=cell, layers=layers, hidden=hidden, seq_length=seq_length, seed=seed,
-                           sigma=sigma, chunks=chunks, h=step, tol=tol, dtype=dtype, encoding=encoding)
+                           sigma=sigma, chunks=chunks, h=step, tol=tol, dtype=dtype, encoding=encoding,
+                           embedding=embedding)
     click.echo(json.dumps(check.as_dict(), indent=2) if as_json else check.table())
     if check.failed:
         raise _fail(f"gradient check failed (relative error above {check.tol:g}): {', '.join(check.failed)}")

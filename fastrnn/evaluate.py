@@ -22,11 +22,12 @@ class TextScorer:
     Texts are arrays of vocabulary indices of ``index_dtype``.
     """
 
-    def __init__(self, m: int, K: int, dtype, index_dtype, chunk: int = 100, cell: str = "rnn", layers: int = 1):
+    def __init__(self, m: int, K: int, dtype, index_dtype, chunk: int = 100, cell: str = "rnn", layers: int = 1,
+                 embedding: int = 0):
         from .cells import Layout
         from .trainer import model_workspace
 
-        self.layout = Layout(m, K, cell, layers)
+        self.layout = Layout(m, K, cell, layers, embedding)
         self.work, self.dims, self.kind = model_workspace(self.layout, 1, chunk, dtype, index_dtype)
 
     def total_loss(self, params, indices, h=None) -> tuple[float, int]:
@@ -41,7 +42,8 @@ class TextScorer:
         if self.kind == "classic":
             loss = sampler.text_loss(self.work, text, h0, params, self.layout.m, self.layout.K)
         else:
-            loss = sampler.stack_kernels(self.kind)["text_loss"](self.work, text, h0, params, self.dims)
+            loss = sampler.stack_kernels(self.kind)["text_loss"](self.work, text, h0, self.layout.fold(params),
+                                                                 self.dims)
         return float(loss), len(indices) - 1
 
 
@@ -59,7 +61,7 @@ def evaluate_text(state, text: str, from_zero: bool = False) -> dict:
     points = codepoints(text)
     idx, known = vocab.lookup(points)
     scorer = TextScorer(state.hyper.hidden, vocab.size, state.params.dtype, vocab.index_dtype(),
-                        cell=state.hyper.cell, layers=state.hyper.layers)
+                        cell=state.hyper.cell, layers=state.hyper.layers, embedding=state.hyper.embedding)
     total, count = 0.0, 0
     # score each run of known characters on its own
     edges = np.flatnonzero(np.diff(np.concatenate([[0], known.astype(np.int8), [0]])))

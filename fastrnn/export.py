@@ -1,12 +1,13 @@
 """Models as JSON, for any language: the parameters, the vocabulary and the state sampling
 starts from.
 
-    {"format": "fastrnn-model", "format_version": 2,
+    {"format": "fastrnn-model", "format_version": 3,
      "vocab": "\\n !...",              the characters, in index order (a string)
      "hyper": {"hidden": 100, ...},    the run's hyperparameters
      "cell": "lstm", "layers": 2,      the cell (rnn, gru, lstm), its layers L
      "hidden": 100,                    and their size m (as in hyper)
-     "params": {"weight_ih_l0": [[...]], "weight_hh_l0": [[...]],
+     "params": {"embedding.weight": [[...]], (with an input embedding only)
+                "weight_ih_l0": [[...]], "weight_hh_l0": [[...]],
                 "bias_ih_l0": [...], "bias_hh_l0": [...], ..., (every layer k < L)
                 "head.weight": [[...]], "head.bias": [...]},
      "h": [[...], ...], "c": [[...], ...],  the carried state, (L, m) each; c for the LSTM only
@@ -15,8 +16,10 @@ starts from.
 ``params`` holds PyTorch's state-dict names and shapes (``cells.Layout.torch_state_dict``): the
 arrays of ``torch.nn.RNN`` / ``GRU`` / ``LSTM`` (``num_layers=L``, ``input_size=K``, one-hot
 input) without a prefix, and the output ``torch.nn.Linear(m, K)`` as ``head``. ``cells.py``
-writes out the equations. weight_ih_l0 is (G m, K), weight_ih_l{k>0} and weight_hh_l{k} are
-(G m, m), the biases (G m,), G = 1, 3, 4 for rnn, gru, lstm; head.weight (K, m), head.bias (K,).
+writes out the equations. weight_ih_l0 is (G m, K), or (G m, D) after an input embedding
+``torch.nn.Embedding(K, D)`` (``embedding.weight``, (K, D); format 3), weight_ih_l{k>0} and
+weight_hh_l{k} are (G m, m), the biases (G m,), G = 1, 3, 4 for rnn, gru, lstm; head.weight
+(K, m), head.bias (K,).
 
 The classic model (rnn, one layer) has h of shape (m,), and keeps the arrays of format 1 at the
 top level for the readers of that format: W (m, m), U (m, K), V (K, m), b (m,), c (K,), with
@@ -42,8 +45,9 @@ from .files import write_text_atomic
 FORMAT = "fastrnn-model"
 # 2: ``cell``, ``layers``, ``hidden`` and ``params`` (every cell, under PyTorch's names); the
 #    carried h (and c) of a stack as (layers, m). 1: the classic model's W, U, V, b, c and h.
-FORMAT_VERSION = 2
-READS = (1, 2)
+# 3: ``embedding.weight`` and ``hyper.embedding`` where the model has an input embedding.
+FORMAT_VERSION = 3
+READS = (1, 2, 3)
 
 
 def model_dict(state) -> dict:
@@ -103,17 +107,18 @@ def _hyper(document: dict):
         raise ValueError(f"unreadable hyperparameters ({err})") from None
     if not isinstance(hyper.cell, str) or hyper.cell not in CELLS:
         raise ValueError(f"unknown cell {hyper.cell!r} (this fastrnn has {', '.join(CELLS)})")
-    for key in ("hidden", "layers"):
+    for key in ("hidden", "layers", "embedding"):
         value = getattr(hyper, key)
-        if type(value) is not int or value < 1:
-            raise ValueError(f"{key} must be a positive integer, not {value!r}")
+        if type(value) is not int or value < (0 if key == "embedding" else 1):
+            raise ValueError(f"{key} must be a {'non-negative' if key == 'embedding' else 'positive'} integer, "
+                             f"not {value!r}")
     if hyper.dtype not in ("float64", "float32"):
         raise ValueError(f"unsupported dtype {hyper.dtype!r}")
     return hyper
 
 
 def read_model_json(path: str):
-    """A ``model.State`` from a JSON model file of format 1 or 2; any problem is a
+    """A ``model.State`` from a JSON model file of format 1, 2 or 3; any problem is a
     ``CheckpointError`` of one line naming it."""
     from .cells import CLASSIC_TORCH_NAMES
     from .model import CheckpointError, init_state
@@ -131,7 +136,7 @@ def read_model_json(path: str):
         raise fail("no \"format\": \"fastrnn-model\"")
     version = document.get("format_version")
     if type(version) is not int or version not in READS:
-        raise fail(f"format version {version!r}; this fastrnn reads {' and '.join(map(str, READS))}")
+        raise fail(f"format version {version!r}; this fastrnn reads formats {', '.join(map(str, READS))}")
     try:
         hyper = _hyper(document)
         vocab_text = document["vocab"]

@@ -112,8 +112,8 @@ _BATCHED_STEPS = {"rnn": _batched_rnn, "gru": _batched_gru, "lstm": _batched_lst
 
 
 def _batched_stack_loss(params: dict, name: str, stack, x, y, h0, cell: str, layers: int):
-    """``_batched_loss`` for a stack of ``layers`` layers of ``cell``; h0 the flat carried
-    state (S,)."""
+    """``_batched_loss`` for a stack of ``layers`` layers of ``cell`` (after an input
+    embedding where ``params`` has one); h0 the flat carried state (S,)."""
     B = stack.shape[0]
     p = dict(params)
     p[name] = stack
@@ -122,11 +122,17 @@ def _batched_stack_loss(params: dict, name: str, stack, x, y, h0, cell: str, lay
     h0 = np.broadcast_to(h0, (B, h0.shape[0]))
     carried = [tuple(h0[:, (j * layers + k) * m:(j * layers + k + 1) * m] for j in range(n)) for k in range(layers)]
     V, c = p["head.weight"], p["head.bias"]
+    E = p.get("embedding.weight")
     loss = np.zeros(B, dtype=PRECISION)
     for xt, yt in zip(x, y):
         for k in range(layers):
             W_ih, W_hh, b_ih, b_hh = (p[f"{a}_l{k}"] for a in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-            gi = (W_ih[..., xt] if k == 0 else _matvec(W_ih, carried[k - 1][0])) + b_ih
+            if k > 0:
+                gi = _matvec(W_ih, carried[k - 1][0]) + b_ih
+            elif E is None:
+                gi = W_ih[..., xt] + b_ih
+            else:  # W_ih E[x_t]
+                gi = _matvec(W_ih, E[:, xt] if E.ndim == 3 else np.broadcast_to(E[xt], (B, E.shape[1]))) + b_ih
             carried[k] = _BATCHED_STEPS[cell](gi, _matvec(W_hh, carried[k][0]) + b_hh, carried[k])
         o = _matvec(V, carried[-1][0]) + c
         top = np.max(o, axis=1, keepdims=True)
@@ -170,23 +176,23 @@ def kernel_grads(state, x, y, h0) -> dict:
 
 def check_gradients(text: str = BUILTIN_TEXT, hidden: int = 5, seq_length: int = 25, seed: int = 0,
                     chunks: int = 0, step: float = DEFAULT_STEP, dtype: str = "float64", sigma: float = 0.01,
-                    eps: float = 1e-6, kernel_grads_fn=None, cell: str = "rnn", layers: int = 1
+                    eps: float = 1e-6, kernel_grads_fn=None, cell: str = "rnn", layers: int = 1, embedding: int = 0
                     ) -> dict[str, list[ParamError]]:
     """Check the first chunk of ``text`` and ``chunks`` more at random positions.
 
     Returns {"kernels": [...], "reference": [...]}, one ParamError per parameter, worst over all
-    chunks: for the classic cell (``cell="rnn"``, ``layers=1``) b, c, U, W, V; for a stack its
-    arrays in the order of ``Layout.shapes``. The reference is checked in float64; the kernels
-    in ``dtype``. The weights are drawn as training draws them (``sigma`` is the rnn cell's;
-    the gated cells' are PyTorch's uniform). ``kernel_grads_fn`` replaces the kernels'
-    gradients (used to prove the check can fail).
+    chunks: for the classic cell (``cell="rnn"``, ``layers=1``) b, c, U, W, V; for a stack (or
+    a model with an input ``embedding``) its arrays in the order of ``Layout.shapes``. The
+    reference is checked in float64; the kernels in ``dtype``. The weights are drawn as
+    training draws them (``sigma`` is the rnn cell's; the gated cells' are PyTorch's uniform).
+    ``kernel_grads_fn`` replaces the kernels' gradients (used to prove the check can fail).
     """
     if len(text) < seq_length + 1:
         raise ValueError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
     vocab = build_vocab(text)
     book = vocab.encode(text)
     state = init_state(vocab, Hyper(hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, dtype=dtype,
-                                    cell=cell, layers=layers))
+                                    cell=cell, layers=layers, embedding=embedding))
     layout = state.layout
     names = ("b", "c", "U", "W", "V") if layout.classic else layout.names
     S = layout.state_size
@@ -229,6 +235,7 @@ class GradientCheck:
     results: dict
     cell: str = "rnn"
     layers: int = 1
+    embedding: int = 0
 
     @property
     def failed(self) -> list[str]:
@@ -241,7 +248,8 @@ class GradientCheck:
 
     def table(self) -> str:
         """The table ``fastrnn gradcheck`` prints."""
-        model = "" if Layout(self.hidden, 1, self.cell, self.layers).classic else f"{self.layers}-layer {self.cell}, "
+        model = ("" if Layout(self.hidden, 1, self.cell, self.layers, self.embedding).classic
+                 else f"{f'embedding {self.embedding}, ' if self.embedding else ''}{self.layers}-layer {self.cell}, ")
         width = max([6] + [len(e.param) + 2 for e in self.results["kernels"]])
         lines = [f"gradient check: {model}m={self.hidden}, {self.chunks} chunk(s) of {self.seq_length}, h={self.h:g}, "
                  f"kernels in {self.dtype}, tolerance {self.tol:g}",
@@ -253,19 +261,20 @@ class GradientCheck:
     def as_dict(self) -> dict:
         return {"hidden": self.hidden, "seq_length": self.seq_length, "seed": self.seed, "chunks": self.chunks,
                 "h": self.h, "dtype": self.dtype, "tol": self.tol, "cell": self.cell, "layers": self.layers,
-                "passed": self.passed,
+                "embedding": self.embedding, "passed": self.passed,
                 "results": {impl: [vars(e) for e in rows] for impl, rows in self.results.items()}}
 
 
 def gradient_check(text: str = BUILTIN_TEXT, *, hidden: int = 5, seq_length: int = 25, seed: int = 0,
                    sigma: float = 0.01, chunks: int = 0, h: float = DEFAULT_STEP, tol: float | None = None,
-                   dtype: str = "float64", cell: str = "rnn", layers: int = 1) -> GradientCheck:
+                   dtype: str = "float64", cell: str = "rnn", layers: int = 1, embedding: int = 0) -> GradientCheck:
     """``check_gradients`` on ``text`` (a small built-in text by default) with its settings;
     ``tol`` defaults to 1e-6 in float64 and 1e-3 in float32."""
     from .errors import FastrnnError
 
     if len(text) < seq_length + 1:
         raise FastrnnError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
-    results = check_gradients(text, hidden, seq_length, seed, chunks, h, dtype, sigma, cell=cell, layers=layers)
+    results = check_gradients(text, hidden, seq_length, seed, chunks, h, dtype, sigma, cell=cell, layers=layers,
+                              embedding=embedding)
     return GradientCheck(hidden, seq_length, seed, chunks + 1, h, dtype, tol or DEFAULT_TOL[dtype], results, cell,
-                         layers)
+                         layers, embedding)

@@ -24,7 +24,9 @@ PARAM_NAMES = ("W", "U", "V", "b", "c")  # the classic cell's
 # 2: ``next_char`` (the input that follows the carried hidden state) added; 1 lacks it.
 # 3: ``cell`` and ``layers`` in the hyperparameters; a stack's arrays under PyTorch's names,
 #    its carried h (and c) of shape (layers, m). Files of formats 1 and 2 are classic models.
-FORMAT_VERSION = 3
+# 4: ``embedding`` (an input embedding's width) in the hyperparameters, and ``embedding.weight``
+#    with it; files of format 3 have none.
+FORMAT_VERSION = 4
 
 
 class CheckpointError(FastrnnError, ValueError):
@@ -65,6 +67,12 @@ class Hyper:
     # the probability of zeroing each unit of a layer's h_t on its way to the layer above and the
     # output layer (never the recurrent connections); masks drawn from (seed, update, stream)
     dropout: float = 0.0
+    # the width of an input embedding before the first layer (PyTorch's nn.Embedding); 0: one-hot inputs
+    embedding: int = 0
+
+    def layout(self, K: int) -> Layout:
+        """The parameters' layout of this model on a vocabulary of K characters."""
+        return Layout(self.hidden, K, self.cell, self.layers, self.embedding)
 
 
 @dataclass
@@ -101,7 +109,7 @@ class State:
 
     @property
     def layout(self) -> Layout:
-        return Layout(self.hyper.hidden, self.vocab.size, self.hyper.cell, self.hyper.layers)
+        return self.hyper.layout(self.vocab.size)
 
     def views(self) -> dict[str, np.ndarray]:
         return self.layout.views(self.params)
@@ -116,7 +124,7 @@ class State:
 def init_state(vocab: Vocab, hyper: Hyper) -> State:
     """A new model: weights drawn from ``hyper.seed`` as the cell declares (``Layout.initialise``:
     the classic cell's N(0, sigma) in the order W, U, V), biases 0, the carried state 0."""
-    layout = Layout(hyper.hidden, vocab.size, hyper.cell, hyper.layers)
+    layout = hyper.layout(vocab.size)
     dtype = np.dtype(hyper.dtype)
     params = np.zeros(layout.size, dtype=dtype)
     layout.initialise(params, np.random.default_rng(hyper.seed), hyper.sigma)
@@ -209,9 +217,9 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
     if hyper.dtype not in ("float64", "float32"):
         raise fail(f"unsupported dtype {hyper.dtype!r}")
     for name in ("hidden", "seq_length", "seed", "streams", "restart_every", "layers", "warmup", "schedule_updates",
-                 "decay_every"):
+                 "decay_every", "embedding"):
         value = getattr(hyper, name)
-        zero_ok = name in ("seed", "restart_every", "warmup", "schedule_updates", "decay_every")
+        zero_ok = name in ("seed", "restart_every", "warmup", "schedule_updates", "decay_every", "embedding")
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if zero_ok else 1):
             raise fail(f"hyperparameter {name} must be a {'non-negative' if zero_ok else 'positive'} "
                        f"integer, not {value!r}")
@@ -234,7 +242,7 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
     if hyper.cell != "rnn" or hyper.layers > 1:
         if hyper.layers != stored_layers:
             raise fail(f"hyper says {hyper.layers} layers, the file holds the arrays of {stored_layers}")
-    layout = Layout(hyper.hidden, vocab.size, hyper.cell, hyper.layers)
+    layout = hyper.layout(vocab.size)
     prefixes = optimizer_of(hyper.optimizer).state
     required = set(layout.names) | {p + n for p in prefixes for n in layout.names} | set(layout.state_shapes()) | set(
         _SCALARS)

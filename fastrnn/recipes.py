@@ -10,9 +10,9 @@ for the recipe's optimizer, else that optimizer's own default.
 from __future__ import annotations
 
 CLASSIC = dict(hidden=100, seq_length=25, streams=1, dtype="float64", optimizer="adagrad", eta=0.1,
-               schedule="constant", clip_norm=None)
+               schedule="constant", clip_norm=None, embedding=0)
 GATED = dict(hidden=256, seq_length=64, streams=32, dtype="float32", optimizer="adam", eta=0.004,
-             schedule="cosine", clip_norm=5.0)
+             schedule="cosine", clip_norm=5.0, embedding=0)
 RECIPES = {"rnn": CLASSIC, "gru": GATED, "lstm": dict(GATED, eta=0.008)}
 # the rate where the optimizer is given but not the rate: AdaGrad's is the assignment's; Adam's
 # and RMSprop's are where the classic cell's sweeps found them best (README)

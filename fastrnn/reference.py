@@ -10,7 +10,10 @@ Parameters are a dict of arrays in their own (PyTorch's) orientation, named as
 
     the classic cell   W (m, m), U (m, K), V (K, m), b (m,), c (K,)
     a stack            weight_ih_l{k} (G m, K for k = 0, else m), weight_hh_l{k} (G m, m),
-                       bias_ih_l{k}, bias_hh_l{k} (G m,), head.weight (K, m), head.bias (K,)
+                       bias_ih_l{k}, bias_hh_l{k} (G m,), head.weight (K, m), head.bias (K,);
+                       with an input embedding, embedding.weight (K, D), and weight_ih_l0 is
+                       (G m, D): layer 0 reads E[x_t], the row of the input character, where
+                       one-hot models read the one-hot vector
 
 The model (cell, layers, m) is read from the dict alone (``architecture``). The carried state
 is one flat vector (S,): h (m,) for the classic cell; for a stack, h of layers 0..L-1, then
@@ -211,9 +214,7 @@ def sample(params, h, x, n, uniforms, temperature=1.0, top_k=0):
                 xv[x] = 1.0
                 h = np.tanh(np.dot(W, h) + np.dot(U, xv) + b)
             else:
-                xv = np.zeros(K, dtype=V.dtype)
-                xv[x] = 1.0
-                carried, _ = stack_step(params, carried, xv)
+                carried, _ = stack_step(params, carried, input_vector(params, x))
                 h = carried[-1][0]
         o = (np.dot(V, h) + c) / temperature
         e = np.exp(o - np.max(o))
@@ -359,6 +360,17 @@ def pack_state(carried):
     return np.concatenate([layer[j] for j in range(len(carried[0])) for layer in carried])
 
 
+def input_vector(params, x):
+    """What layer 0 of a stack reads for the character of index x: its one-hot vector (K,), or
+    its row of the embedding (D,)."""
+    if "embedding.weight" in params:
+        return np.copy(params["embedding.weight"][x])
+    V = params["head.weight"]
+    xv = np.zeros(V.shape[0], dtype=V.dtype)
+    xv[x] = 1.0
+    return xv
+
+
 def stack_step(params, carried, x, masks_t=None):
     """One input vector x (K,) through every layer, from ``carried`` (a list of each layer's
     carried vectors); layer k > 0 reads layer k-1's new h (times masks_t[k-1] with dropout's
@@ -377,13 +389,11 @@ def _stack_forward(params, inputs, targets, hprev, masks=None):
     """``forward`` for a stack; also returns caches[t], the layers' caches at step t."""
     cell, layers, m = architecture(params)
     V, c = params["head.weight"], params["head.bias"]
-    K = V.shape[0]
     xs, hs, ps, caches = {}, {-1: np.array(hprev, dtype=V.dtype)}, {}, {}
     carried = unpack_state(hs[-1], cell, layers, m)
     loss = 0.0
     for t in range(len(inputs)):
-        xs[t] = np.zeros(K, dtype=V.dtype)
-        xs[t][inputs[t]] = 1.0
+        xs[t] = input_vector(params, inputs[t])
         carried, caches[t] = stack_step(params, carried, xs[t], None if masks is None else masks[:, t])
         hs[t] = pack_state(carried)
         o = np.dot(V, carried[-1][0] if masks is None else masks[-1, t] * carried[-1][0]) + c
@@ -412,4 +422,6 @@ def _stack_loss_and_grads(params, inputs, targets, hprev, masks=None):
             dcarried = (dnext[k][0] + mask(k, t) * dh,) + dnext[k][1:]
             dh, dnext[k] = STEPS[cell].backward(layer_weights(grads, k), layer_weights(params, k), caches[t][k],
                                                 dcarried)
+        if "embedding.weight" in grads:  # dh: dL/d of layer 0's input E[x_t]
+            grads["embedding.weight"][inputs[t]] += dh
     return loss, grads, hs[len(inputs) - 1]

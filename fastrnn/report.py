@@ -36,7 +36,8 @@ def _facts(run_dir) -> dict:
     text, checked_on = _book_start(files, book, best.hyper.seq_length)
     return {"dir": files.path, "summary": summary, "metrics": metrics, "validation": files.validation(),
             "samples": files.samples(), "passage": files.best_passage(), "best": best, "book": book,
-            "gradchecks": _gradient_checks(text, best.hyper.seq_length, best.hyper.cell, best.hyper.layers),
+            "gradchecks": _gradient_checks(text, best.hyper.seq_length, best.hyper.cell, best.hyper.layers,
+                                           min(best.hyper.embedding, 4)),
             "checked_on": checked_on}
 
 
@@ -71,13 +72,13 @@ def _book_start(files, book: str, seq_length: int) -> tuple[str, str]:
     return BUILTIN_TEXT, "a built-in text (the run's book was not found)"
 
 
-def _gradient_checks(text: str, seq_length: int, cell: str = "rnn", layers: int = 1) -> dict:
-    """Gradient checks at m = 5 of the run's cell and layers on the first chunk of ``text``,
-    one per seed of GRADCHECK_SEEDS."""
+def _gradient_checks(text: str, seq_length: int, cell: str = "rnn", layers: int = 1, embedding: int = 0) -> dict:
+    """Gradient checks at m = 5 of the run's cell and layers (and an ``embedding`` of that
+    width) on the first chunk of ``text``, one per seed of GRADCHECK_SEEDS."""
     from .gradients import gradient_check
 
     return {seed: gradient_check(text, hidden=5, seq_length=min(seq_length, len(text) - 1), seed=seed, cell=cell,
-                                 layers=layers)
+                                 layers=layers, embedding=embedding)
             for seed in GRADCHECK_SEEDS}
 
 
@@ -148,7 +149,10 @@ def _gradcheck_rows(facts) -> list[list[str]]:
 
 def _gradcheck_model(facts) -> str:
     hyper = facts["best"].hyper
-    return "The classic rnn" if facts["best"].layout.classic else f"A {hyper.layers}-layer {hyper.cell}"
+    if facts["best"].layout.classic:
+        return "The classic rnn"
+    embedding = f" after an input embedding (of width {min(hyper.embedding, 4)} here)" if hyper.embedding else ""
+    return f"A {hyper.layers}-layer {hyper.cell}{embedding}"
 
 
 GRADCHECK_HEADER = ["parameter", "kernels, relative", "kernels, absolute", "reference, relative", "reference, absolute"]

@@ -33,10 +33,10 @@ def start_state(state, from_zero: bool = False, first: int | None = None) -> tup
 
 def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generator,
                    temperature: float = 1.0, h=None, prime=(), num: int | None = None,
-                   top_k: int = 0, cell: str = "rnn", layers: int = 1) -> np.ndarray:
+                   top_k: int = 0, cell: str = "rnn", layers: int = 1, embedding: int = 0) -> np.ndarray:
     """``n`` sampled character indices (int64) from flat ``params`` of a model of ``layers``
-    layers of ``cell``; with ``num``, a (num, n) array of ``num`` texts sampled at once from the
-    same start.
+    layers of ``cell`` (after an input embedding of width ``embedding``, 0: none); with
+    ``num``, a (num, n) array of ``num`` texts sampled at once from the same start.
 
     h: the flat carried state to start from (zeros when None; not modified). prime: indices
     fed before sampling.
@@ -50,7 +50,7 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
         raise ValueError("temperature must be positive")
     if top_k < 0:
         raise ValueError("top_k must not be negative")
-    layout = Layout(m, vocab.size, cell, layers)
+    layout = Layout(m, vocab.size, cell, layers, embedding)
     dtype = params.dtype
     count = 1 if num is None else num
     H = np.zeros((count, layout.state_size), dtype)
@@ -69,7 +69,7 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
 
         weights = stack_weight_copies(layers, m, layout.gm, vocab.size, dtype)
         dims = (layers, m, vocab.size, layout.gm)
-        sampler.stack_kernels(cell)["sample_stack"](out, H, *weights, prime, uniforms, params, dims,
+        sampler.stack_kernels(cell)["sample_stack"](out, H, *weights, prime, uniforms, layout.fold(params), dims,
                                                     float(1.0 / temperature), int(top_k))
     return out[0] if num is None else out
 
@@ -104,7 +104,7 @@ def sample_texts(state, n: int, num: int, seed: int = 0, temperature: float = 1.
     for at in range(0, num, TEXTS_AT_ONCE):
         out = sample_indices(state.params, state.vocab, state.hyper.hidden, n, rng, temperature, h=h,
                              prime=fed, num=min(TEXTS_AT_ONCE, num - at), top_k=top_k, cell=state.hyper.cell,
-                             layers=state.hyper.layers)
+                             layers=state.hyper.layers, embedding=state.hyper.embedding)
         texts.extend(prime + state.vocab.decode(row) for row in out)
     if until_end:
         texts = [text[:text.find(END_OF_TEXT, len(prime))] if END_OF_TEXT in text[len(prime):] else text

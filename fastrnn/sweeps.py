@@ -28,8 +28,8 @@ from .files import write_text_atomic
 
 # train options a grid may sweep, with the type of their values
 SWEEPABLE = {"cell": str, "layers": int, "optimizer": str, "schedule": str, "warmup": int, "weight_decay": float,
-             "clip_norm": float, "dropout": float, "hidden": int, "seq_length": int, "eta": float, "sigma": float,
-             "dtype": str, "streams": int, "restart_every": int, "seed": int}
+             "clip_norm": float, "dropout": float, "embedding": int, "hidden": int, "seq_length": int, "eta": float,
+             "sigma": float, "dtype": str, "streams": int, "restart_every": int, "seed": int}
 SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.csv"
 

@@ -168,8 +168,8 @@ def model_workspace(layout, streams: int, n: int, dtype, index_dtype, dropout: f
         return (allocate_workspace(streams, n, m, K, layout.size, dtype, index_dtype, dropout, seed), (m, K),
                 "classic")
     dims = (layout.layers, m, K, layout.gm)
-    return (allocate_stack_workspace(streams, n, layout.layers, m, layout.gm, K, layout.size, dtype, index_dtype,
-                                     dropout, seed), dims, layout.cell)
+    return (allocate_stack_workspace(streams, n, layout.layers, m, layout.gm, K, layout.folded_size, dtype,
+                                     index_dtype, dropout, seed, layout.embedding), dims, layout.cell)
 
 
 def chunk_gradients(state: State, x: np.ndarray, y: np.ndarray, h0: np.ndarray) -> tuple[float, np.ndarray]:
@@ -189,16 +189,23 @@ def chunk_gradients(state: State, x: np.ndarray, y: np.ndarray, h0: np.ndarray) 
     if kind == "classic":
         loop.transposes_for(work, params, dims)
         loop.block_loss_and_grads(0, run, work, book, params, dims)
-    else:
-        kernels = kernels_for(kind)
-        kernels["transposes_for"](work, params, dims)
-        kernels["block_loss_and_grads"](0, run, work, book, params, dims)
-    return float(work.block_losses[0]), work.block_grads[0].copy()
+        return float(work.block_losses[0]), work.block_grads[0].copy()
+    from .kernels.embedding import embedding_grads_into
+
+    kernels = kernels_for(kind)
+    model = layout.fold(params)
+    kernels["transposes_for"](work, model, dims)
+    kernels["block_loss_and_grads"](0, run, work, book, model, dims)
+    grads = work.block_grads[0].copy()
+    if layout.embedding:
+        grads = np.empty(layout.size, params.dtype)
+        embedding_grads_into(grads, work.block_grads[0], params, layout.K, layout.embedding, layout.gm)
+    return float(work.block_losses[0]), grads
 
 
 def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = False, scorer: bool = False,
-                    cell: str = "rnn", layers: int = 1, optimizer: str = "adagrad", on_compile=None,
-                    slow_after: float = 1.0) -> float:
+                    cell: str = "rnn", layers: int = 1, optimizer: str = "adagrad", embedding: bool = False,
+                    on_compile=None, slow_after: float = 1.0) -> float:
     """Compile (or load from the on-disk cache) the kernels a command runs, for these dtypes
     and a model of ``layers`` layers of ``cell`` (each cell and optimizer compiles its own): the
     loop build that a run of ``streams`` streams uses (none for 0), the sampler, the scorer.
@@ -225,7 +232,7 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     vocab = Vocab(np.arange(2, dtype=np.uint32))
     book = np.zeros(5, dtype=index_dtype)
     state = init_state(vocab, Hyper(hidden=2, seq_length=2, dtype=np.dtype(dtype).name, cell=cell, layers=layers,
-                                    optimizer=optimizer))
+                                    optimizer=optimizer, embedding=2 if embedding else 0))
     trainer_kind = "classic" if state.layout.classic else cell
     blocks = len(model_workspace(state.layout, max(streams, 1), 1, dtype, index_dtype)[0].block_starts) - 1
     build = loop.loop_for(blocks, numba.get_num_threads(), trainer_kind, optimizer)
@@ -236,14 +243,15 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
 
     jobs = [(streams > 0, f"the training loop{' (parallel build)' if parallel_build else ''}", train),
             (sampler, "the sampler", lambda: sample_indices(state.params, vocab, 2, 2, np.random.default_rng(0),
-                                                            cell=cell, layers=layers)),
+                                                            cell=cell, layers=layers, embedding=state.hyper.embedding)),
             (scorer, "the scorer", lambda: TextScorer(2, 2, state.params.dtype, index_dtype, chunk=2, cell=cell,
-                                                      layers=layers).total_loss(state.params, book))]
+                                                      layers=layers, embedding=state.hyper.embedding
+                                                      ).total_loss(state.params, book))]
     helper = None
     loop_name = ("loop.train_updates" + ("" if trainer_kind == "classic" else f"_{cell}")
                  + ("" if optimizer == "adagrad" else f"_{optimizer}"))
     if streams > 0 and (sampler or scorer) and CACHE_WRITABLE and not _cached(loop_name):
-        helper = _compile_in_child(dtype, index_dtype, sampler, scorer, cell, layers)
+        helper = _compile_in_child(dtype, index_dtype, sampler, scorer, cell, layers, embedding)
         if helper is not None and on_compile:
             on_compile(" and ".join(what for wanted, what, _ in jobs[1:] if wanted) + " in a second process "
                        "(first run only)")
@@ -281,7 +289,7 @@ def _cached(name: str) -> bool:
     return bool(glob.glob(os.path.join(glob.escape(CACHE_DIR), "*", f"{name}-*.nbi")))
 
 
-def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool, cell: str, layers: int):
+def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool, cell: str, layers: int, embedding: bool):
     """A child process compiling the sampler and/or the scorer into the cache, or None on a
     single core; if it fails, the parent compiles them itself."""
     import subprocess
@@ -291,7 +299,7 @@ def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool, cell: str
         return None
     code = ("import numpy as np; from fastrnn.trainer import compile_kernels; "
             f"compile_kernels(np.dtype('{np.dtype(dtype).name}'), np.dtype('{np.dtype(index_dtype).name}'), "
-            f"sampler={sampler}, scorer={scorer}, cell={cell!r}, layers={layers})")
+            f"sampler={sampler}, scorer={scorer}, cell={cell!r}, layers={layers}, embedding={embedding})")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -384,7 +392,8 @@ class _Training:
             from .evaluate import TextScorer
 
             self.scorer = TextScorer(state.hyper.hidden, state.vocab.size, state.params.dtype, val_book.dtype,
-                                     cell=state.hyper.cell, layers=state.hyper.layers)
+                                     cell=state.hyper.cell, layers=state.hyper.layers,
+                                     embedding=state.hyper.embedding)
         # the loss of the best model on disk: validation loss with held-out text, else smooth loss
         self.best_saved = state.best_val_loss if self.scorer else state.best_smooth_loss
         self.start_update = self.trainer.update

@@ -53,7 +53,10 @@ def kernel_update(state: State, book):
     smooth, raw_grads as named views: the mean over streams)."""
     trainer = Trainer(state, book)
     losses, smooths = trainer.run(1)
-    grads = trainer.work.grads if state.hyper.streams > 1 else trainer.work.block_grads[0]
+    if state.hyper.embedding:  # the chain rule's, from the one-hot fold's
+        grads = trainer.work.param_grads
+    else:
+        grads = trainer.work.grads if state.hyper.streams > 1 else trainer.work.block_grads[0]
     return trainer, trainer.state(), losses[0], smooths[0], state.layout.views(grads)
 
 

@@ -18,7 +18,8 @@ LSTM = ["--cell", "lstm", "--layers", "2", "--hidden", "10"]
 SMALL_STACK = [a for a in SMALL if a not in ("--hidden", "12")]
 
 
-@pytest.mark.parametrize("cell, extra", [("lstm", []), ("gru", []), ("lstm", ["--dropout", "0.3"])])
+@pytest.mark.parametrize("cell, extra", [("lstm", []), ("gru", []), ("lstm", ["--dropout", "0.3"]),
+                                         ("gru", ["--embedding", "6"])])
 def test_a_resumed_stack_with_streams_and_validation_equals_an_uninterrupted_one(tmp_path, book, cell, extra):
     # the cell's recipe but for its cosine schedule, which a resume with more --steps would stretch
     args = ["--cell", cell, "--layers", "2", "--hidden", "10", "--streams", "3", "--val-fraction", "0.1",
@@ -31,9 +32,12 @@ def test_a_resumed_stack_with_streams_and_validation_equals_an_uninterrupted_one
     assert_same_run(full, split)
     assert (full / "validation.csv").read_text() == (split / "validation.csv").read_text()
     last = npz_arrays(full / "last.npz")
-    assert int(last["format_version"]) == 3 and last["h"].shape == (2, 10)
+    assert int(last["format_version"]) == 4 and last["h"].shape == (2, 10)
     assert ("c" in last) == (cell == "lstm") and last["stream_h"].shape == (3, (4 if cell == "lstm" else 2) * 10)
     assert last["weight_hh_l1"].shape == ((4 if cell == "lstm" else 3) * 10, 10) and "W" not in last
+    if "--embedding" in extra:
+        K = last["vocab"].size
+        assert last["embedding.weight"].shape == (K, 6) and last["weight_ih_l0"].shape == (30, 6)
     # validation scores from the carried state, as `fastrnn eval` does (without dropout)
     rows = np.loadtxt(full / "validation.csv", delimiter=",", skiprows=1, ndmin=2)
     summary = json.loads((full / "summary.json").read_text())

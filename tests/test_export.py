@@ -17,11 +17,12 @@ TEXT = "the rain in spain falls mainly on the plain. Zoë’s café 𝄞\n"
 MODELS = [("rnn", 1), ("rnn", 2), ("gru", 1), ("gru", 2), ("lstm", 1), ("lstm", 2)]
 
 
-def random_state(cell: str, layers: int, hidden: int = 8, seed: int = 0, dtype: str = "float64"):
-    """A model of ``cell`` whose weights and biases are all N(0, 1) (far larger than a new
-    model's, so that its probabilities are far from uniform), with a random carried state and
-    a next character."""
-    state = init_state(build_vocab(TEXT), Hyper(hidden=hidden, cell=cell, layers=layers, seed=seed, dtype=dtype))
+def random_state(cell: str, layers: int, hidden: int = 8, seed: int = 0, dtype: str = "float64", embedding: int = 0):
+    """A model of ``cell`` (after an input embedding of width ``embedding``) whose weights and
+    biases are all N(0, 1) (far larger than a new model's, so that its probabilities are far
+    from uniform), with a random carried state and a next character."""
+    state = init_state(build_vocab(TEXT), Hyper(hidden=hidden, cell=cell, layers=layers, seed=seed, dtype=dtype,
+                                                embedding=embedding))
     rng = np.random.default_rng(seed + 100)
     state.params[:] = rng.normal(0.0, 1.0, state.params.size)
     state.h[:] = rng.uniform(-1.0, 1.0, state.h.size)
@@ -44,7 +45,7 @@ def test_json_round_trips_exactly(tmp_path, text, dtype):
     from_json = run(["sample", "--checkpoint", str(tmp_path / "model.json"), "--len", "200", "--seed", "5"])
     assert from_json.stdout == run(["sample", "--checkpoint", done.dir, "--len", "200", "--seed", "5"]).stdout
     document = json.loads((tmp_path / "model.json").read_text(encoding="utf-8"))
-    assert document["format"] == "fastrnn-model" and document["format_version"] == 2
+    assert document["format"] == "fastrnn-model" and document["format_version"] == 3
     assert len(document["W"]) == 10 and isinstance(document["vocab"], str)
 
 
@@ -72,9 +73,9 @@ def test_a_json_model_is_known_by_its_contents_not_its_name(tmp_path, text):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("cell,layers", MODELS)
-def test_every_cell_round_trips_exactly(tmp_path, cell, layers, dtype):
-    state = random_state(cell, layers, dtype=dtype)
+@pytest.mark.parametrize("cell,layers,embedding", [(cell, layers, 0) for cell, layers in MODELS] + [("lstm", 1, 5)])
+def test_every_cell_round_trips_exactly(tmp_path, cell, layers, embedding, dtype):
+    state = random_state(cell, layers, dtype=dtype, embedding=embedding)
     write_model_json(tmp_path / "model.json", state)
     back = fastrnn.load(tmp_path / "model.json")._state
     assert back.hyper == state.hyper and back.vocab.chars == state.vocab.chars and back.next_char == state.next_char
@@ -104,7 +105,7 @@ def test_params_are_pytorchs_state_dict(cell, layers):
     for name, array in expected.items():
         assert np.array_equal(np.array(document["params"][name]), array), name
     assert (document["format_version"], document["cell"], document["layers"], document["hidden"]) == (
-        2, cell, layers, 8)
+        3, cell, layers, 8)
     carried = layout.state_views(state.h)
     assert sorted(k for k in document if k in ("h", "c", "W", "U", "V", "b")) == (
         ["U", "V", "W", "b", "c", "h"] if layout.classic else sorted(carried))
@@ -158,8 +159,8 @@ def test_bad_documents_of_every_cell_are_one_line(tmp_path):
     unknown = dict(lstm, cell="transformer", hyper=dict(lstm["hyper"], cell="transformer"))
     assert "unknown cell 'transformer' (this fastrnn has rnn, gru, lstm)" in bad_document_message(tmp_path, unknown)
     assert "layers is 3 but hyper.layers is 2" in bad_document_message(tmp_path, dict(lstm, layers=3))
-    message = bad_document_message(tmp_path, dict(lstm, format_version=3))
-    assert "format version 3; this fastrnn reads 1 and 2" in message
+    message = bad_document_message(tmp_path, dict(lstm, format_version=4))
+    assert "format version 4; this fastrnn reads formats 1, 2, 3" in message
     assert "format 1 holds the classic rnn only" in bad_document_message(tmp_path, dict(lstm, format_version=1))
     classic = model_dict(random_state("rnn", 1))
     short = dict(classic["params"], weight_ih_l0=classic["params"]["weight_ih_l0"][:3])

@@ -140,12 +140,13 @@ def test_the_report_page_carries_the_sampler(browser, model_page, tmp_path):
     assert browser.find_element("tag name", "svg")  # the loss figure, inline
 
 
-STACKS = [("lstm", 2), ("gru", 1), ("rnn", 2)]
+STACKS = [("lstm", 2, 0), ("gru", 1, 0), ("rnn", 2, 0), ("lstm", 1, 5)]  # (cell, layers, embedding)
 
 
-@pytest.fixture(scope="module", params=STACKS, ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(scope="module", params=STACKS, ids=lambda p: f"{p[0]}-{p[1]}" + (f"-embedding-{p[2]}" if p[2] else ""))
 def stack_page(request, tmp_path_factory):
-    state = random_state(*request.param, hidden=8, seed=3)
+    cell, layers, embedding = request.param
+    state = random_state(cell, layers, hidden=8, seed=3, embedding=embedding)
     path = tmp_path_factory.mktemp("stack") / "model.html"
     write_sampler_page(path, state)
     return state, path

@@ -6,6 +6,7 @@ the sampler, as layers, each importing only those above it in this list:
     mathfn.py     exp, tanh, the sigmoid and the row softmax in the workspace's precision
     workspace.py  the named buffers (Workspace, StackWorkspace, RunState) and their allocators
     dropout.py    dropout's masks, drawn from (seed, update, stream)
+    embedding.py  an input embedding folded into the one-hot input weights, and its gradient
     rnn.py        the classic cell: parameter views, rnn_forward / rnn_backward,
                   chunk_loss_and_grads; and the rnn's step in a stack
     lstm.py, gru.py   each cell's step in a stack: its gates forward and backward
@@ -32,7 +33,7 @@ Adding an optimizer: ``kernels/optim.py`` gains its step (the signature of ``ada
 and its entry in ``OPTIMIZER_STEPS``, ``optimizers.py`` the declaration of its state arrays,
 ``reference.py`` its NumPy step; the loop compiles a build per optimizer
 (``loop.train_loops``).
-The training loop reaches the model through four hooks (``loop.py``) and the optimizer through
+The training loop reaches the model through six hooks (``loop.py``) and the optimizer through
 ``step_and_keep_best``.
 
 Compiled code is cached on disk in a directory named by a hash of this package's sources
@@ -99,7 +100,7 @@ from . import config  # noqa: E402
 
 config.JIT["cache"] = CACHE_WRITABLE  # before any kernel is decorated with it
 try:
-    from . import (config, dropout, gru, linalg, loop, lstm, mathfn, optim, rnn, sampler, simd, stack,  # noqa: F401
-                   workspace)
+    from . import (config, dropout, embedding, gru, linalg, loop, lstm, mathfn, optim, rnn, sampler,  # noqa: F401
+                   simd, stack, workspace)
 finally:
     _numba_config.CACHE_DIR = _before

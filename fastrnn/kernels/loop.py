@@ -11,11 +11,13 @@ The loop is compiled twice from one body: ``train_updates`` runs the blocks one 
 shared among threads, so both give the same numbers bit for bit; a run that has one block, or
 one thread, needs only the first, which compiles faster and has no thread start-up per update.
 
-The body reaches the model through four hooks, the classic cell's below and a stack's in
-``stack.py``: ``transposes_for``, ``block_loss_and_grads``, ``keep_end_states`` and
-``held_rows``, all taking the model's sizes as one tuple ``dims`` ((m, K) for the classic cell,
-(L, m, K, gm) for a stack). ``loop_for`` hands out the builds of the classic cell and of each
-stack's cell (``train_loops``), compiled only when first run.
+The body reaches the model through six hooks, the classic cell's below and a stack's in
+``stack.py``: ``model_params`` (the parameters the blocks read: with an input embedding, its
+one-hot fold), ``transposes_for``, ``block_loss_and_grads``, ``param_grads`` (the gradient
+the optimizer takes), ``keep_end_states`` and ``held_rows``, all taking the model's sizes as
+one tuple ``dims`` ((m, K) for the classic cell, (L, m, K, gm) for a stack). ``loop_for``
+hands out the builds of the classic cell and of each stack's cell (``train_loops``), compiled
+only when first run.
 """
 import math
 
@@ -108,11 +110,23 @@ def keep_end_states(run, work, j, first, G, n, dims):
 
 
 @njit(inline="always")
-def held_rows(dims):
+def held_rows(work, dims):
     """(first index, length) of the rows of U.T, which the optimizer skips for characters no
     chunk held."""
     m, K = dims
     return m * m, m
+
+
+@njit(inline="always")
+def model_params(work, params, dims):
+    """The parameters the blocks read: params themselves."""
+    return params
+
+
+@njit(inline="always")
+def param_grads(work, grads, params, dims):
+    """The gradient the optimizer takes: the blocks' own."""
+    return grads
 
 
 def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
@@ -130,18 +144,19 @@ def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
     B = run.H.shape[0]
     nb = work.block_starts.shape[0] - 1
     n = work.chars.shape[2] - 1
-    P = run.params.shape[1]
+    P = work.grads.shape[0]
     for step in range(losses.shape[0]):
         for s in range(B):
             if run.positions[s] + n + 1 > book.shape[0]:
                 run.positions[s] = 0
                 run.H[s] = 0.0
         live = run.params[run.current[0]]
-        transposes_for(work, live, dims)  # shared, read-only, by all blocks
+        model = model_params(work, live, dims)
+        transposes_for(work, model, dims)  # shared, read-only, by all blocks
         for j in prange(nb):
             # prange's index is unsigned: as int64, the block function the serial build compiled
             # serves the parallel one too, rather than compiling again for uint64
-            block_loss_and_grads(np.int64(j), run, work, book, live, dims)
+            block_loss_and_grads(np.int64(j), run, work, book, model, dims)
         loss = 0.0
         for j in range(nb):
             loss += work.block_losses[j]
@@ -162,9 +177,10 @@ def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
                 for j in range(nb):
                     acc += work.block_grads[j, i]
                 grads[i] = acc / B
+        grads = param_grads(work, grads, live, dims)
         if opts[2] > 0.0:
             scale_to_norm(grads, opts[2])
-        first_row, row_len = held_rows(dims)
+        first_row, row_len = held_rows(work, dims)
         if step_and_keep_best(run, grads, work.held, smooth, first_row, row_len, etas[step], opts):
             copy_rows_into(run.best_H, run.H)
             for s in range(B):
@@ -197,7 +213,8 @@ def train_loops(kind: str, optimizer: str = "adagrad"):
             from .stack import kernels_for
 
             namespace.update({name: f for name, f in kernels_for(kind).items()
-                              if name in ("transposes_for", "block_loss_and_grads", "keep_end_states", "held_rows")})
+                              if name in ("transposes_for", "block_loss_and_grads", "keep_end_states", "held_rows",
+                                          "model_params", "param_grads")})
         suffix = ("" if kind == "classic" else f"_{kind}") + ("" if optimizer == "adagrad" else f"_{optimizer}")
         namespace["optimizer_step"] = OPTIMIZER_STEPS[optimizer]
         namespace["step_and_keep_best"] = compiled_as(_step_and_keep_best, f"step_and_keep_best{suffix}", namespace,

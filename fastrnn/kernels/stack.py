@@ -28,6 +28,7 @@ from numba import njit
 
 from .config import JIT, compiled_copies
 from .dropout import dropout_masks_into, multiply_into
+from .embedding import embedding_fold_into, embedding_grads_into
 from .gru import gru_backward_step, gru_forward_step
 from .linalg import chunks_into, copy_into, copy_rows_into, matmul_add, matmul_add_transposed, transpose_into
 from .lstm import lstm_backward_step, lstm_forward_step
@@ -291,11 +292,35 @@ def _keep_end_states(run, work, j, first, G, n, dims):
     store_states(run.H[first:first + G], hs, cs, n)
 
 
-def _held_rows(dims):
-    """(first index, length) of the rows of W_ih.T, which the optimizer skips for characters
-    no chunk held."""
+def _held_rows(work, dims):
+    """(first index, length) of the rows of W_ih.T (of the embedding E with one), which the
+    optimizer skips for characters no chunk held."""
     L, m, K, gm = dims
-    return 0, gm
+    D = work.embedding[0]
+    return 0, (D if D > 0 else gm)
+
+
+def _model_params(work, params, dims):
+    """The parameters the blocks read: params (P,), or with an input embedding its one-hot
+    fold, written into work.folded."""
+    L, m, K, gm = dims
+    D = work.embedding[0]
+    if D == 0:
+        return params
+    embedding_fold_into(work.folded, params, K, D, gm)
+    return work.folded
+
+
+def _param_grads(work, grads, params, dims):
+    """The gradient of params (P,) from ``grads``, that of the parameters the blocks read
+    (``model_params``): grads itself, or with an input embedding the chain rule's, written
+    into work.param_grads."""
+    L, m, K, gm = dims
+    D = work.embedding[0]
+    if D == 0:
+        return grads
+    embedding_grads_into(work.param_grads, grads, params, K, D, gm)
+    return work.param_grads
 
 
 def _text_loss(work, text, state0, params, dims):
@@ -330,12 +355,13 @@ def kernels_for(cell: str) -> dict:
     """This module's functions compiled for ``cell`` (lazily: nothing compiles before a call),
     by their names without the leading underscore: layers_forward, chunk_forward,
     chunk_backward, block_views, dropout_views, transposes_for, block_loss_and_grads, keep_end_states,
-    held_rows, text_loss."""
+    held_rows, model_params, param_grads, text_loss."""
     if cell not in _BUILT:
         forward, backward = STEPS[cell]
         _BUILT[cell] = compiled_copies(
             (_block_views, _dropout_views, _layers_forward, _chunk_forward, _chunk_backward, _transposes_for,
-             _block_loss_and_grads, _keep_end_states, _held_rows, _text_loss),
+             _block_loss_and_grads, _keep_end_states, _held_rows, _model_params, _param_grads, _text_loss),
             cell, globals(), {"forward_step": forward, "backward_step": backward},
-            inline=("_dropout_views", "_transposes_for", "_keep_end_states", "_held_rows"))
+            inline=("_dropout_views", "_transposes_for", "_keep_end_states", "_held_rows", "_model_params",
+                    "_param_grads"))
     return _BUILT[cell]

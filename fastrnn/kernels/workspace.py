@@ -144,6 +144,10 @@ class StackWorkspace(NamedTuple):
     # output layer read; (nb, 0) without dropout
     dropout: np.ndarray  # (1,) float64: the dropout probability p, 0 for none
     seed: np.ndarray  # (1,) int64: the run's seed, which the masks are drawn from
+    # with an input embedding (``embedding.py``), the blocks run on its one-hot fold:
+    embedding: np.ndarray  # (1,) int64: the embedding's width D, 0 for one-hot inputs
+    folded: np.ndarray  # (P,): the one-hot model the blocks read; (0,) without an embedding
+    param_grads: np.ndarray  # (P + (K + gm) D - K gm,): the gradient of the embedding model; (0,) without
 
 
 def stack_block_streams(n: int) -> int:
@@ -153,10 +157,11 @@ def stack_block_streams(n: int) -> int:
 
 
 def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: int, P: int, dtype,
-                             index_dtype, dropout: float = 0.0, seed: int = 0) -> StackWorkspace:
+                             index_dtype, dropout: float = 0.0, seed: int = 0, embedding: int = 0) -> StackWorkspace:
     """A ``StackWorkspace`` for ``streams`` streams of chunks of ``n`` characters through L layers
-    of hidden size m and gm weight rows, vocabulary K and P parameters, with ``dropout`` on
-    each layer's output (masks drawn from ``seed``)."""
+    of hidden size m and gm weight rows, vocabulary K and P parameters (those of the one-hot
+    model), with ``dropout`` on each layer's output (masks drawn from ``seed``) and an input
+    embedding of width ``embedding`` (0: none)."""
     sizes = stream_blocks(streams, stack_block_streams(n))
     nb, G = len(sizes), max(sizes)
     dtype = np.dtype(dtype)
@@ -172,6 +177,8 @@ def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: i
         block_grads=zeros(nb, P), block_losses=np.zeros(nb), grads=zeros(P),
         **stack_weight_copies(L, m, gm, K, dtype)._asdict(), held=np.zeros(K, np.bool_),
         **_dropout_buffers(dropout, seed, nb, L, n, G, m, dtype),
+        embedding=np.array([embedding], np.int64), folded=zeros(P if embedding else 0),
+        param_grads=zeros(P + (K + gm) * embedding - K * gm if embedding else 0),
     )
 
 

@@ -11,7 +11,8 @@
 //   classic (rnn, 1 layer):  h'[i] = tanh(sum_j W[i][j] h[j] + (b[i] + U[i][x])),
 //                            W = weight_hh_l0, U = weight_ih_l0, b = bias_ih_l0 + bias_hh_l0
 //   stacks, layer k:         gi[r] = weight_ih_l0[r][x] + bias_ih_l0[r] for k = 0 (the one-hot
-//                            input), else sum_j weight_ih_lk[r][j] in[j] starting from
+//                            input; with an embedding E, weight_ih_l0[r][x] is first folded to
+//                            sum_j weight_ih_l0[r][j] E[x][j]), else sum_j weight_ih_lk[r][j] in[j] starting from
 //                            bias_ih_lk[r], in = layer k-1's new h
 //                            gh[r] = (sum_j weight_hh_lk[r][j] h[j]) + bias_hh_lk[r]
 //                            rows r of gate block q are r = q m + i
@@ -63,10 +64,19 @@ function fastrnnSampler(model) {
     return { h: [next], c: null };
   }
 
+  // an input embedding E (K, D) folds into layer 0's one-hot input weights as the kernels fold
+  // it: column x is sum_j weight_ih_l0[r][j] E[x][j], summed in order of j from 0
+  const E = P["embedding.weight"];
+  const Wih0 = !E ? P.weight_ih_l0 : P.weight_ih_l0.map((row) => E.map((e) => {
+    let acc = 0.0;
+    for (let j = 0; j < e.length; j++) acc += row[j] * e[j];
+    return acc;
+  }));
+
   // one layer's gate inputs gi = W_ih in + b_ih and gh = W_hh h + b_hh (G m rows each); the
   // input is a character index for layer 0 (W_ih times its one-hot vector: a column)
   function gateInputs(k, input, h) {
-    const Wih = P[`weight_ih_l${k}`], Whh = P[`weight_hh_l${k}`];
+    const Wih = k === 0 ? Wih0 : P[`weight_ih_l${k}`], Whh = P[`weight_hh_l${k}`];
     const bih = P[`bias_ih_l${k}`], bhh = P[`bias_hh_l${k}`];
     const gi = new Float64Array(G * m), gh = new Float64Array(G * m);
     for (let r = 0; r < G * m; r++) {

@@ -17,7 +17,7 @@ from fastrnn.model import Hyper, init_state, with_streams
 from fastrnn.text import build_vocab
 from fastrnn.trainer import Trainer, chunk_gradients, model_workspace
 
-from helpers import assert_close, kernel_update, reference_update
+from helpers import assert_close, assert_updates_match_reference, kernel_update, reference_update
 
 STACKS = [("lstm", 1), ("lstm", 2), ("gru", 1), ("gru", 2), ("rnn", 2), ("rnn", 3)]
 # float32 rounds each product to 1e-7 of its scale; 25 steps through the gates leave 1e-5
@@ -25,13 +25,13 @@ TOLERANCE = {"float64": 1e-10, "float32": 2e-4}
 
 
 def stack_state(text, cell, layers, *, hidden=6, seq_length=7, streams=1, dtype="float64", seed=1, clip=5.0,
-                scale=1.0):
+                scale=1.0, **hyper):
     """A stack of ``layers`` layers of ``cell`` on ``text``, its weights scaled by ``scale`` (so
     that the gates leave their linear range), carrying a random state."""
     vocab = build_vocab(text)
     book = vocab.encode(text)
     state = init_state(vocab, Hyper(hidden=hidden, seq_length=seq_length, seed=seed, dtype=dtype, clip=clip,
-                                    cell=cell, layers=layers, streams=streams))
+                                    cell=cell, layers=layers, streams=streams, **hyper))
     state.params *= state.params.dtype.type(scale)
     state = with_streams(state, book.shape[0])
     rng = np.random.default_rng(seed)
@@ -71,6 +71,20 @@ def test_each_update_matches_reference(text, cell, layers, streams, dtype):
         state = expected  # the next update starts from the reference's state
     assert clipped, "the gradient clip should have been exercised"
     assert wrapped, "the walk should have wrapped around the book"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cell, layers, optimizer", [("lstm", 1, "adam"), ("gru", 2, "adagrad"), ("rnn", 1, "adagrad")])
+@pytest.mark.parametrize("streams", [1, 3])
+def test_each_update_with_an_embedding_matches_reference(text, cell, layers, optimizer, streams, dtype):
+    # the reference reads E[x_t] where the kernels fold E into one-hot input weights; a short
+    # text, so that some characters are not in an update's chunks (AdaGrad passes over their
+    # rows of E) and the streams wrap
+    norm = dict(clip_norm=1.0, eta=0.01) if optimizer == "adam" else {}
+    state, book = stack_state(text[:75], cell, layers, streams=streams, dtype=dtype, clip=0.5, scale=0.5,
+                              embedding=5, optimizer=optimizer, **norm)
+    assert state.layout.shapes()["embedding.weight"] == (state.vocab.size, 5) and not state.layout.classic
+    assert_updates_match_reference(state, book, 12)
 
 
 @pytest.mark.parametrize("cell, layers", [("lstm", 2), ("gru", 2)])
