@@ -394,7 +394,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           beta2: float | None = None, alpha: float | None = None, weight_decay: float | None = None,
           schedule: str | None = None, min_eta: float | None = None, warmup: int = 0, decay: float | None = None,
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
-          dropout: float = 0.0, embedding: int | None = None, dtype: str | None = None, streams: int | None = None,
+          dropout: float | None = None, embedding: int | None = None, dtype: str | None = None, streams: int | None = None,
           restart_every: int = 0, threads: int | None = None,
           val_fraction: float = 0.0, val_every: int | None = None, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
@@ -430,8 +430,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         The options not given default to the cell's recipe (``recipes.py``): for rnn the
         assignment's (hidden 100, seq_length 25, 1 stream, float64, AdaGrad at eta 0.1, each
         element clipped to 5); for gru and lstm hidden 256, seq_length 64, 32 streams,
-        float32, Adam (gru 0.004, lstm 0.008) with the cosine schedule and the global norm
-        clipped to 5.
+        float32, an input embedding of 256, Adam at 0.004 with the cosine schedule and the
+        global norm clipped to 5, and for lstm dropout 0.1.
     layers : int
         Layers of the cell [1], each of ``hidden`` units, layer k fed by layer k-1's h.
     hidden, seq_length, eta, sigma, seed, dtype, streams, restart_every
@@ -453,13 +453,14 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         norm to ``clip_norm``: one or the other.
     dropout : float
         The probability of zeroing each unit of a layer's h_t on its way to the layer above and
-        to the output layer, the rest scaled by 1 / (1 - dropout) [0]; never the recurrent
+        to the output layer, the rest scaled by 1 / (1 - dropout) [the recipe's: lstm 0.1, else
+        0]; never the recurrent
         connections. Masks are drawn from (seed, update, stream): results do not depend on
         ``threads`` and resume stays exact. Off when sampling and scoring.
     embedding : int
         The width D of an input embedding before the first layer (PyTorch's
         ``nn.Embedding(K, D)``, exported as ``embedding.weight``); 0: one-hot inputs [the
-        recipe's: 0]. It costs a few per cent of speed: the kernels run on the one-hot model it
+        recipe's: 0 for rnn, 256 for gru and lstm]. It costs a few per cent of speed: the kernels run on the one-hot model it
         folds into once per update.
     threads : int, optional
         Cores for several streams [default: all]; results do not depend on it.
@@ -513,10 +514,10 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
 
     picked = with_defaults(cell, dict(hidden=hidden, seq_length=seq_length, streams=streams, dtype=dtype,
                                       optimizer=optimizer, eta=eta, schedule=schedule, clip=clip, clip_norm=clip_norm,
-                                      embedding=embedding))
-    hidden, seq_length, streams, dtype, optimizer, eta, schedule, clip_norm, embedding = (
+                                      embedding=embedding, dropout=dropout))
+    hidden, seq_length, streams, dtype, optimizer, eta, schedule, clip_norm, embedding, dropout = (
         picked[name] for name in ("hidden", "seq_length", "streams", "dtype", "optimizer", "eta", "schedule",
-                                  "clip_norm", "embedding"))
+                                  "clip_norm", "embedding", "dropout"))
     _check_counts(dict(epochs=epochs, layers=layers, hidden=hidden, seq_length=seq_length, streams=streams,
                        val_every=val_every, log_every=log_every),
                   dict(steps=steps, seed=seed, restart_every=restart_every, sample_every=sample_every,

@@ -98,7 +98,7 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--hidden", type=POSITIVE, help="Hidden size m [100; 256].")
 @click.option("--seq-length", type=POSITIVE, help="Characters per chunk [25; 64].")
 @click.option("--eta", type=POSITIVE_FLOAT,
-              help="Learning rate of every optimizer, the schedule's peak [0.1; gru 0.004, lstm 0.008; with "
+              help="Learning rate of every optimizer, the schedule's peak [0.1; 0.004; with "
                    "another optimizer than the cell's: AdaGrad 0.1, RMSprop and Adam 0.002].")
 @click.option("--optimizer", type=click.Choice(["adagrad", "rmsprop", "adam"]),
               help="AdaGrad (the assignment's), or PyTorch's RMSprop or Adam [adagrad; adam].")
@@ -116,12 +116,13 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--decay-every", type=POSITIVE, help="Updates between the step schedule's factors.")
 @click.option("--clip", type=POSITIVE_FLOAT, help="Clip each gradient element to [-clip, clip] [5; none].")
 @click.option("--clip-norm", type=POSITIVE_FLOAT, help="Clip the gradient's global norm instead [none; 5].")
-@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
               help="Probability of zeroing each unit of a layer's output on its way to the layer above and "
-                   "the output layer (not the recurrent connections); off when sampling and scoring.")
+                   "the output layer (not the recurrent connections); off when sampling and scoring [0; gru 0, "
+                   "lstm 0.1].")
 @click.option("--embedding", type=click.IntRange(min=0), metavar="D",
               help="Width of an input embedding before the first layer (PyTorch's nn.Embedding; 0: one-hot "
-                   "inputs) [0; 0].")
+                   "inputs) [0; 256].")
 @click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
               help="Standard deviation of the rnn cell's initial weights (gru, lstm: PyTorch's "
                    "U(-1/sqrt(m), 1/sqrt(m))).")
@@ -407,7 +408,8 @@ def gradcheck(book, cell, layers, embedding, hidden, seq_length, seed, sigma, ch
 @click.argument("book", required=False, type=click.Path())
 @click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...",
               help="A train option and its values (cell, layers, optimizer, schedule, warmup, weight-decay, "
-                   "clip-norm, hidden, seq-length, eta, sigma, dtype, streams, restart-every, seed); repeat for more.")
+                   "clip-norm, dropout, embedding, hidden, seq-length, eta, sigma, dtype, streams, restart-every, "
+                   "seed); repeat for more.")
 @click.option("--seeds", default=1, show_default=True, type=POSITIVE, help="Seeds 0..S-1 for each configuration.")
 @click.option("--steps", type=POSITIVE, help="Updates per trial (the last rung's, with --halving).")
 @click.option("--epochs", type=POSITIVE, help="Passes over the book per trial, instead of or with --steps.")

@@ -53,7 +53,8 @@ def test_sampling_an_lstm_starts_from_its_carried_state(tmp_path, book):
     assert run(["train", str(book), "--out", str(out), "--steps", "150"] + LSTM + SMALL_STACK).exit_code == 0
     model = fastrnn.load(out / "last.npz")
     assert model.cell == "lstm" and model.layers == 2 and set(model.state) == {"h", "c"}
-    assert model.params["weight_ih_l0"].shape == (40, len(model.vocab)) and model.state["c"].shape == (2, 10)
+    assert model.params["embedding.weight"].shape == (len(model.vocab), 256)  # the recipe's
+    assert model.params["weight_ih_l0"].shape == (40, 256) and model.state["c"].shape == (2, 10)
     with pytest.raises(AttributeError, match="Model.params"):
         model.W
     warm, cold = model.sample(300, seed=4), model.sample(300, seed=4, from_zero=True)
@@ -80,8 +81,8 @@ def test_the_report_of_an_lstm_run_checks_its_own_arrays(tmp_path, book):
     result = run(["report", str(out), "-o", str(report), "--markdown"])
     assert result.exit_code == 0, result.output
     text = report.read_text()
-    assert "A 2-layer lstm, m = 5" in text
-    for name in ("weight_ih_l0", "weight_hh_l1", "bias_hh_l1", "head.weight"):
+    assert "A 2-layer lstm after an input embedding (of width 4 here), m = 5" in text  # the recipe's, made small
+    for name in ("embedding.weight", "weight_ih_l0", "weight_hh_l1", "bias_hh_l1", "head.weight"):
         assert f"{name} (seed 40)" in text
 
 

@@ -27,7 +27,8 @@ def test_a_gated_cell_alone_takes_its_recipe(tmp_path, text, cell):
     assert {name: hyper[name] for name in RECIPES[cell]} == RECIPES[cell]
     assert (hyper["optimizer"], hyper["schedule"], hyper["dtype"], hyper["clip_norm"]) == ("adam", "cosine",
                                                                                            "float32", 5.0)
-    assert hyper["eta"] == (0.008 if cell == "lstm" else 0.004) and hyper["min_eta"] == pytest.approx(hyper["eta"] / 10)
+    assert hyper["eta"] == 0.004 and hyper["min_eta"] == pytest.approx(hyper["eta"] / 10)
+    assert hyper["embedding"] == 256 and hyper["dropout"] == (0.1 if cell == "lstm" else 0.0)
 
 
 def test_options_given_win_and_a_rate_not_given_follows_the_optimizer(tmp_path, text):
