@@ -394,8 +394,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           beta2: float | None = None, alpha: float | None = None, weight_decay: float | None = None,
           schedule: str | None = None, min_eta: float | None = None, warmup: int = 0, decay: float | None = None,
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
-          dropout: float | None = None, embedding: int | None = None, dtype: str | None = None, streams: int | None = None,
-          restart_every: int = 0, threads: int | None = None,
+          dropout: float | None = None, embedding: int | None = None, dtype: str | None = None,
+          streams: int | None = None, restart_every: int = 0, threads: int | None = None,
           val_fraction: float = 0.0, val_every: int | None = None, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
           time_limit=None, progress=True, should_stop=None) -> Run:
@@ -460,8 +460,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     embedding : int
         The width D of an input embedding before the first layer (PyTorch's
         ``nn.Embedding(K, D)``, exported as ``embedding.weight``); 0: one-hot inputs [the
-        recipe's: 0 for rnn, 256 for gru and lstm]. It costs a few per cent of speed: the kernels run on the one-hot model it
-        folds into once per update.
+        recipe's: 0 for rnn, 256 for gru and lstm]. It costs a few per cent of speed: the
+        kernels run on the one-hot model it folds into once per update.
     threads : int, optional
         Cores for several streams [default: all]; results do not depend on it.
     val_fraction, val_every, sample_every, log_every, checkpoint_every

@@ -31,8 +31,8 @@ All parameters live in one flat buffer, in the order of ``Layout.shapes``, so th
 runs over one array. The input weights of layer 0 are stored transposed, a column after
 another: the column that character x reads and updates is contiguous, and the columns of
 characters a chunk does not hold are skipped as wholes by the optimizer (with an embedding,
-the rows of E are, and weight_ih_l0 is stored transposed, (D, G m), for the fold's product). Checkpoints and
-``Model`` show every array in its own (PyTorch's) orientation.
+the rows of E are, and weight_ih_l0 is stored transposed, (D, G m), for the fold's product).
+Checkpoints and ``Model`` show every array in its own (PyTorch's) orientation.
 
 Adding a fourth cell: a ``Cell`` here, its step pair in ``kernels/<cell>.py`` (registered in
 ``kernels/stack.py``'s ``STEPS``), its maths in ``reference.py``'s ``STEPS`` and in the

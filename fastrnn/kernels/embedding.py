@@ -7,9 +7,9 @@ kernels run on that unchanged, and the chain rule takes the gradient back:
 
     M^T = E W_ih^T (K, gm),   dE = dM^T W_ih (K, D),   dW_ih^T = E^T dM^T (D, gm)
 
-Folding costs 3 K D gm multiply-adds per update (an LSTM 256 with D = 256 and K = 65: about
-1.5 % of an update of 32 chunks of 64 characters), far less than the per-character input
-products a gather of E[x_t] would run through W_ih. A row of dM^T that no chunk's input
+Folding costs 3 K D gm multiply-adds per update, on one thread (an LSTM 256 with D = 256 and
+K = 65, 32 chunks of 64 characters, float32: 6 % of its speed, measured), far less than the
+per-character input products a gather of E[x_t] would run through W_ih. A row of dM^T that no chunk's input
 reached is zero, and so is that character's row of dE, as the optimizer's passing over
 rows of characters not held requires.
 
