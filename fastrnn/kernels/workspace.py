@@ -12,12 +12,12 @@ import numpy as np
 
 STREAM_BLOCK = 8  # streams per block: W.T and V.T are read once per timestep for up to this many
 # a stack's recurrent weights (4 m^2 numbers per layer for the LSTM) outgrow the caches sooner:
-# more streams share each pass over them, up to 16 and up to STACK_BLOCK_ROWS (streams x chunk
-# length) rows of gates per block, past which the block's gate buffers fall out of the caches:
-# an LSTM 256 (float32, 32 streams) ran 20 % faster at 64 characters in blocks of 4-8 streams
-# than of 16, and 8 % slower at 25 characters in blocks of 8 (benchmarks/README.md)
-STACK_STREAM_BLOCK = 16
-STACK_BLOCK_ROWS = 400
+# more streams share each pass over them, in blocks of 16, 8 or 4 streams (the products' register
+# tiles take 4 rows: a block of 6 ran its last 2 streams through the scalar path, 12 % slower)
+# and up to STACK_BLOCK_ROWS (streams x chunk length) rows of gates per block, past which the
+# block's gate buffers fall out of the caches (benchmarks/README.md)
+STACK_STREAM_BLOCKS = (16, 8, 4)
+STACK_BLOCK_ROWS = 800
 
 
 def padded_row(length: int, itemsize: int) -> int:
@@ -152,8 +152,19 @@ class StackWorkspace(NamedTuple):
 
 def stack_block_streams(n: int) -> int:
     """Most streams in a stack's block for chunks of ``n`` characters (a function of n alone,
-    so results never depend on the threads)."""
-    return max(1, min(STACK_STREAM_BLOCK, STACK_BLOCK_ROWS // n))
+    so results never depend on the threads): the largest of STACK_STREAM_BLOCKS within
+    STACK_BLOCK_ROWS rows, fewer only for chunks over a fourth of them."""
+    for G in STACK_STREAM_BLOCKS:
+        if G * n <= STACK_BLOCK_ROWS:
+            return G
+    return max(1, STACK_BLOCK_ROWS // n)
+
+
+def stack_stream_blocks(B: int, n: int) -> list[int]:
+    """Stream count of each of a stack's blocks, for B streams of chunks of n: whole blocks of
+    ``stack_block_streams(n)``, then what is left, so that the blocks fill the register tiles."""
+    G = stack_block_streams(n)
+    return [G] * (B // G) + ([B % G] if B % G else [])
 
 
 def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: int, P: int, dtype,
@@ -162,7 +173,7 @@ def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: i
     of hidden size m and gm weight rows, vocabulary K and P parameters (those of the one-hot
     model), with ``dropout`` on each layer's output (masks drawn from ``seed``) and an input
     embedding of width ``embedding`` (0: none)."""
-    sizes = stream_blocks(streams, stack_block_streams(n))
+    sizes = stack_stream_blocks(streams, n)
     nb, G = len(sizes), max(sizes)
     dtype = np.dtype(dtype)
     zeros = lambda *shape: np.zeros(shape, dtype)  # noqa: E731
