@@ -429,7 +429,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         The recurrent cell (``cells.py``) [rnn]; rnn with one layer is the assignment's model.
         The options not given default to the cell's recipe (``recipes.py``): for rnn the
         assignment's (hidden 100, seq_length 25, 1 stream, float64, AdaGrad at eta 0.1, each
-        element clipped to 5); for gru and lstm hidden 256, seq_length 64, 32 streams,
+        element clipped to 5); for gru and lstm hidden 384, seq_length 64, 32 streams,
         float32, an input embedding of 256, Adam at 0.004 with the cosine schedule and the
         global norm clipped to 5, and for lstm dropout 0.1.
     layers : int

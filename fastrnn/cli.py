@@ -95,7 +95,7 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
                    "Options not given take the cell's defaults, in brackets [rnn; gru, lstm].")
 @click.option("--layers", default=1, show_default=True, type=POSITIVE,
               help="Layers of the cell, each of --hidden units, each fed by the h of the one below.")
-@click.option("--hidden", type=POSITIVE, help="Hidden size m [100; 256].")
+@click.option("--hidden", type=POSITIVE, help="Hidden size m [100; 384].")
 @click.option("--seq-length", type=POSITIVE, help="Characters per chunk [25; 64].")
 @click.option("--eta", type=POSITIVE_FLOAT,
               help="Learning rate of every optimizer, the schedule's peak [0.1; 0.004; with "

@@ -50,4 +50,4 @@ def test_a_short_text_gets_as_many_recipe_streams_as_it_has_chunks(tmp_path, tex
 
 def test_help_shows_each_cells_default():
     help_text = " ".join(run(["train", "--help"]).output.split())
-    assert "[100; 256]" in help_text and "[25; 64]" in help_text and "[adagrad; adam]" in help_text
+    assert "[100; 384]" in help_text and "[25; 64]" in help_text and "[adagrad; adam]" in help_text

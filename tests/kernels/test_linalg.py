@@ -70,6 +70,15 @@ print("no access past the last row")
 """
 
 
+@pytest.mark.parametrize("shape", [(100, 100), (7, 3), (384, 1024), (257, 300), (1000, 65), (65, 1009)])
+def test_transpose_into_copies_every_element_in_one_pass_or_in_tiles(shape):
+    # small arrays in one pass, large ones (from 65,536 elements) in tiles of 16 with ragged edges
+    a = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    out = np.full(shape[::-1], np.nan, np.float32)
+    linalg.transpose_into(out, a)
+    assert np.array_equal(out, a.T)
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="guard pages through libc's mprotect")
 def test_matmul_add_never_reads_or_writes_past_the_last_row():
     # out and A end exactly where a page the process cannot touch begins: the last row's masked

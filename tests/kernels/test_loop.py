@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastrnn.kernels import loop
-from fastrnn.kernels.workspace import STREAM_BLOCK, stream_blocks
+from fastrnn.kernels.workspace import STACK_BLOCK_ROWS, STREAM_BLOCK, stack_stream_blocks, stream_blocks
 from fastrnn.model import with_streams
 from fastrnn.trainer import Trainer
 
@@ -103,6 +103,19 @@ def test_stream_blocks_depend_on_the_stream_count_alone():
     for B in range(1, 300):
         sizes = stream_blocks(B)
         assert sum(sizes) == B and max(sizes) <= STREAM_BLOCK and max(sizes) - min(sizes) <= 1
+
+
+def test_a_stacks_blocks_fill_the_register_tiles_and_depend_on_streams_and_chunks_alone():
+    # the gated recipe's 32 streams of 64 characters: 4 blocks of 8, none of 6 with a scalar tail
+    assert stack_stream_blocks(32, 64) == [8] * 4 and stack_stream_blocks(32, 25) == [16, 16]
+    assert stack_stream_blocks(20, 64) == [8, 8, 4] and stack_stream_blocks(32, 100) == [8] * 4
+    assert stack_stream_blocks(5, 200) == [4, 1] and stack_stream_blocks(3, 1000) == [1, 1, 1]
+    for B in range(1, 70):
+        for n in (1, 25, 64, 100, 150, 400, 1000):
+            sizes = stack_stream_blocks(B, n)
+            assert sum(sizes) == B and all(G > 0 for G in sizes)
+            assert max(sizes) * n <= max(STACK_BLOCK_ROWS, n)  # rows within the cap, or one stream
+            assert all(G % 4 == 0 for G in sizes[:-1]) or max(sizes) < 4
 
 
 # one block; two blocks of unequal size, whose 70 and 60 rows of chunk characters take both ways
