@@ -454,8 +454,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     dropout : float
         The probability of zeroing each unit of a layer's h_t on its way to the layer above and
         to the output layer, the rest scaled by 1 / (1 - dropout) [the recipe's: lstm 0.1, else
-        0]; never the recurrent
-        connections. Masks are drawn from (seed, update, stream): results do not depend on
+        0]; never the recurrent connections. Masks are drawn from (seed, update, stream): results do not depend on
         ``threads`` and resume stays exact. Off when sampling and scoring.
     embedding : int
         The width D of an input embedding before the first layer (PyTorch's

@@ -9,9 +9,9 @@ kernels run on that unchanged, and the chain rule takes the gradient back:
 
 Folding costs 3 K D gm multiply-adds per update, on one thread (an LSTM 256 with D = 256 and
 K = 65, 32 chunks of 64 characters, float32: 6 % of its speed, measured), far less than the
-per-character input products a gather of E[x_t] would run through W_ih. A row of dM^T that no chunk's input
-reached is zero, and so is that character's row of dE, as the optimizer's passing over
-rows of characters not held requires.
+per-character input products a gather of E[x_t] would run through W_ih. A row of dM^T that no
+chunk's input reached is zero, and so is that character's row of dE, as the optimizer's
+passing over rows of characters not held requires.
 
 The flat buffer of such a model starts with E (K, D) and W_ih.T (D, gm) of layer 0, then holds
 what the one-hot model holds after its W_ih.T (K, gm) (``cells.Layout``); the folded buffer

@@ -28,11 +28,11 @@ def padded_row(length: int, itemsize: int) -> int:
     return length + (64 // itemsize if (length * itemsize) % 256 == 0 else 0)
 
 
-def stream_blocks(B: int, per_block: int = STREAM_BLOCK) -> list[int]:
-    """Stream count of each block, for B streams: ceil(B / per_block) blocks of near-equal
-    size, earlier blocks one larger. A function of B alone, so results never depend on the
-    number of threads that run the blocks."""
-    count = -(-B // per_block)
+def stream_blocks(B: int) -> list[int]:
+    """Stream count of each of the classic cell's blocks, for B streams: ceil(B / STREAM_BLOCK)
+    blocks of near-equal size, earlier blocks one larger. A function of B alone, so results
+    never depend on the number of threads that run the blocks."""
+    count = -(-B // STREAM_BLOCK)
     return [B // count + (1 if i < B % count else 0) for i in range(count)]
 
 
