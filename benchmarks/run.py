@@ -32,6 +32,10 @@ from fastrnn.sample import sample_indices  # noqa: E402
 from fastrnn.text import build_vocab, load_book  # noqa: E402
 from fastrnn.trainer import Trainer, compile_kernels  # noqa: E402
 
+# the reference's speed on the day cold starts are quoted for (the machines' speed varies
+# 2-2.5x from day to day, so a wall time alone says little)
+REFERENCE_DAY = 13_300
+
 
 def flops_per_char(m: int, K: int) -> int:
     """Matrix-product flops per training character: forward W h and V h; backward dV, dW,
@@ -173,6 +177,9 @@ def compile_and_startup(tmp: str, trained_state, book_path: str) -> dict:
     cli = [sys.executable, "-m", "fastrnn"]
     commands = {
         "train": ["train", book_path, "--steps", "1", "--out", os.path.join(tmp, "run"), "--force", "-q"],
+        # each gated cell with its recipe (the parallel build of the loop, on two or more cores)
+        **{f"train_{cell}": ["train", book_path, "--cell", cell, "--steps", "1", "--out", os.path.join(tmp, cell),
+                             "--force", "-q"] for cell in ("lstm", "gru")},
         "sample": ["sample", "--checkpoint", ckpt, "--len", "100", "--seed", "1"],
         "eval": ["eval", ckpt, text],
     }
@@ -388,9 +395,13 @@ def print_table(rep: dict) -> None:
           f"{rep['epoch_seconds_float32']:.1f} s in float32 (training time)")
     s = rep.get("startup")
     if s:
+        commands = ("train", "train_lstm", "train_gru", "sample", "eval")
         print("whole commands, seconds on an empty kernel cache (cold) / on the cache they left (warm): "
-              + "; ".join(f"{c} {s[c + '_cold_s']:.1f} / {s[c + '_warm_s']:.2f}" for c in ("train", "sample", "eval"))
+              + "; ".join(f"{c} {s[c + '_cold_s']:.1f} / {s[c + '_warm_s']:.2f}" for c in commands)
               + f"; `fastrnn --help` {s['help_s']:.2f}")
+        scale = c["reference"]["median"] / REFERENCE_DAY
+        print(f"cold, in seconds of a {REFERENCE_DAY:,} chars/s reference day (x{scale:.2f}): "
+              + "; ".join(f"{c} {s[c + '_cold_s'] * scale:.1f}" for c in commands))
     if rep.get("peak_rss_mb_train"):
         print(f"peak memory of `fastrnn train`: {rep['peak_rss_mb_train']:.0f} MB")
     if "scaling" in rep:

@@ -4,10 +4,12 @@ it): the same training bit for bit, and interleaved speed.
     git worktree add /tmp/before <commit>
     python benchmarks/versions.py --book BOOK --other /tmp/before [--rounds 9]
 
-Trains 1,500 updates (seed 3) with 1 and 16 streams in float64 and float32 under each version
-and compares every parameter, AdaGrad sum, hidden state, loss and best model; then times one
-stream (float64, float32; one thread) and 16 streams (float64, two threads) round by round,
-alternating which version goes first, and prints the median ratio this/other with its range.
+Trains 1,500 updates (seed 3) with 1 and 16 streams in float64 and float32, and 60 of a small
+LSTM with the gated recipe's settings, under each version and compares every parameter,
+optimizer state, hidden state, loss and best model; then times one stream (float64, float32;
+one thread), 16 streams (float64, two threads) and the LSTM recipe (two threads) round by
+round, alternating which version goes first, and prints the median ratio this/other with its
+range.
 Each measurement is a fresh process, so each version uses its own code and kernel cache.
 """
 from __future__ import annotations
@@ -48,6 +50,16 @@ for streams in (1, 16):
                     key + "losses": np.concatenate(losses), key + "smooths": np.concatenate(smooths),
                     key + "best_params": best.params, key + "best_h": best.h,
                     key + "positions": np.array([state.update, state.position, best.update, best.position])})
+# a gated cell with the recipe's settings at a smaller size: Adam, cosine, the norm's clip,
+# an embedding, dropout, 32 streams in blocks (the parallel build on two threads)
+GATED = dict(cell="lstm", hidden=96, seq_length=64, streams=32, dtype="float32", optimizer="adam", eta=0.004,
+             schedule="cosine", schedule_updates=60, clip_norm=5.0, embedding=32, dropout=0.1, seed=3)
+t = Trainer(with_streams(init_state(vocab, Hyper(**GATED)), book.shape[0]), book)
+losses, smooths = zip(*(t.run(20) for _ in range(3)))
+state, best = t.state(), t.best_state()
+out.update({"lstm_params": state.params, "lstm_opt_state": state.opt_state, "lstm_h": state.stream_h,
+            "lstm_losses": np.concatenate(losses), "lstm_smooths": np.concatenate(smooths),
+            "lstm_best_params": best.params, "lstm_best_h": best.stream_h})
 np.savez(sys.argv[2], **out)
 """
 
@@ -57,20 +69,26 @@ import numba
 from fastrnn.cache import load_corpus_cached
 from fastrnn.model import Hyper, init_state, with_streams
 Trainer = trainer_class()
+from fastrnn.recipes import RECIPES
 streams, dtype, threads, updates = int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 numba.set_num_threads(threads)
 vocab, book = load_corpus_cached(sys.argv[1], "auto", "utf-8", 26, "")
-t = Trainer(with_streams(init_state(vocab, Hyper(streams=streams, dtype=dtype)), book.shape[0]), book)
-t.run(200)
+hyper = Hyper(streams=streams, dtype=dtype) if sys.argv[6] == "rnn" else Hyper(
+    cell=sys.argv[6], **{k: v for k, v in RECIPES[sys.argv[6]].items() if k != "schedule"})
+t = Trainer(with_streams(init_state(vocab, hyper), book.shape[0]), book)
+t.run(max(200 // hyper.seq_length, 3))
 best = 0.0
 for _ in range(3):
     start = time.perf_counter()
     t.run(updates)
-    best = max(best, updates * 25 * streams / (time.perf_counter() - start))
+    best = max(best, updates * hyper.seq_length * hyper.streams / (time.perf_counter() - start))
 print(best)
 """
 
-CONFIGS = [(1, "float64", 1, 3000), (1, "float32", 1, 5000), (16, "float64", 2, 400)]
+# (streams, dtype, threads, updates, cell): the gated cell with its whole recipe (a constant
+# rate: the schedule changes no arithmetic)
+CONFIGS = [(1, "float64", 1, 3000, "rnn"), (1, "float32", 1, 5000, "rnn"), (16, "float64", 2, 400, "rnn"),
+           (32, "float32", 2, 12, "lstm")]
 
 
 def python(root: str, code: str, *args: str) -> str:
@@ -106,8 +124,8 @@ def main() -> None:
             order = (HERE, args.other) if r % 2 == 0 else (args.other, HERE)
             speed = {root: float(python(root, SPEED, book, *map(str, config))) for root in order}
             ratios[config].append(speed[HERE] / speed[args.other])
-    for (streams, dtype, threads, _), values in ratios.items():
-        print(f"{streams:>2} streams {dtype} {threads} thread(s): this/other {statistics.median(values):.3f} "
+    for (streams, dtype, threads, _, cell), values in ratios.items():
+        print(f"{cell} {streams:>2} streams {dtype} {threads} thread(s): this/other {statistics.median(values):.3f} "
               f"({min(values):.3f}-{max(values):.3f})")
 
 

@@ -61,6 +61,7 @@ class Trainer:
         self._opts = tuple(dtype.type(x) for x in (h.eps, clip, h.clip_norm, h.beta1, h.beta2, h.alpha,
                                                    h.weight_decay))
         self._dims = dims
+        self._block = None  # the block function as the loop takes it, once needed
         self._share = None
         if share_machine and len(self.work.block_starts) > 2:
             from .sharing import ThreadShare
@@ -88,13 +89,15 @@ class Trainer:
                     self._restart_streams()
                 count = min(count, every - self.update % every)
             etas = learning_rates(self.hyper, self.update, count).astype(self.run_state.params.dtype)
+            if self._block is None:
+                self._block = self._loop.pointer(self.run_state, self.work, self.book, self._dims)
             if self._share is None:
                 self._loop(losses[done:done + count], smooths[done:done + count], self.run_state, self.work,
-                           self.book, etas, self._opts, self._dims)
+                           self.book, etas, self._opts, self._dims, self._block)
             else:
                 with self._share.threads_for_block():
                     self._loop(losses[done:done + count], smooths[done:done + count], self.run_state, self.work,
-                               self.book, etas, self._opts, self._dims)
+                               self.book, etas, self._opts, self._dims, self._block)
             done += count
         return losses, smooths
 
@@ -119,6 +122,13 @@ class Trainer:
         where the next update starts the book again (h then ends a chunk that read the
         characters before it, so the pair is still a state of the model on the book)."""
         return int(self.book[position]) if position < self.book.shape[0] else None
+
+    def compile_loop(self) -> None:
+        """Compile this trainer's loop build (or load it from the cache) without the block
+        function it calls (``kernels.loop.TrainLoop``)."""
+        losses = np.empty(1)
+        etas = np.empty(1, self.run_state.params.dtype)
+        self._loop.compile_loop(losses, losses, self.run_state, self.work, self.book, etas, self._opts, self._dims)
 
     def live_params(self) -> np.ndarray:
         """The live parameter buffer (a view, not a copy)."""
@@ -205,16 +215,20 @@ def chunk_gradients(state: State, x: np.ndarray, y: np.ndarray, h0: np.ndarray) 
 
 def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = False, scorer: bool = False,
                     cell: str = "rnn", layers: int = 1, optimizer: str = "adagrad", embedding: bool = False,
-                    on_compile=None, slow_after: float = 1.0) -> float:
+                    on_compile=None, slow_after: float = 1.0, parallel: bool | None = None,
+                    loop_alone: bool = False) -> float:
     """Compile (or load from the on-disk cache) the kernels a command runs, for these dtypes
     and a model of ``layers`` layers of ``cell`` (each cell and optimizer compiles its own): the
-    loop build that a run of ``streams`` streams uses (none for 0), the sampler, the scorer.
+    loop build that a run of ``streams`` streams uses (none for 0; ``parallel``: that build
+    rather than the one this process's threads choose), the sampler, the scorer.
 
-    With the training loop to compile and a core to spare, the sampler and the scorer compile
-    at the same time in a child process that leaves them in the cache, where this one loads
-    them. ``on_compile(what)`` is called when one of them takes longer than ``slow_after``
-    seconds, which means a real compilation (a cache load takes a fraction of a second); its
-    ``what`` says how long that compilation took here last time (``compile_times``).
+    With the training loop to compile and a core to spare, a child process compiles the loop
+    without the block function it calls (``loop_alone``; ``kernels.loop.TrainLoop``), then
+    the sampler and the scorer, into the cache, where this one loads them; this one compiles
+    the block function (the cell's whole tree) meanwhile. ``on_compile(what)`` is called when
+    one of them takes longer than ``slow_after`` seconds, which means a real compilation (a
+    cache load takes a fraction of a second); its ``what`` says how long that compilation
+    took here last time (``compile_times``).
     Returns the seconds it all took.
     """
     import threading
@@ -236,10 +250,13 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     trainer_kind = "classic" if state.layout.classic else cell
     blocks = len(model_workspace(state.layout, max(streams, 1), 1, dtype, index_dtype)[0].block_starts) - 1
     build = loop.loop_for(blocks, numba.get_num_threads(), trainer_kind, optimizer)
+    if parallel is not None:
+        build = loop.train_loops(trainer_kind, optimizer)[1 if parallel else 0]
     parallel_build = build is loop.train_loops(trainer_kind, optimizer)[1]
 
     def train():
-        Trainer(state, book, parallel=parallel_build).run(1)
+        trainer = Trainer(state, book, parallel=parallel_build)
+        trainer.compile_loop() if loop_alone else trainer.run(1)
 
     jobs = [(streams > 0, f"the training loop{' (parallel build)' if parallel_build else ''}", train),
             (sampler, "the sampler", lambda: sample_indices(state.params, vocab, 2, 2, np.random.default_rng(0),
@@ -248,13 +265,12 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
                                                       layers=layers, embedding=state.hyper.embedding
                                                       ).total_loss(state.params, book))]
     helper = None
-    loop_name = ("loop.train_updates" + ("" if trainer_kind == "classic" else f"_{cell}")
-                 + ("" if optimizer == "adagrad" else f"_{optimizer}"))
-    if streams > 0 and (sampler or scorer) and CACHE_WRITABLE and not _cached(loop_name):
-        helper = _compile_in_child(dtype, index_dtype, sampler, scorer, cell, layers, embedding)
+    if streams > 0 and not loop_alone and CACHE_WRITABLE and not _cached(f"loop.{build.name}"):
+        helper = _compile_in_child(dtype, index_dtype, streams, parallel_build, sampler, scorer, cell, layers,
+                                   optimizer, embedding)
         if helper is not None and on_compile:
-            on_compile(" and ".join(what for wanted, what, _ in jobs[1:] if wanted) + " in a second process "
-                       "(first run only)")
+            on_compile(" and ".join(["part of the training loop"] + [what for wanted, what, _ in jobs[1:] if wanted])
+                       + " in a second process (first run only)")
     times = CompileTimes()
     build = f"{trainer_kind} {layers if trainer_kind != 'classic' else ''} {optimizer} {np.dtype(dtype).name}"
     for wanted, what, job in jobs:
@@ -289,9 +305,11 @@ def _cached(name: str) -> bool:
     return bool(glob.glob(os.path.join(glob.escape(CACHE_DIR), "*", f"{name}-*.nbi")))
 
 
-def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool, cell: str, layers: int, embedding: bool):
-    """A child process compiling the sampler and/or the scorer into the cache, or None on a
-    single core; if it fails, the parent compiles them itself."""
+def _compile_in_child(dtype, index_dtype, streams: int, parallel: bool, sampler: bool, scorer: bool, cell: str,
+                      layers: int, optimizer: str, embedding: bool):
+    """A child process compiling the training loop alone (``compile_kernels``'s
+    ``loop_alone``), then the sampler and/or the scorer, into the cache, or None on a single
+    core; if it fails, the parent compiles them itself."""
     import subprocess
     import sys
 
@@ -299,7 +317,8 @@ def _compile_in_child(dtype, index_dtype, sampler: bool, scorer: bool, cell: str
         return None
     code = ("import numpy as np; from fastrnn.trainer import compile_kernels; "
             f"compile_kernels(np.dtype('{np.dtype(dtype).name}'), np.dtype('{np.dtype(index_dtype).name}'), "
-            f"sampler={sampler}, scorer={scorer}, cell={cell!r}, layers={layers}, embedding={embedding})")
+            f"streams={streams}, parallel={parallel}, loop_alone=True, sampler={sampler}, scorer={scorer}, "
+            f"cell={cell!r}, layers={layers}, optimizer={optimizer!r}, embedding={embedding})")
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -10,6 +10,8 @@ The loop is compiled twice from one body: ``train_updates`` runs the blocks one 
 ``train_updates_parallel`` on Numba's threads (``prange``). Nothing depends on how blocks are
 shared among threads, so both give the same numbers bit for bit; a run that has one block, or
 one thread, needs only the first, which compiles faster and has no thread start-up per update.
+Both call the block function by its address (``TrainLoop``), so that it compiles once, apart
+from them.
 
 The body reaches the model through six hooks, the classic cell's below and a stack's in
 ``stack.py``: ``model_params`` (the parameters the blocks read: with an input embedding, its
@@ -22,7 +24,9 @@ only when first run.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, typeof, types
+from numba.core import config as numba_config
+from numba.core.types.function_type import WrapperAddressProtocol
 
 from .config import JIT, compiled_as
 from .dropout import dropout_masks_into
@@ -65,7 +69,8 @@ def _step_and_keep_best(run, grads, held, smooth, first_row, row_len, eta, opts)
 
 
 # Compiled on its own rather than inlined: inlined into the prange body of the parallel build,
-# it gave wrong losses there (Numba's parfor pass mishandled the inlined code).
+# it gave wrong losses there (Numba's parfor pass mishandled the inlined code). The loop calls
+# it by address (``TrainLoop``).
 @njit(**JIT)
 def block_loss_and_grads(j, run, work, book, params, dims):
     """Block j of ``work`` (a ``Workspace``) through the cell: its streams' chunks from ``book``
@@ -129,7 +134,7 @@ def param_grads(work, grads, params, dims):
     return grads
 
 
-def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
+def _train_updates(losses, smooths, run, work, book, etas, opts, dims, block):
     """Apply ``losses.shape[0]`` training updates.
 
     losses, smooths (N,) float64: written with each update's chunk loss and smooth loss (per
@@ -140,6 +145,7 @@ def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
         starts again at 0 with its state 0.
     etas (N,): each update's learning rate.   opts: the optimizer's options, of the parameters'
         dtype (``optim.py``; opts[2] > 0: the global-norm clip).   dims: the model's sizes.
+    block: the block function, by address (``TrainLoop``).
     """
     B = run.H.shape[0]
     nb = work.block_starts.shape[0] - 1
@@ -154,9 +160,8 @@ def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
         model = model_params(work, live, dims)
         transposes_for(work, model, dims)  # shared, read-only, by all blocks
         for j in prange(nb):
-            # prange's index is unsigned: as int64, the block function the serial build compiled
-            # serves the parallel one too, rather than compiling again for uint64
-            block_loss_and_grads(np.int64(j), run, work, book, model, dims)
+            # prange's index is unsigned: the block function takes an int64
+            block(np.int64(j), run, work, book, model, dims)
         loss = 0.0
         for j in range(nb):
             loss += work.block_losses[j]
@@ -198,12 +203,80 @@ def _train_updates(losses, smooths, run, work, book, etas, opts, dims):
         smooths[step] = smooth
 
 
+class BlockPointer(WrapperAddressProtocol):
+    """The block function compiled for one signature, as Numba passes a function by address.
+    Its type and address are worked out once: Numba asks for both at every call of the loop."""
+
+    def __init__(self, block, signature):
+        self.sig = signature
+        block.compile(signature.args)  # from the cache where it is there
+        compiled = block.overloads[signature.args]
+        self.address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_cfunc_wrapper_name)
+        self._numba_type_ = types.FunctionType(signature)
+
+    def __wrapper_address__(self):
+        return self.address
+
+    def signature(self):
+        return self.sig
+
+
+class TrainLoop:
+    """A build of the loop, called with the loop's arguments, reaching the block function by
+    its address. Numba optimises and compiles a compiled function again, in full, inside each
+    compiled function that calls it, and a prange puts three such callers (its body and two
+    wrappers) between the loop and what the body calls: called directly, the cell's whole tree
+    compiled five times over in the parallel build (the LSTM recipe's: 47 s in one process,
+    34 s by address).
+    By address, the block function and the loop also compile apart, in two processes at once
+    on a cold cache (``trainer.compile_kernels``)."""
+
+    def __init__(self, build, block):
+        self.build, self.block = build, block
+        self.name = getattr(build, "py_func", build).__qualname__
+        self._pointers = {}
+
+    def __call__(self, losses, smooths, run, work, book, etas, opts, dims, block=None):
+        """Run the loop; ``block``: ``pointer(run, work, book, dims)``, worked out here where
+        not given (0.2 ms: a caller that runs the loop often keeps it)."""
+        block = self.pointer(run, work, book, dims) if block is None else block
+        self.build(losses, smooths, run, work, book, etas, opts, dims, block)
+
+    def pointer(self, run, work, book, dims):
+        """The block function for these arguments, as the loop takes it (compiled, or loaded
+        from the cache, on first use)."""
+        if numba_config.DISABLE_JIT:  # plain Python: the function itself
+            return self.block
+        key = self._signature(run, work, book, dims)
+        if key not in self._pointers:
+            self._pointers[key] = BlockPointer(self.block, key)
+        return self._pointers[key]
+
+    def compile_loop(self, losses, smooths, run, work, book, etas, opts, dims):
+        """Compile the loop for these arguments (or load it from the cache), not the block
+        function it calls."""
+        if not numba_config.DISABLE_JIT:
+            function = types.FunctionType(self._signature(run, work, book, dims))
+            self.build.compile(tuple(map(typeof, (losses, smooths, run, work, book, etas, opts, dims))) + (function,))
+
+    @staticmethod
+    def _signature(run, work, book, dims):
+        return types.void(types.int64, typeof(run), typeof(work), typeof(book), typeof(run.params[0]), typeof(dims))
+
+
+def _builds(namespace, suffix):
+    """(serial build, parallel build) of the loop with the hooks and optimizer of ``namespace``."""
+    block = namespace["block_loss_and_grads"]
+    return (TrainLoop(compiled_as(_train_updates, f"train_updates{suffix}", namespace, **JIT), block),
+            TrainLoop(compiled_as(_train_updates, f"train_updates_parallel{suffix}", namespace, **JIT,
+                                  parallel=True), block))
+
+
 optimizer_step = adagrad_step
 # inlined where it is called (as a plain function would be: its calls into the optimizer then
 # compile with the loop), its globals those of the build it belongs to
 step_and_keep_best = compiled_as(_step_and_keep_best, "step_and_keep_best", inline="always")
-train_updates = compiled_as(_train_updates, "train_updates", **JIT)
-train_updates_parallel = compiled_as(_train_updates, "train_updates_parallel", **JIT, parallel=True)
+train_updates, train_updates_parallel = _builds(globals(), "")
 _LOOPS = {("classic", "adagrad"): (train_updates, train_updates_parallel)}
 
 
@@ -222,9 +295,7 @@ def train_loops(kind: str, optimizer: str = "adagrad"):
         namespace["optimizer_step"] = OPTIMIZER_STEPS[optimizer]
         namespace["step_and_keep_best"] = compiled_as(_step_and_keep_best, f"step_and_keep_best{suffix}", namespace,
                                                       inline="always")
-        _LOOPS[kind, optimizer] = (compiled_as(_train_updates, f"train_updates{suffix}", namespace, **JIT),
-                                   compiled_as(_train_updates, f"train_updates_parallel{suffix}", namespace, **JIT,
-                                               parallel=True))
+        _LOOPS[kind, optimizer] = _builds(namespace, suffix)
     return _LOOPS[kind, optimizer]
 
 

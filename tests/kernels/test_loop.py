@@ -1,5 +1,9 @@
 """loop: every update against the NumPy reference from the same state, one at a time, for one
-stream and for several; the serial and parallel builds; thread-count independence."""
+stream and for several; the serial and parallel builds; thread-count independence; the loop
+compiled apart from its block function."""
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numba
@@ -195,3 +199,27 @@ def test_serial_and_parallel_builds_agree_bit_for_bit(text, streams):
 def test_a_run_with_one_block_or_one_thread_uses_the_serial_build():
     assert loop.loop_for(1, 16) is loop.train_updates and loop.loop_for(3, 1) is loop.train_updates
     assert loop.loop_for(2, 2) is loop.train_updates_parallel
+
+
+LOOP_ALONE = """
+import numpy as np
+from fastrnn.kernels import loop
+from fastrnn.model import Hyper, init_state
+from fastrnn.text import build_vocab
+from fastrnn.trainer import Trainer
+text = "a short text for a loop that compiles alone " * 4
+vocab = build_vocab(text)
+trainer = Trainer(init_state(vocab, Hyper(hidden=4, seq_length=5)), vocab.encode(text), parallel=True)
+trainer.compile_loop()
+assert loop.train_updates_parallel.build.signatures and not loop.block_loss_and_grads.signatures
+print(sum(loop.train_updates_parallel.build.stats.cache_hits.values()))
+"""
+
+
+def test_the_loop_compiles_without_its_block_function_and_another_process_loads_it(tmp_path):
+    # what a cold start does: a second process compiles the loop alone while the first
+    # compiles the block function (the cell's whole tree), then the first loads the loop
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    hits = [subprocess.run([sys.executable, "-c", LOOP_ALONE], env=env, capture_output=True, text=True, check=True)
+            .stdout.strip() for _ in range(2)]
+    assert hits == ["0", "1"]
