@@ -431,7 +431,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         assignment's (hidden 100, seq_length 25, 1 stream, float64, AdaGrad at eta 0.1, each
         element clipped to 5); for gru and lstm hidden 384, seq_length 64, 32 streams,
         float32, an input embedding of 256, Adam at 0.004 with the cosine schedule and the
-        global norm clipped to 5, and for lstm dropout 0.1.
+        global norm clipped to 5, and for lstm dropout 0.1 (0.2 for a run of more than 12
+        epochs).
     layers : int
         Layers of the cell [1], each of ``hidden`` units, layer k fed by layer k-1's h.
     hidden, seq_length, eta, sigma, seed, dtype, streams, restart_every
@@ -453,9 +454,10 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         norm to ``clip_norm``: one or the other.
     dropout : float
         The probability of zeroing each unit of a layer's h_t on its way to the layer above and
-        to the output layer, the rest scaled by 1 / (1 - dropout) [the recipe's: lstm 0.1, else
-        0]; never the recurrent connections. Masks are drawn from (seed, update, stream): results do not depend on
-        ``threads`` and resume stays exact. Off when sampling and scoring.
+        to the output layer, the rest scaled by 1 / (1 - dropout) [the recipe's: lstm 0.1, or
+        0.2 for a run of more than 12 epochs, else 0]; never the recurrent connections. Masks
+        are drawn from (seed, update, stream): results do not depend on ``threads`` and resume
+        stays exact. Off when sampling and scoring.
     embedding : int
         The width D of an input embedding before the first layer (PyTorch's
         ``nn.Embedding(K, D)``, exported as ``embedding.weight``); 0: one-hot inputs [the
@@ -511,6 +513,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     _check("cell", cell, isinstance(cell, str) and cell in CELLS, "one of " + ", ".join(CELLS))
     from .recipes import with_defaults
 
+    dropout_by_epochs = dropout is None  # the recipe's, for the epochs the run plans (``_train_on``)
     picked = with_defaults(cell, dict(hidden=hidden, seq_length=seq_length, streams=streams, dtype=dtype,
                                       optimizer=optimizer, eta=eta, schedule=schedule, clip=clip, clip_norm=clip_norm,
                                       embedding=embedding, dropout=dropout))
@@ -560,7 +563,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     intervals = dict(sample_every=int(sample_every), log_every=int(log_every), checkpoint_every=int(checkpoint_every),
                      val_every=None if val_every is None else int(val_every))
     return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
-                  tell, say, should_stop, init=start, share_machine=threads is None, time_limit=time_limit)
+                  tell, say, should_stop, init=start, share_machine=threads is None, time_limit=time_limit,
+                  dropout_by_epochs=dropout_by_epochs)
 
 
 def _optimizer_settings(eta, optimizer, options, schedule, min_eta, warmup, decay, decay_every, clip,
@@ -639,7 +643,8 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
 
 
 def _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell, say,
-           should_stop, config=None, init=None, share_machine=False, time_limit=None) -> Run:
+           should_stop, config=None, init=None, share_machine=False, time_limit=None,
+           dropout_by_epochs=False) -> Run:
     """What ``train`` and ``resume`` share: read the book, hold out its end, count the updates,
     compile, write run.json and train. Without ``should_stop``, an interrupt (Ctrl-C, a
     notebook's) stops the run after a checkpoint, as at the command line."""
@@ -649,7 +654,7 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
     if should_stop is None:
         with StopRequest() as stop:
             return _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt,
-                          force, tell, say, stop, config, init, share_machine, time_limit)
+                          force, tell, say, stop, config, init, share_machine, time_limit, dropout_by_epochs)
 
     seq_length = state.hyper.seq_length if state is not None else settings["seq_length"]
     if text is not None:
@@ -669,23 +674,26 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
     try:
         return _train_on(book, book + ".new" if text is not None else book, out, state, settings, intervals, steps,
                          epochs, val_fraction, encoding, fmt, force, tell, say, should_stop, config, init,
-                         share_machine, time_limit)
+                         share_machine, time_limit, dropout_by_epochs)
     finally:
         if text is not None and os.path.exists(book + ".new"):
             os.unlink(book + ".new")
 
 
 def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell,
-              say, should_stop, config, init=None, share_machine=False, time_limit=None) -> Run:
+              say, should_stop, config, init=None, share_machine=False, time_limit=None,
+              dropout_by_epochs=False) -> Run:
     """``_train`` once the book is a file: ``source`` is where to read it now, ``book`` where
     the run keeps it. ``init``: the ``Model`` a fine-tuning run starts from. ``share_machine``:
     fewer threads while other processes are busy (a run whose threads were not given).
-    ``time_limit``: seconds of training of a new run (``budget.py``)."""
+    ``time_limit``: seconds of training of a new run (``budget.py``). ``dropout_by_epochs``:
+    dropout was not given, and is the cell's for the epochs the new run plans
+    (``recipes.dropout_for``)."""
     from dataclasses import replace
 
     from .cache import load_corpus_cached
     from .model import Hyper, init_state, with_streams
-    from .recipes import fitted_streams
+    from .recipes import LONG_RUN_EPOCHS, dropout_for, fitted_streams
     from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
     from .finetune import reencode, start_from, vocab_union
     from .text import vocab_difference
@@ -721,6 +729,14 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
                                      f"spread {streams} streams over")
     # a time limit's updates are counted once the model is compiled
     total = total_updates(steps, epochs, per_epoch, streams) if time_limit is None else 10 ** 12
+
+    def planned_dropout(updates: int) -> float:
+        dropout = dropout_for(settings["cell"], updates * streams / per_epoch)
+        if dropout != settings["dropout"]:
+            say(f"dropout {dropout:g}: the {settings['cell']} recipe's for a run of more than {LONG_RUN_EPOCHS} "
+                f"epochs (this one: {updates * streams / per_epoch:.1f})")
+        return dropout
+
     if not resuming and settings.get("warmup", 0) >= total:
         raise OptionError("warmup", f"warmup ({settings['warmup']:,} updates) must end before the run's "
                                     f"{total:,} updates do")
@@ -742,6 +758,8 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     if not resuming:
         if settings.get("schedule") == "cosine":
             settings = dict(settings, schedule_updates=total)
+        if dropout_by_epochs and time_limit is None:
+            settings = dict(settings, dropout=planned_dropout(total))
         state = init_state(vocab, Hyper(**settings)) if init is None else start_from(init, vocab, Hyper(**settings))
         state = with_streams(state, train_part.shape[0])
         if init is not None:
@@ -775,6 +793,8 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
                                         f"{total:,} updates that fit in the time limit do")
         if state.hyper.schedule == "cosine":
             state.hyper = replace(state.hyper, schedule_updates=total)
+        if dropout_by_epochs:
+            state.hyper = replace(state.hyper, dropout=planned_dropout(total))
         say(f"time limit {time_limit:g} s: {total:,} updates of {per_update * 1e3:.3g} ms measured here")
     if intervals.get("val_every") is None:  # a new run's, not given
         intervals = dict(intervals, val_every=VAL_EVERY if time_limit is None else max(1, -(-total // VALIDATIONS)))

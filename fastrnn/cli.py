@@ -119,7 +119,7 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
               help="Probability of zeroing each unit of a layer's output on its way to the layer above and "
                    "the output layer (not the recurrent connections); off when sampling and scoring [0; gru 0, "
-                   "lstm 0.1].")
+                   "lstm 0.1, or 0.2 for a run of more than 12 epochs].")
 @click.option("--embedding", type=click.IntRange(min=0), metavar="D",
               help="Width of an input embedding before the first layer (PyTorch's nn.Embedding; 0: one-hot "
                    "inputs) [0; 256].")

@@ -256,7 +256,10 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
 
     def train():
         trainer = Trainer(state, book, parallel=parallel_build)
-        trainer.compile_loop() if loop_alone else trainer.run(1)
+        if loop_alone:
+            trainer.compile_loop()
+        else:
+            trainer.run(1)
 
     jobs = [(streams > 0, f"the training loop{' (parallel build)' if parallel_build else ''}", train),
             (sampler, "the sampler", lambda: sample_indices(state.params, vocab, 2, 2, np.random.default_rng(0),

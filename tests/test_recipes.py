@@ -2,7 +2,7 @@
 import pytest
 
 import fastrnn
-from fastrnn.recipes import CLASSIC, RECIPES
+from fastrnn.recipes import CLASSIC, LONG_RUN_EPOCHS, RECIPES
 from helpers import one_line_error, run
 
 
@@ -51,3 +51,23 @@ def test_a_short_text_gets_as_many_recipe_streams_as_it_has_chunks(tmp_path, tex
 def test_help_shows_each_cells_default():
     help_text = " ".join(run(["train", "--help"]).output.split())
     assert "[100; 384]" in help_text and "[25; 64]" in help_text and "[adagrad; adam]" in help_text
+
+
+def test_the_lstms_dropout_not_given_follows_the_epochs_the_run_plans(tmp_path, text):
+    book = tmp_path / "book.txt"
+    book.write_text(text, encoding="utf-8")
+    chunks = (len(text) - 1) // 64
+    streams = min(32, chunks)
+    per_epoch = -(-chunks // streams)  # updates
+    for epochs, dropout in ((LONG_RUN_EPOCHS, 0.1), (LONG_RUN_EPOCHS + 1, 0.2)):
+        out = tmp_path / f"run{epochs}"
+        result = run(["train", str(book), "--cell", "lstm", "--hidden", "8", "--embedding", "4",
+                      "--steps", str(epochs * per_epoch), "--sample-every", "0", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert fastrnn.load(out / "last.npz").hyper["dropout"] == dropout
+        assert ("dropout 0.2: the lstm recipe's for a run of more than 12 epochs" in result.output) == (dropout == 0.2)
+    # given, it is kept
+    out = tmp_path / "given"
+    fastrnn.train(book, out=out, cell="lstm", hidden=8, embedding=4, dropout=0.05,
+                  steps=(LONG_RUN_EPOCHS + 1) * per_epoch, sample_every=0, progress=False)
+    assert fastrnn.load(out / "last.npz").hyper["dropout"] == 0.05
