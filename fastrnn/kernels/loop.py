@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit, prange, typeof, types
 from numba.core import config as numba_config
 from numba.core.types.function_type import WrapperAddressProtocol
+from numba.experimental.function_type import _get_wrapper_address as wrapper_address
 
 from .config import JIT, compiled_as
 from .dropout import dropout_masks_into
@@ -209,9 +210,9 @@ class BlockPointer(WrapperAddressProtocol):
 
     def __init__(self, block, signature):
         self.sig = signature
-        block.compile(signature.args)  # from the cache where it is there
-        compiled = block.overloads[signature.args]
-        self.address = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_cfunc_wrapper_name)
+        # compiles the block function (or loads it from the cache) for the signature; Numba's
+        # own lookup of the address it passes a dispatcher by
+        self.address = wrapper_address(block, signature)
         self._numba_type_ = types.FunctionType(signature)
 
     def __wrapper_address__(self):

@@ -202,7 +202,6 @@ def test_a_run_with_one_block_or_one_thread_uses_the_serial_build():
 
 
 LOOP_ALONE = """
-import numpy as np
 from fastrnn.kernels import loop
 from fastrnn.model import Hyper, init_state
 from fastrnn.text import build_vocab
