@@ -43,8 +43,24 @@ def fastrnn_row(book: str, cell: str, seconds: float, out: str) -> dict:
             "updates": summary["updates"], "seconds": summary["seconds"], "command": shown, "run": out}
 
 
-def torch_row(book: str, seconds: float, python: str) -> dict:
-    command = [python, os.path.join(HERE, "torch_lstm.py"), "--book", book, "--seconds", f"{seconds:g}"]
+def plain_text(book: str, out: str) -> str:
+    """``book`` itself where it is a text file, else (tweets, a directory of texts) the text
+    fastrnn trains on written to a file under ``out``: the PyTorch script reads plain text."""
+    from fastrnn.formats import detect_format, load_corpus
+
+    if detect_format(book) == "text":
+        return book
+    vocab, indices = load_corpus(book)
+    path = os.path.join(out, os.path.basename(book.rstrip(os.sep)) + ".txt")
+    os.makedirs(out, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(vocab.decode(indices))
+    return path
+
+
+def torch_row(book: str, seconds: float, python: str, out: str) -> dict:
+    text = plain_text(book, out)
+    command = [python, os.path.join(HERE, "torch_lstm.py"), "--book", text, "--seconds", f"{seconds:g}"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -82,7 +98,7 @@ def main() -> None:
             for model in order:
                 seconds = 60 * minutes
                 out = os.path.join(args.out, f"{os.path.basename(book)}-{model}-{minutes:g}m")
-                row = (torch_row(book, seconds, python) if model == "torch"
+                row = (torch_row(book, seconds, python, args.out) if model == "torch"
                        else fastrnn_row(book, model, seconds, out))
                 row.update(book=os.path.basename(book), minutes=minutes)
                 rows.append(row)

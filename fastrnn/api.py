@@ -16,7 +16,6 @@ import numpy as np
 from .errors import FastrnnError
 
 VAL_EVERY = 10_000  # updates between validations, unless told
-VALIDATIONS = 10  # of a time-limited run, unless told
 
 
 class OptionError(FastrnnError, ValueError):
@@ -398,7 +397,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           streams: int | None = None, restart_every: int = 0, threads: int | None = None,
           val_fraction: float = 0.0, val_every: int | None = None, sample_every: int = 10_000, log_every: int = 100,
           checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
-          time_limit=None, progress=True, should_stop=None) -> Run:
+          time_limit=None, planned_updates: int | None = None, progress=True, should_stop=None) -> Run:
     """Train a model on a book and return its run.
 
     Parameters
@@ -420,6 +419,11 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         starts, become the run's number of updates (a cosine schedule spans them, ``resume``
         continues to them, ``steps`` of that number reproduces the run); the run also stops
         should its training time reach the limit first, then validates and checkpoints.
+    planned_updates : int, optional
+        Train the first ``steps`` updates of a run planned for this many, which ``resume``
+        continues: the cosine schedule spans them and the recipe's dropout follows their
+        epochs, so that the pieces end where one run of that many updates ends (a sweep's
+        halving trains its trials so) [the run's own updates].
     init : str or path, optional
         Fine-tune: start from this trained model (a checkpoint, or a run directory's best.npz)
         on the new text. The vocabulary becomes the union of the model's and the text's (new
@@ -467,8 +471,9 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         Cores for several streams [default: all]; results do not depend on it.
     val_fraction, val_every, sample_every, log_every, checkpoint_every
         The held-out part and the intervals of the run directory's files; ``val_every``
-        [10,000 updates; with ``time_limit``, a tenth of the updates that fit, so that best.npz
-        is the best of ten validations].
+        [10,000 updates; with ``time_limit``, a tenth of the updates that fit, or an epoch's
+        where that is fewer, so that best.npz is the best of ten validations, one an epoch at
+        least].
     progress : bool or callable
         True: a progress display on stderr; False: none; a callable: called with a
         ``trainer.Progress`` after each block of updates.
@@ -538,6 +543,10 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
             time_limit = parse_duration(time_limit)
         except ValueError as err:
             raise OptionError("time_limit", str(err)) from None
+        if planned_updates is not None:
+            raise OptionError("planned_updates", "a time limit plans the run's updates: give it or "
+                                                 "planned_updates, not both")
+    _check_counts(dict(planned_updates=planned_updates), {})
     _check("val_fraction", val_fraction, isinstance(val_fraction, numbers.Real) and 0 <= val_fraction < 0.5,
            "a number at least 0 and below 0.5")
     val_fraction = float(val_fraction)
@@ -564,7 +573,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
                      val_every=None if val_every is None else int(val_every))
     return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
                   tell, say, should_stop, init=start, share_machine=threads is None, time_limit=time_limit,
-                  dropout_by_epochs=dropout_by_epochs)
+                  dropout_by_epochs=dropout_by_epochs, planned_updates=planned_updates)
 
 
 def _optimizer_settings(eta, optimizer, options, schedule, min_eta, warmup, decay, decay_every, clip,
@@ -644,7 +653,7 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
 
 def _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell, say,
            should_stop, config=None, init=None, share_machine=False, time_limit=None,
-           dropout_by_epochs=False) -> Run:
+           dropout_by_epochs=False, planned_updates=None) -> Run:
     """What ``train`` and ``resume`` share: read the book, hold out its end, count the updates,
     compile, write run.json and train. Without ``should_stop``, an interrupt (Ctrl-C, a
     notebook's) stops the run after a checkpoint, as at the command line."""
@@ -654,7 +663,8 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
     if should_stop is None:
         with StopRequest() as stop:
             return _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt,
-                          force, tell, say, stop, config, init, share_machine, time_limit, dropout_by_epochs)
+                          force, tell, say, stop, config, init, share_machine, time_limit, dropout_by_epochs,
+                          planned_updates)
 
     seq_length = state.hyper.seq_length if state is not None else settings["seq_length"]
     if text is not None:
@@ -674,7 +684,7 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
     try:
         return _train_on(book, book + ".new" if text is not None else book, out, state, settings, intervals, steps,
                          epochs, val_fraction, encoding, fmt, force, tell, say, should_stop, config, init,
-                         share_machine, time_limit, dropout_by_epochs)
+                         share_machine, time_limit, dropout_by_epochs, planned_updates)
     finally:
         if text is not None and os.path.exists(book + ".new"):
             os.unlink(book + ".new")
@@ -682,13 +692,14 @@ def _train(book, text, out, state, settings, intervals, steps, epochs, val_fract
 
 def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell,
               say, should_stop, config, init=None, share_machine=False, time_limit=None,
-              dropout_by_epochs=False) -> Run:
+              dropout_by_epochs=False, planned_updates=None) -> Run:
     """``_train`` once the book is a file: ``source`` is where to read it now, ``book`` where
     the run keeps it. ``init``: the ``Model`` a fine-tuning run starts from. ``share_machine``:
     fewer threads while other processes are busy (a run whose threads were not given).
     ``time_limit``: seconds of training of a new run (``budget.py``). ``dropout_by_epochs``:
     dropout was not given, and is the cell's for the epochs the new run plans
-    (``recipes.dropout_for``)."""
+    (``recipes.dropout_for``). ``planned_updates``: the new run's planned length, if more
+    than the updates it trains now (``train``)."""
     from dataclasses import replace
 
     from .cache import load_corpus_cached
@@ -730,6 +741,10 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     # a time limit's updates are counted once the model is compiled
     total = total_updates(steps, epochs, per_epoch, streams) if time_limit is None else 10 ** 12
 
+    planned = total if planned_updates is None else planned_updates
+    if not resuming and planned < total:
+        raise OptionError("planned_updates", f"the run's {total:,} updates are more than the {planned:,} planned")
+
     def planned_dropout(updates: int) -> float:
         dropout = dropout_for(settings["cell"], updates * streams / per_epoch)
         if dropout != settings["dropout"]:
@@ -757,9 +772,9 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
         + f" -> {out}")
     if not resuming:
         if settings.get("schedule") == "cosine":
-            settings = dict(settings, schedule_updates=total)
+            settings = dict(settings, schedule_updates=planned)
         if dropout_by_epochs and time_limit is None:
-            settings = dict(settings, dropout=planned_dropout(total))
+            settings = dict(settings, dropout=planned_dropout(planned))
         state = init_state(vocab, Hyper(**settings)) if init is None else start_from(init, vocab, Hyper(**settings))
         state = with_streams(state, train_part.shape[0])
         if init is not None:
@@ -797,7 +812,10 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
             state.hyper = replace(state.hyper, dropout=planned_dropout(total))
         say(f"time limit {time_limit:g} s: {total:,} updates of {per_update * 1e3:.3g} ms measured here")
     if intervals.get("val_every") is None:  # a new run's, not given
-        intervals = dict(intervals, val_every=VAL_EVERY if time_limit is None else max(1, -(-total // VALIDATIONS)))
+        from .budget import validation_interval
+
+        intervals = dict(intervals, val_every=VAL_EVERY if time_limit is None else
+                         validation_interval(total, -(-per_epoch // streams)))
     if force and not resuming and holds_run(out):
         clear_run(out)
     if source != book:
@@ -805,6 +823,7 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     save_run_config(out, {"book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding,
                           "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals,
                           **({"time_limit": time_limit} if time_limit is not None else {}),
+                          **({"planned_updates": planned} if planned_updates is not None else {}),
                           **({"init": init_from} if init_from else {})})
     opts = RunOptions(total_updates=total, **intervals, on_progress=tell, should_stop=should_stop,
                       share_machine=share_machine, time_limit=time_limit,

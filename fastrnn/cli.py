@@ -151,7 +151,8 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--val-fraction", default=0.0, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
               help="Fraction at the end of the book held out for validation (best.npz is then best on it).")
 @click.option("--val-every", type=POSITIVE,
-              help="Updates between validation losses [10000; with --time-limit, a tenth of the run].")
+              help="Updates between validation losses [10000; with --time-limit, a tenth of the run, at most "
+                   "an epoch].")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_errors
 def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer,

@@ -14,7 +14,9 @@ Dropout depends on how often the run will see its text (``dropout_for``): over 1
 about 25 epochs of tiny Shakespeare, every model overfitted it, and the LSTM with dropout 0.2
 reached 1.467 nats/char where 0.1 reached 1.481 (one run each, one after the other). Where
 0.1 was chosen, 150 s made about 7 epochs. Where between 7 and 25 epochs 0.2 starts to pay
-was not measured: the switch is put at 12.
+was not measured: the switch is put at 12. The GRU takes none: with dropout 0.2 over those 10
+minutes its training loss rose from 1.54 to 2.06 nats/char after the first 3,000 updates, and
+its best held-out loss was 1.637, against 1.511 without dropout in an earlier session.
 """
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ settings (so ``resume=True`` continues it), ``DIR/results.csv`` a row per trial 
 
 Successive halving (Hyperband, ASHA): with ``halving=ETA``, every trial trains a first rung of
 updates, the best 1/ETA by validation continue to ETA times as many, and so on up to ``steps``.
+Each trial is planned for all its updates from the first rung (``planned_updates``): a cosine
+schedule spans them and the recipe's dropout follows them, so that a trial of the last rung ends
+where one run of those updates ends, and the early rungs rank trials at their schedule's start.
 
 Dask is an optional dependency: ``pip install "fastrnn[sweep]"``.
 """
@@ -72,18 +75,19 @@ def rungs(count: int, eta: int | None) -> list[tuple[int, int]]:
     return [(eta ** (levels - 1 - i), max(1, math.ceil(count / eta ** i))) for i in range(levels)]
 
 
-def run_trial(directory: str, book: str, settings: dict, steps: int, options: dict, threads: int) -> dict:
-    """Train the trial in ``directory`` to ``steps`` updates on ``threads`` cores: from the start,
-    or by resuming its own last checkpoint (an earlier rung, or an attempt whose worker died).
-    Runs on a worker."""
+def run_trial(directory: str, book: str, settings: dict, steps: int, planned: int, options: dict,
+              threads: int) -> dict:
+    """Train the trial in ``directory`` to ``steps`` of its ``planned`` updates on ``threads``
+    cores: from the start, or by resuming its own last checkpoint (an earlier rung, or an attempt
+    whose worker died). Runs on a worker."""
     import fastrnn
 
     model = {k: v for k, v in settings.items() if k != "trial"}
     if os.path.exists(os.path.join(directory, "last.npz")) and os.path.exists(os.path.join(directory, "run.json")):
         run = fastrnn.resume(directory, steps=steps, threads=threads, progress=False)
     else:
-        run = fastrnn.train(book, out=directory, steps=steps, threads=threads, force=True, progress=False, **model,
-                            **options)
+        run = fastrnn.train(book, out=directory, steps=steps, planned_updates=planned, threads=threads, force=True,
+                            progress=False, **model, **options)
     # from the checkpoint and the logs: a worker that died after the last checkpoint but before the
     # summary leaves a summary of an earlier session, and its retry nothing to train
     validation = run.validation
@@ -173,7 +177,7 @@ class _EventLoopThread:
 
 # options a sweep sets itself, per trial or for all of them
 _RESERVED = {"book", "text", "out", "steps", "epochs", "force", "progress", "should_stop", "threads", "val_fraction",
-             "seed"}
+             "seed", "planned_updates", "time_limit"}
 
 
 def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epochs: int | None = None, out=None,
@@ -222,7 +226,7 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
                 + (f" to 1/{divisor} of their updates" if divisor > 1 else ""))
             # a task whose worker dies is run again by the scheduler; run_trial then resumes
             futures = {client.submit(run_trial, os.path.join(out, t.name), book, t.settings,
-                                     max(1, t.steps // divisor), options, threads, pure=False,
+                                     max(1, t.steps // divisor), t.steps, options, threads, pure=False,
                                      key=f"{t.name}-rung{rung}-{token}"): t for t in alive}
             for future, trial in futures.items():
                 try:

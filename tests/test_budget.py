@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn.budget import parse_duration
+from fastrnn.budget import parse_duration, validation_interval
 
 from helpers import SMALL, npz_arrays, one_line_error, run
 
@@ -43,14 +43,18 @@ def test_a_budget_fixes_the_updates_and_steps_of_that_number_reproduce_the_run(t
         assert np.array_equal(a[key], b[key]), key
 
 
-def test_a_budget_validates_ten_times_unless_told(tmp_path, text):
+def test_a_budget_validates_ten_times_and_once_an_epoch_unless_told(tmp_path, text):
+    assert validation_interval(1000, 500) == 100 and validation_interval(1000, 40) == 40
+    assert validation_interval(5, 40) == 1
+    # a short text: many epochs in a second
     fastrnn.train(text=text, out=tmp_path / "timed", time_limit="1s", hidden=16, val_fraction=0.1, sample_every=0,
                   progress=False)
     config = json.loads((tmp_path / "timed" / "run.json").read_text())
-    assert config["val_every"] == -(-config["total_updates"] // 10)
+    per_epoch = (len(text) - round(0.1 * len(text)) - 1) // 25  # updates of one stream over the training part
+    assert config["total_updates"] > 10 * per_epoch and config["val_every"] == per_epoch
     validated = np.loadtxt(tmp_path / "timed" / "validation.csv", delimiter=",", skiprows=1, ndmin=2)
     assert list(validated[:-1, 0]) == [config["val_every"] * i for i in range(len(validated) - 1)]
-    assert 2 <= len(validated) <= 12  # from update 0 to where the time ran out, and its end
+    assert validated[-1, 0] == json.loads((tmp_path / "timed" / "summary.json").read_text())["updates"]
     fastrnn.train(text=text, out=tmp_path / "counted", steps=50, hidden=16, val_fraction=0.1, progress=False)
     assert json.loads((tmp_path / "counted" / "run.json").read_text())["val_every"] == 10_000
 

@@ -1,4 +1,5 @@
 """What a run trains with where it is not told: the cell's recipe, the given options winning."""
+import numpy as np
 import pytest
 
 import fastrnn
@@ -71,3 +72,22 @@ def test_the_lstms_dropout_not_given_follows_the_epochs_the_run_plans(tmp_path, 
     fastrnn.train(book, out=out, cell="lstm", hidden=8, embedding=4, dropout=0.05,
                   steps=(LONG_RUN_EPOCHS + 1) * per_epoch, sample_every=0, progress=False)
     assert fastrnn.load(out / "last.npz").hyper["dropout"] == 0.05
+
+
+def test_a_run_trained_in_pieces_of_its_planned_updates_ends_where_one_run_ends(tmp_path, text):
+    chunks = (len(text) - 1) // 64
+    planned = (LONG_RUN_EPOCHS + 1) * -(-chunks // min(32, chunks))  # past the long-run dropout's epochs
+    small = dict(cell="lstm", hidden=8, embedding=4, sample_every=0, progress=False)
+    first = fastrnn.train(text=text, out=tmp_path / "pieces", steps=planned // 3, planned_updates=planned,
+                          **small).model
+    # the first piece already has the whole run's cosine span and long-run dropout
+    assert first.update == planned // 3 and first.hyper["schedule_updates"] == planned
+    assert first.hyper["dropout"] == 0.2
+    pieces = fastrnn.resume(tmp_path / "pieces", steps=planned, progress=False)
+    straight = fastrnn.train(text=text, out=tmp_path / "straight", steps=planned, **small)
+    assert pieces.updates_trained == planned - planned // 3
+    assert all(np.array_equal(a, b) for a, b in zip(pieces.model.params.values(), straight.model.params.values()))
+    with pytest.raises(fastrnn.OptionError, match="the run's 30 updates are more than the 20 planned"):
+        fastrnn.train(text=text, out=tmp_path / "x", steps=30, planned_updates=20, **small)
+    with pytest.raises(fastrnn.OptionError, match="give it or planned_updates, not both"):
+        fastrnn.train(text=text, out=tmp_path / "x", time_limit="1s", planned_updates=20, **small)

@@ -52,7 +52,8 @@ def test_grids_and_rungs():
 
 def test_a_local_cluster_sweep_and_halving_that_ends_where_straight_training_ends(tmp_path, book):
     out = tmp_path / "sweep"
-    result = run(["sweep", str(book), *GRID, "--steps", "600", "--halving", "2", "--out", str(out), "--workers", "2"])
+    result = run(["sweep", str(book), *GRID, "--grid", "schedule=cosine", "--steps", "600", "--halving", "2", "--out",
+                  str(out), "--workers", "2"])
     assert result.exit_code == 0, result.output
     rows = results(out)
     assert len(rows) == 4 and (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
@@ -61,10 +62,11 @@ def test_a_local_cluster_sweep_and_halving_that_ends_where_straight_training_end
     assert statuses == ["finished", "stopped at rung 1", "stopped at rung 1", "stopped at rung 2"]
     finished = [t for t, row in rows.items() if row["status"] == "finished"]
     assert rows[finished[0]]["updates"] == "600" and list(rows)[0] == finished[0]
-    # the trial of the last rung, trained in three sessions, equals the same configuration trained straight
+    # the trial of the last rung, trained in three sessions, equals the same configuration trained
+    # straight: its cosine schedule spanned all 600 updates from the first rung
     trial = rows[finished[0]]
     straight = fastrnn.train(book, out=tmp_path / "straight", steps=600, hidden=int(trial["hidden"]),
-                             eta=float(trial["eta"]), seed=0, val_fraction=0.1, progress=False)
+                             eta=float(trial["eta"]), schedule="cosine", seed=0, val_fraction=0.1, progress=False)
     assert same_parameters(out / finished[0], tmp_path / "straight")
     assert trial["trial"] + "," in (out / "results.csv").read_text() and straight.updates_trained == 600
 
@@ -172,6 +174,8 @@ def test_bad_sweeps_are_one_line_and_lose_nothing(tmp_path, book):
                         "--scheduler", "host:notaport"]), 1, "cannot reach the Dask scheduler")
     one_line_error(run(["sweep", str(book), "--grid", "hidden=8", "--steps", "10", "--out", str(out),
                         "--scheduler-file", str(tmp_path / "none.json")]), 1, "no such scheduler file")
+    with pytest.raises(fastrnn.OptionError, match="planned_updates is set by the sweep"):
+        fastrnn.sweep(book, grid=["hidden=8"], steps=10, out=out, planned_updates=20)
     assert not out.exists()  # nothing was started, so nothing was written
     other = tmp_path / "other"
     other.mkdir()

@@ -43,7 +43,8 @@ def dropout_state(text, model, dtype, p, chars=150):
     return (with_streams(state, book.shape[0]) if int(streams) > 1 else state), book
 
 
-@pytest.mark.parametrize("model", ["classic-1-1", "classic-1-3", "lstm-2-3", "gru-2-1", "rnn-3-3", "lstm-1-1"])
+@pytest.mark.parametrize("model", ["classic-1-1", "classic-1-3", "lstm-2-3", "gru-2-1", "rnn-3-3", "lstm-1-1",
+                                   "gru-1-3"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_each_update_with_dropout_matches_reference(text, model, dtype):
     state, book = dropout_state(text, model, dtype, 0.3)
