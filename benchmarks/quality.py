@@ -7,10 +7,11 @@ PyTorch baseline (benchmarks/torch_lstm.py) given the same seconds in the same r
 Each fastrnn row is `fastrnn train BOOK --cell C --time-limit T --val-fraction 0.1` with every
 other setting the cell's default; the held-out tenth is scored from the model's carried state
 (`fastrnn eval`'s way) at the end. The PyTorch row runs where torch is importable, by this
-interpreter or by --torch-python. Runs go one after another, never side by side, and alternate
-their order from budget to budget. Prints bits/char (and nats/char), chars/s and the command of
-each row; the run directories stay under --out, each with sample.txt: 300 characters its best
-model writes.
+interpreter or by --torch-python; a book that is not plain text (tweets in JSON, a directory)
+reaches it as the text fastrnn trains on, written under --out. Runs go one after another, never
+side by side, and alternate their order from budget to budget. Prints bits/char (and
+nats/char), chars/s and the command of each row; the run directories stay under --out, each
+with sample.txt: 300 characters its best model writes.
 """
 from __future__ import annotations
 

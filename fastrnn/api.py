@@ -436,7 +436,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         element clipped to 5); for gru and lstm hidden 384, seq_length 64, 32 streams,
         float32, an input embedding of 256, Adam at 0.004 with the cosine schedule and the
         global norm clipped to 5, and for lstm dropout 0.1 (0.2 for a run of more than 12
-        epochs).
+        epochs) and Adam's weight decay 0.1.
     layers : int
         Layers of the cell [1], each of ``hidden`` units, layer k fed by layer k-1's h.
     hidden, seq_length, eta, sigma, seed, dtype, streams, restart_every
@@ -521,10 +521,10 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     dropout_by_epochs = dropout is None  # the recipe's, for the epochs the run plans (``_train_on``)
     picked = with_defaults(cell, dict(hidden=hidden, seq_length=seq_length, streams=streams, dtype=dtype,
                                       optimizer=optimizer, eta=eta, schedule=schedule, clip=clip, clip_norm=clip_norm,
-                                      embedding=embedding, dropout=dropout))
-    hidden, seq_length, streams, dtype, optimizer, eta, schedule, clip_norm, embedding, dropout = (
+                                      embedding=embedding, dropout=dropout, weight_decay=weight_decay))
+    hidden, seq_length, streams, dtype, optimizer, eta, schedule, clip_norm, embedding, dropout, weight_decay = (
         picked[name] for name in ("hidden", "seq_length", "streams", "dtype", "optimizer", "eta", "schedule",
-                                  "clip_norm", "embedding", "dropout"))
+                                  "clip_norm", "embedding", "dropout", "weight_decay"))
     _check_counts(dict(epochs=epochs, layers=layers, hidden=hidden, seq_length=seq_length, streams=streams,
                        val_every=val_every, log_every=log_every),
                   dict(steps=steps, seed=seed, restart_every=restart_every, sample_every=sample_every,
@@ -820,10 +820,12 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
         clear_run(out)
     if source != book:
         os.replace(source, book)
+    # how a new run was planned, kept by its resumed sessions
+    plan = ({name: config[name] for name in ("time_limit", "planned_updates") if name in config} if resuming else
+            {**({"time_limit": time_limit} if time_limit is not None else {}),
+             **({"planned_updates": planned} if planned_updates is not None else {})})
     save_run_config(out, {"book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding,
-                          "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals,
-                          **({"time_limit": time_limit} if time_limit is not None else {}),
-                          **({"planned_updates": planned} if planned_updates is not None else {}),
+                          "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals, **plan,
                           **({"init": init_from} if init_from else {})})
     opts = RunOptions(total_updates=total, **intervals, on_progress=tell, should_stop=should_stop,
                       share_machine=share_machine, time_limit=time_limit,

@@ -58,6 +58,6 @@ def validation_interval(updates: int, per_epoch: int) -> int:
     """Updates between the validations of a run of ``updates`` updates, ``per_epoch`` to an
     epoch: a tenth of the run, or an epoch where that is fewer, so that best.npz is the best of
     ten validations at least and of one an epoch (a short text overfits within a few epochs of
-    its best: 3 minutes on 114,000 characters of tweets were 70-90 epochs of the recipes'
-    models, whose held-out loss was lowest after 7-14)."""
+    its best: 3 minutes on 114,000 characters of tweets were 68-86 epochs of the recipes'
+    models, whose held-out loss was lowest after 9-14)."""
     return max(1, min(-(-updates // VALIDATIONS), per_epoch))

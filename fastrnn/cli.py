@@ -105,7 +105,8 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--beta1", type=float, help="Adam's first-moment decay [0.9].")
 @click.option("--beta2", type=float, help="Adam's second-moment decay [0.999].")
 @click.option("--alpha", type=float, help="RMSprop's smoothing constant [0.99].")
-@click.option("--weight-decay", type=float, help="Decoupled weight decay of Adam and RMSprop (AdamW's) [0].")
+@click.option("--weight-decay", type=float,
+              help="Decoupled weight decay of Adam and RMSprop (AdamW's) [none; gru 0, lstm 0.1 with Adam, else 0].")
 @click.option("--schedule", type=click.Choice(["constant", "cosine", "step"]),
               help="The learning rate by update: constant, cosine to --min-eta over the run, or times --decay "
                    "every --decay-every updates [constant; cosine].")

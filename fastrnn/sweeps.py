@@ -222,7 +222,7 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
         client.run(_warm_up, sorted({(o["dtype"], o["cell"], 1 if o["layers"] == 1 else 2) for o in models}))
         alive = trials
         for rung, (divisor, _) in enumerate(plan):
-            say(f"rung {rung + 1} of {len(plan)}: {len(alive)} trials"
+            say(f"rung {rung + 1} of {len(plan)}: {len(alive)} trial{'s' if len(alive) != 1 else ''}"
                 + (f" to 1/{divisor} of their updates" if divisor > 1 else ""))
             # a task whose worker dies is run again by the scheduler; run_trial then resumes
             futures = {client.submit(run_trial, os.path.join(out, t.name), book, t.settings,

@@ -1,4 +1,6 @@
 """What a run trains with where it is not told: the cell's recipe, the given options winning."""
+import json
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ def trained_hyper(tmp_path, text, **options) -> dict:
 
 def test_the_rnn_cell_keeps_the_assignments_rule(tmp_path, text):
     hyper = trained_hyper(tmp_path, text)
-    rule = {name: value for name, value in CLASSIC.items() if name != "clip_norm"}
+    rule = {name: value for name, value in CLASSIC.items() if name not in ("clip_norm", "weight_decay")}
     assert {name: hyper[name] for name in rule} == rule
     assert hyper["clip_norm"] == 0  # off: each element is clipped instead
     assert (hyper["hidden"], hyper["seq_length"], hyper["streams"], hyper["eta"], hyper["clip"]) == (100, 25, 1, 0.1, 5)
@@ -30,6 +32,7 @@ def test_a_gated_cell_alone_takes_its_recipe(tmp_path, text, cell):
                                                                                            "float32", 5.0)
     assert hyper["eta"] == 0.004 and hyper["min_eta"] == pytest.approx(hyper["eta"] / 10)
     assert hyper["embedding"] == 256 and hyper["dropout"] == (0.1 if cell == "lstm" else 0.0)
+    assert hyper["weight_decay"] == (0.1 if cell == "lstm" else 0.0)
 
 
 def test_options_given_win_and_a_rate_not_given_follows_the_optimizer(tmp_path, text):
@@ -39,6 +42,9 @@ def test_options_given_win_and_a_rate_not_given_follows_the_optimizer(tmp_path, 
     assert hyper["seq_length"] == 64 and hyper["schedule"] == "cosine"  # the rest stays the recipe's
     assert trained_hyper(tmp_path, text, optimizer="rmsprop", hidden=12)["eta"] == 0.002
     assert trained_hyper(tmp_path, text, cell="gru", hidden=12, eta=0.01)["eta"] == 0.01
+    # the recipe's weight decay goes with its optimizer: another's is that one's own
+    assert trained_hyper(tmp_path, text, cell="lstm", hidden=12, optimizer="rmsprop")["weight_decay"] == 0.0
+    assert trained_hyper(tmp_path, text, cell="lstm", hidden=12, weight_decay=0.0)["weight_decay"] == 0.0
 
 
 def test_a_short_text_gets_as_many_recipe_streams_as_it_has_chunks(tmp_path, text, book):
@@ -86,6 +92,7 @@ def test_a_run_trained_in_pieces_of_its_planned_updates_ends_where_one_run_ends(
     pieces = fastrnn.resume(tmp_path / "pieces", steps=planned, progress=False)
     straight = fastrnn.train(text=text, out=tmp_path / "straight", steps=planned, **small)
     assert pieces.updates_trained == planned - planned // 3
+    assert json.loads((tmp_path / "pieces" / "run.json").read_text())["planned_updates"] == planned
     assert all(np.array_equal(a, b) for a, b in zip(pieces.model.params.values(), straight.model.params.values()))
     with pytest.raises(fastrnn.OptionError, match="the run's 30 updates are more than the 20 planned"):
         fastrnn.train(text=text, out=tmp_path / "x", steps=30, planned_updates=20, **small)
