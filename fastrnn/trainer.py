@@ -222,13 +222,14 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     loop build that a run of ``streams`` streams uses (none for 0; ``parallel``: that build
     rather than the one this process's threads choose), the sampler, the scorer.
 
-    With the training loop to compile and a core to spare, a child process compiles the loop
-    without the block function it calls (``loop_alone``; ``kernels.loop.TrainLoop``), then
-    the sampler and the scorer, into the cache, where this one loads them; this one compiles
-    the block function (the cell's whole tree) meanwhile. ``on_compile(what)`` is called when
-    one of them takes longer than ``slow_after`` seconds, which means a real compilation (a
-    cache load takes a fraction of a second); its ``what`` says how long that compilation
-    took here last time (``compile_times``).
+    With the training loop to compile and a core to spare, a child process compiles the product
+    that the block function's backward pass needs last (``linalg.compile_transposed_product``),
+    the loop without the block function it calls (``loop_alone``; ``kernels.loop.TrainLoop``),
+    then the sampler and the scorer, into the cache, where this one loads them; this one
+    compiles the block function (the cell's whole tree) meanwhile. ``on_compile(what)`` is
+    called when one of them takes longer than ``slow_after`` seconds, which means a real
+    compilation (a cache load takes a fraction of a second); its ``what`` says how long that
+    compilation took here last time (``compile_times``).
     Returns the seconds it all took.
     """
     import threading
@@ -238,6 +239,7 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     from .compile_times import CompileTimes
     from .evaluate import TextScorer
     from .kernels import CACHE_WRITABLE, loop
+    from .kernels.linalg import compile_transposed_product
     from .model import Hyper, init_state
     from .sample import sample_indices
     from .text import Vocab
@@ -257,6 +259,7 @@ def compile_kernels(dtype, index_dtype, *, streams: int = 0, sampler: bool = Fal
     def train():
         trainer = Trainer(state, book, parallel=parallel_build)
         if loop_alone:
+            compile_transposed_product(dtype)
             trainer.compile_loop()
         else:
             trainer.run(1)

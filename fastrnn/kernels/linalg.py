@@ -146,6 +146,17 @@ def matmul_add_transposed(out, X, A):
         matmul_add(out, X.T, A)
 
 
+def compile_transposed_product(dtype) -> None:
+    """Compile (or load from the cache) ``matmul_add`` for coefficients read through a
+    transposed view, as ``matmul_add_transposed`` runs it for X of fewer than 64 rows: every
+    cell's backward pass needs it for its weight gradients, last in its tree. The second process
+    of a cold start compiles it first, and the block function compiling in the first process
+    then loads it (``trainer.compile_kernels``)."""
+    if hasattr(matmul_add, "compile"):  # not under NUMBA_DISABLE_JIT
+        rows = types.Array(types.float64 if np.dtype(dtype) == np.float64 else types.float32, 2, "C")
+        matmul_add.compile((rows, rows.copy(layout="F"), rows))
+
+
 @njit(inline="always")
 def _tile_4x3(out, coef, A, t, i):
     """Rows t..t+3, columns i..i+3V of ``matmul_add``."""
