@@ -5,7 +5,7 @@ fixed order on every path, so a stream's numbers do not depend on how many strea
 computed with it.
 """
 import numpy as np
-from numba import njit, types
+from numba import from_dtype, njit, types
 from numba.extending import overload
 
 from .config import JIT, UNCACHED
@@ -153,7 +153,7 @@ def compile_transposed_product(dtype) -> None:
     of a cold start compiles it first, and the block function compiling in the first process
     then loads it (``trainer.compile_kernels``)."""
     if hasattr(matmul_add, "compile"):  # not under NUMBA_DISABLE_JIT
-        rows = types.Array(types.float64 if np.dtype(dtype) == np.float64 else types.float32, 2, "C")
+        rows = types.Array(from_dtype(np.dtype(dtype)), 2, "C")
         matmul_add.compile((rows, rows.copy(layout="F"), rows))
 
 
