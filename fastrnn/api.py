@@ -13,22 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import plan
 from .errors import FastrnnError
-
-VAL_EVERY = 10_000  # updates between validations, unless told
-
-
-class OptionError(FastrnnError, ValueError):
-    """An option (a keyword argument; a command-line option) with a value that cannot be used.
-    ``option`` is its name."""
-
-    def __init__(self, option: str, message: str):
-        super().__init__(message)
-        self.option = option
-
-    def __reduce__(self):  # pickled whole: raised on a Dask worker, it reaches the sweep intact
-        return type(self), (self.option, str(self))
-
+from .model import load_checkpoint, save_checkpoint
+from .progress import ProgressDisplay
+from .recipes import run_settings
+from .rundir import RunDir, default_run_dir, holds_run, load_run_config, resolve_checkpoint
+from .settings import OPTIONS, STORED, OptionError, check
+from .stopping import StopRequest
+from .text import TextError, read_text
 
 # ---------------------------------------------------------------------------------------------
 # Models
@@ -171,7 +164,6 @@ class Model:
         'the '
         """
         from .sample import sample_texts
-        from .text import TextError
         from .trainer import compile_kernels
 
         state = self._state
@@ -222,8 +214,6 @@ class Model:
     def save(self, path) -> None:
         """Write the model as a checkpoint (``.npz``) that ``fastrnn.load`` and
         ``fastrnn sample --checkpoint`` read."""
-        from .model import save_checkpoint
-
         save_checkpoint(path, self._state)
 
 
@@ -239,9 +229,6 @@ def load(path=None) -> Model:
     >>> round(model.evaluate("the rain in spain").bits_per_char, 1) < 4
     True
     """
-    from .model import load_checkpoint
-    from .rundir import resolve_checkpoint
-
     try:
         checkpoint = resolve_checkpoint(None if path is None else os.fspath(path))
     except FileNotFoundError as err:
@@ -258,15 +245,13 @@ def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: 
     ``book`` (a file) or ``text`` (a small built-in text without either) and ``chunks`` more.
     Returns a ``GradientCheck``: ``.results``, ``.passed``, ``.table()`` (what ``fastrnn
     gradcheck`` prints)."""
-    from .cells import CELLS
     from .gradients import BUILTIN_TEXT, gradient_check
-    from .text import read_text
 
-    _check("cell", cell, isinstance(cell, str) and cell in CELLS, "one of " + ", ".join(CELLS))
-    _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
-    _check_counts(dict(layers=layers, hidden=hidden, seq_length=seq_length),
-                  dict(seed=seed, chunks=chunks, embedding=embedding))
-    for name, value in (("sigma", sigma), ("h", h)) + ((("tol", tol),) if tol is not None else ()):
+    for name, value in dict(cell=cell, dtype=dtype, layers=layers, hidden=hidden, seq_length=seq_length, seed=seed,
+                            embedding=embedding, sigma=sigma).items():
+        check(name, value)
+    _check_counts({}, dict(chunks=chunks))
+    for name, value in (("h", h),) + ((("tol", tol),) if tol is not None else ()):
         _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     if text is None:
         text = read_text(book, encoding) if book is not None else BUILTIN_TEXT
@@ -295,8 +280,6 @@ class Run:
     """
 
     def __init__(self, path):
-        from .rundir import RunDir, holds_run
-
         self.dir = os.fspath(path)
         if not os.path.isdir(self.dir) or not holds_run(self.dir):
             raise FastrnnError(f"{self.dir}: not a fastrnn run directory")
@@ -361,23 +344,17 @@ def _check(option: str, value, ok: bool, what: str) -> None:
         raise OptionError(option, f"{option} must be {what}, not {value!r}")
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_counts(positive: dict, non_negative: dict) -> None:
     """Integer options: each of ``positive`` at least 1, each of ``non_negative`` at least 0
     (None stands for "not given" and passes)."""
     for least, options in ((1, positive), (0, non_negative)):
         for name, value in options.items():
-            _check(name, value, value is None or (_is_int(value) and value >= least),
-                   "a positive integer" if least else "a non-negative integer")
+            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+            _check(name, value, value is None or ok, "a positive integer" if least else "a non-negative integer")
 
 
 def _display(progress):
     """(the callable told of progress or None, a function for lines of its own)."""
-    from .progress import ProgressDisplay
-
     if progress is True:
         display = ProgressDisplay()
         return display, display.say
@@ -400,6 +377,14 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           time_limit=None, planned_updates: int | None = None, progress=True, should_stop=None) -> Run:
     """Train a model on a book and return its run.
 
+    Every setting is declared once in ``fastrnn.settings``, with its range, default and help
+    (the options of ``fastrnn train``); a setting not given (None) takes the cell's recipe
+    (``recipes.py``): for rnn the assignment's rule (hidden 100, seq_length 25, 1 stream,
+    float64, AdaGrad at eta 0.1, each element clipped to 5), for gru and lstm hidden 384,
+    seq_length 64, 32 streams, float32, an embedding of 256, Adam at 0.004 with the cosine
+    schedule and the global norm clipped to 5 (lstm: dropout 0.1, 0.2 past 12 epochs, and
+    weight decay 0.1).
+
     Parameters
     ----------
     book : str or path, optional
@@ -415,73 +400,35 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         Total updates and/or passes over the book (the fewer wins) [default: 5 epochs].
     time_limit : str or float, optional
         Train for this long instead ("150s", "2.5m", "1h", or seconds; compilation and
-        validation not counted): the updates that fit, measured on the model before the run
-        starts, become the run's number of updates (a cosine schedule spans them, ``resume``
-        continues to them, ``steps`` of that number reproduces the run); the run also stops
-        should its training time reach the limit first, then validates and checkpoints.
+        validation not counted): the updates that fit, measured before the run starts, become
+        its number of updates (a cosine schedule spans them, ``resume`` continues to them).
     planned_updates : int, optional
         Train the first ``steps`` updates of a run planned for this many, which ``resume``
-        continues: the cosine schedule spans them and the recipe's dropout follows their
-        epochs, so that the pieces end where one run of that many updates ends (a sweep's
-        halving trains its trials so) [the run's own updates].
+        continues (a sweep's halving trains its trials so).
     init : str or path, optional
-        Fine-tune: start from this trained model (a checkpoint, or a run directory's best.npz)
-        on the new text. The vocabulary becomes the union of the model's and the text's (new
-        characters get fresh weights), the optimizer starts afresh, and the cell, layers, hidden
-        size, embedding and dtype are the model's.
-    cell : {"rnn", "gru", "lstm"}
-        The recurrent cell (``cells.py``) [rnn]; rnn with one layer is the assignment's model.
-        The options not given default to the cell's recipe (``recipes.py``): for rnn the
-        assignment's (hidden 100, seq_length 25, 1 stream, float64, AdaGrad at eta 0.1, each
-        element clipped to 5); for gru and lstm hidden 384, seq_length 64, 32 streams,
-        float32, an input embedding of 256, Adam at 0.004 with the cosine schedule and the
-        global norm clipped to 5, and for lstm dropout 0.1 (0.2 for a run of more than 12
-        epochs) and Adam's weight decay 0.1.
-    layers : int
-        Layers of the cell [1], each of ``hidden`` units, layer k fed by layer k-1's h.
-    hidden, seq_length, eta, sigma, seed, dtype, streams, restart_every
-        The model and the training rule, as ``fastrnn train`` takes them (``sigma``: the rnn
-        cell's weights are N(0, sigma); the gated cells' U(-1/sqrt(hidden), 1/sqrt(hidden))).
-        ``eta`` not given follows the optimizer: the recipe's with the recipe's optimizer,
-        else 0.1 for AdaGrad and 0.002 for RMSprop and Adam.
-    optimizer : {"adagrad", "rmsprop", "adam"}
-        AdaGrad (the assignment's), or PyTorch's RMSprop (``alpha``, default 0.99) or Adam
-        (``beta1``, ``beta2``: 0.9, 0.999); both take a decoupled ``weight_decay`` (AdamW's).
-        ``eta`` is the learning rate of every optimizer. An option the optimizer does not take
-        is an error.
-    schedule : {"constant", "cosine", "step"}
-        The learning rate by update: ``cosine`` from eta to ``min_eta`` (eta / 10) over the
-        run's updates, ``step`` times ``decay`` (0.5) every ``decay_every`` updates; either
-        after ``warmup`` updates of linear warm-up (also with ``constant``).
+        Fine-tune: start from this trained model (a checkpoint, or a run directory's best.npz).
+        The vocabulary becomes the union of the model's and the text's; the cell, layers,
+        hidden size, embedding and dtype are the model's; the optimizer starts afresh.
+    cell, layers, hidden, seq_length, embedding, dropout, sigma, seed, dtype, streams, restart_every
+        The model and how it walks the book (``fastrnn.settings``).
+    optimizer, eta, beta1, beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every
+        The optimizer (AdaGrad, or PyTorch's RMSprop and Adam) and the learning rate's schedule;
+        an option the optimizer or schedule does not take is an error.
     clip, clip_norm
-        Clip each gradient element to [-clip, clip] (5, the default) or the gradient's global
-        norm to ``clip_norm``: one or the other.
-    dropout : float
-        The probability of zeroing each unit of a layer's h_t on its way to the layer above and
-        to the output layer, the rest scaled by 1 / (1 - dropout) [the recipe's: lstm 0.1, or
-        0.2 for a run of more than 12 epochs, else 0]; never the recurrent connections. Masks
-        are drawn from (seed, update, stream): results do not depend on ``threads`` and resume
-        stays exact. Off when sampling and scoring.
-    embedding : int
-        The width D of an input embedding before the first layer (PyTorch's
-        ``nn.Embedding(K, D)``, exported as ``embedding.weight``); 0: one-hot inputs [the
-        recipe's: 0 for rnn, 256 for gru and lstm]. It costs a few per cent of speed: the
-        kernels run on the one-hot model it folds into once per update.
+        Clip each gradient element to [-clip, clip], or the gradient's global norm: one or the other.
     threads : int, optional
         Cores for several streams [default: all]; results do not depend on it.
-    val_fraction, val_every, sample_every, log_every, checkpoint_every
-        The held-out part and the intervals of the run directory's files; ``val_every``
-        [10,000 updates; with ``time_limit``, a tenth of the updates that fit, or an epoch's
-        where that is fewer, so that best.npz is the best of ten validations, one an epoch at
-        least].
+    val_fraction, val_every, sample_every, log_every, checkpoint_every, encoding, format
+        The held-out end of the book, the intervals of the run directory's files, how to read BOOK.
+    force : bool
+        Replace a run already in ``out``.
     progress : bool or callable
         True: a progress display on stderr; False: none; a callable: called with a
         ``trainer.Progress`` after each block of updates.
     should_stop : callable, optional
         Asked between blocks of updates; True stops the run after a checkpoint by raising
-        ``fastrnn.Interrupted``. By default an interrupt does that (Ctrl-C, or a notebook's
-        interrupt button: the run keeps its work up to the interrupt, and ``fastrnn.resume``
-        continues it exactly); a second interrupt stops at once.
+        ``fastrnn.Interrupted``. By default an interrupt (Ctrl-C, a notebook's) does that, and
+        ``fastrnn.resume`` continues the run exactly; a second interrupt stops at once.
 
     Returns
     -------
@@ -496,131 +443,41 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     >>> fastrnn.resume("runs/doc", steps=400, progress=False).updates_trained
     100
     """
-    from .rundir import default_run_dir, holds_run
-
+    given = {s.name: value for s, value in zip(OPTIONS, _arguments(locals(), OPTIONS))}
     if book is not None and text is not None:
         raise OptionError("text", "give a book or a text, not both")
-    from .cells import CELLS
-
     start = None
     if init is not None:
         start = load(init)
-        for name, value in (("cell", cell), ("layers", layers), ("hidden", hidden), ("dtype", dtype),
-                            ("embedding", embedding)):
+        for name in ("cell", "layers", "hidden", "dtype", "embedding"):
             have = start.hyper[name]
-            if value is not None and value != have:
-                raise OptionError(name, f"{name} comes from the init model ({have!r}), not {value!r}")
-        cell, layers, hidden, dtype, embedding = (start.hyper[name]
-                                                  for name in ("cell", "layers", "hidden", "dtype", "embedding"))
-        sigma = start.hyper["sigma"] if sigma is None else sigma
-    cell, layers, sigma = ("rnn" if cell is None else cell), (1 if layers is None else layers), (
-        0.01 if sigma is None else sigma)
-    _check("cell", cell, isinstance(cell, str) and cell in CELLS, "one of " + ", ".join(CELLS))
-    from .recipes import with_defaults
-
-    dropout_by_epochs = dropout is None  # the recipe's, for the epochs the run plans (``_train_on``)
-    picked = with_defaults(cell, dict(hidden=hidden, seq_length=seq_length, streams=streams, dtype=dtype,
-                                      optimizer=optimizer, eta=eta, schedule=schedule, clip=clip, clip_norm=clip_norm,
-                                      embedding=embedding, dropout=dropout, weight_decay=weight_decay))
-    hidden, seq_length, streams, dtype, optimizer, eta, schedule, clip_norm, embedding, dropout, weight_decay = (
-        picked[name] for name in ("hidden", "seq_length", "streams", "dtype", "optimizer", "eta", "schedule",
-                                  "clip_norm", "embedding", "dropout", "weight_decay"))
-    _check_counts(dict(epochs=epochs, layers=layers, hidden=hidden, seq_length=seq_length, streams=streams,
-                       val_every=val_every, log_every=log_every),
-                  dict(steps=steps, seed=seed, restart_every=restart_every, sample_every=sample_every,
-                       checkpoint_every=checkpoint_every, embedding=embedding))
-    for name, value in (("eta", eta), ("sigma", sigma)):
-        _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
-    _check("dtype", dtype, dtype in ("float64", "float32"), "float64 or float32")
-    _check("dropout", dropout, isinstance(dropout, numbers.Real) and 0 <= dropout < 1, "a number in [0, 1)")
+            if given[name] is not None and given[name] != have:
+                raise OptionError(name, f"{name} comes from the init model ({have!r}), not {given[name]!r}")
+            given[name] = have
+        given["sigma"] = start.hyper["sigma"] if sigma is None else sigma
+    settings = run_settings({s.name: given[s.name] for s in STORED if s.option})
+    for name in ("steps", "epochs", "planned_updates", "val_fraction", "val_every", "sample_every", "log_every",
+                 "checkpoint_every", "format"):
+        check(name, given[name])
     if time_limit is not None:
-        from .budget import parse_duration
-
-        if steps is not None or epochs is not None:
-            raise OptionError("time_limit", "a time limit sets the run's number of updates: give it or "
-                                            "steps/epochs, not both")
-        try:
-            time_limit = parse_duration(time_limit)
-        except ValueError as err:
-            raise OptionError("time_limit", str(err)) from None
-        if planned_updates is not None:
-            raise OptionError("planned_updates", "a time limit plans the run's updates: give it or "
-                                                 "planned_updates, not both")
-    _check_counts(dict(planned_updates=planned_updates), {})
-    _check("val_fraction", val_fraction, isinstance(val_fraction, numbers.Real) and 0 <= val_fraction < 0.5,
-           "a number at least 0 and below 0.5")
-    val_fraction = float(val_fraction)
-    _check("format", format, format in ("auto", "text", "json", "dir"), "auto, text, json or dir")
-    _use_threads(threads)
+        time_limit = plan.parse_time_limit(time_limit, steps, epochs, planned_updates)
+    plan.use_threads(threads)
     tell, say = _display(progress)
-    if text is not None:
-        if out is None:
-            out = default_run_dir("text")
-    else:
-        book = _named_corpus(book) if book is not None else _demo_corpus(say)
-        out = out or default_run_dir(os.fspath(book))
-    out = os.fspath(out)
+    if text is None:
+        book = plan.named_corpus(book) if book is not None else plan.demo_corpus(say)
+    out = os.fspath(out or default_run_dir("text" if text is not None else os.fspath(book)))
     if os.path.exists(out) and holds_run(out) and not force:
         raise FastrnnError(f"{out} already holds a run; pass --force (force=True) to overwrite it or "
                            f"--resume (fastrnn.resume) to continue it")
-    settings = dict(hidden=int(hidden), seq_length=int(seq_length), eta=float(eta), sigma=float(sigma), seed=int(seed),
-                    dtype=dtype, streams=None if streams is None else int(streams), restart_every=int(restart_every),
-                    cell=cell, layers=int(layers), dropout=float(dropout), embedding=int(embedding),
-                    **_optimizer_settings(float(eta), optimizer, dict(beta1=beta1, beta2=beta2, alpha=alpha,
-                                                                      weight_decay=weight_decay),
-                                          schedule, min_eta, warmup, decay, decay_every, clip, clip_norm))
-    intervals = dict(sample_every=int(sample_every), log_every=int(log_every), checkpoint_every=int(checkpoint_every),
-                     val_every=None if val_every is None else int(val_every))
-    return _train(book, text, out, None, settings, intervals, steps, epochs, val_fraction, encoding, format, force,
-                  tell, say, should_stop, init=start, share_machine=threads is None, time_limit=time_limit,
-                  dropout_by_epochs=dropout_by_epochs, planned_updates=planned_updates)
-
-
-def _optimizer_settings(eta, optimizer, options, schedule, min_eta, warmup, decay, decay_every, clip,
-                        clip_norm) -> dict:
-    """The ``Hyper`` fields of the optimizer, the schedule and the clip, checked: each option
-    only where it means something."""
-    from .optimizers import OPTIMIZERS, SCHEDULES
-
-    _check("optimizer", optimizer, isinstance(optimizer, str) and optimizer in OPTIMIZERS,
-           "one of " + ", ".join(OPTIMIZERS))
-    _check("schedule", schedule, isinstance(schedule, str) and schedule in SCHEDULES, "one of " + ", ".join(SCHEDULES))
-    out = dict(optimizer=optimizer, schedule=schedule)
-    for name, value in options.items():
-        if value is None:
-            continue
-        if name not in OPTIMIZERS[optimizer].options:
-            takes = [o for o, opt in OPTIMIZERS.items() if name in opt.options]
-            raise OptionError(name, f"{name} is an option of {' and '.join(takes)}, not of {optimizer}")
-        low, high = (0.0, 1.0) if name != "weight_decay" else (0.0, math.inf)
-        _check(name, value, isinstance(value, numbers.Real) and low <= value < high,
-               f"a number in [{low:g}, {high:g})")
-        out[name] = float(value)
-    for name, value, wanted in (("min_eta", min_eta, "cosine"), ("decay", decay, "step"),
-                                ("decay_every", decay_every, "step")):
-        if value is not None and schedule != wanted:
-            raise OptionError(name, f"{name} belongs to the {wanted} schedule, not to {schedule}")
-    _check_counts({}, dict(warmup=warmup))
-    out["warmup"] = int(warmup)
-    if schedule == "cosine":
-        min_eta = eta / 10 if min_eta is None else min_eta
-        _check("min_eta", min_eta, isinstance(min_eta, numbers.Real) and 0 <= min_eta <= eta,
-               f"a number from 0 to eta ({eta:g})")
-        out["min_eta"] = float(min_eta)
-    if schedule == "step":
-        if decay_every is None:
-            raise OptionError("decay_every", "the step schedule needs decay_every, the updates between its steps")
-        _check_counts(dict(decay_every=decay_every), {})
-        decay = 0.5 if decay is None else decay
-        _check("decay", decay, isinstance(decay, numbers.Real) and 0 < decay <= 1, "a number in (0, 1]")
-        out.update(decay=float(decay), decay_every=int(decay_every))
-    if clip is not None and clip_norm is not None:
-        raise OptionError("clip_norm", "clip each element (clip) or the global norm (clip_norm), not both")
-    for name, value in (("clip", clip), ("clip_norm", clip_norm)):
-        if value is not None:
-            _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
-            out[name] = float(value)
-    return out
+    intervals = {name: given[name] for name in plan.INTERVALS}
+    with plan.staged_text(text, out, settings["seq_length"]) as staged:
+        new = plan.RunPlan(out, staged.book if staged else book, staged.source if staged else book,
+                           "utf-8" if staged else encoding, "text" if staged else format, float(val_fraction),
+                           intervals, steps, epochs, settings=settings, init=start and start._state,
+                           init_path=start and os.path.abspath(start.path), time_limit=time_limit,
+                           planned_updates=planned_updates, dropout_by_epochs=dropout is None, force=force,
+                           share_machine=threads is None)
+        return _carry_out(new, tell, say, should_stop)
 
 
 def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book=None, encoding: str | None = None,
@@ -630,273 +487,37 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
     """Continue the run in ``run_dir`` exactly from its last checkpoint, to ``steps`` updates or
     ``epochs`` passes in all (by default the total it was started with). The book, encoding,
     format and intervals are the run's own unless given. A finished run is returned as it is."""
-    from .model import load_checkpoint
-    from .rundir import load_run_config
-
     run_dir = os.fspath(run_dir)
-    _check_counts(dict(epochs=epochs, log_every=log_every, val_every=val_every),
-                  dict(steps=steps, sample_every=sample_every, checkpoint_every=checkpoint_every))
+    for name in ("steps", "epochs", "format", "sample_every", "log_every", "checkpoint_every", "val_every"):
+        check(name, locals()[name])
     config = load_run_config(run_dir)
     state = load_checkpoint(os.path.join(run_dir, "last.npz"))
-    _use_threads(threads)
+    plan.use_threads(threads)
     tell, say = _display(progress)
     given = dict(sample_every=sample_every, log_every=log_every, checkpoint_every=checkpoint_every,
                  val_every=val_every)
     intervals = {name: config[name] if value is None else int(value) for name, value in given.items()}
-    book = _named_corpus(book) if book is not None else config["book"]
+    book = plan.named_corpus(book) if book is not None else config["book"]
     if steps is None and epochs is None:
         steps = config["total_updates"]
-    return _train(book, None, run_dir, state, None, intervals, steps, epochs, config["val_fraction"],
-                  encoding or config["encoding"], format or config["format"], False, tell, say, should_stop,
-                  config=config, share_machine=threads is None)
+    resumed = plan.RunPlan(run_dir, book, book, encoding or config["encoding"], format or config["format"],
+                           config["val_fraction"], intervals, steps, epochs, resumed=state, config=config,
+                           share_machine=threads is None)
+    return _carry_out(resumed, tell, say, should_stop)
 
 
-def _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell, say,
-           should_stop, config=None, init=None, share_machine=False, time_limit=None,
-           dropout_by_epochs=False, planned_updates=None) -> Run:
-    """What ``train`` and ``resume`` share: read the book, hold out its end, count the updates,
-    compile, write run.json and train. Without ``should_stop``, an interrupt (Ctrl-C, a
-    notebook's) stops the run after a checkpoint, as at the command line."""
-    from .formats import END_OF_TEXT
-    from .stopping import StopRequest
+def _arguments(arguments: dict, settings) -> list:
+    """The values of ``settings`` among a function's ``locals()``."""
+    return [arguments[s.name] for s in settings]
 
+
+def _carry_out(run_plan, tell, say, should_stop) -> Run:
+    """``plan.carry_out``; without ``should_stop``, an interrupt (Ctrl-C, a notebook's) stops
+    the run after a checkpoint, as at the command line."""
     if should_stop is None:
         with StopRequest() as stop:
-            return _train(book, text, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt,
-                          force, tell, say, stop, config, init, share_machine, time_limit, dropout_by_epochs,
-                          planned_updates)
-
-    seq_length = state.hyper.seq_length if state is not None else settings["seq_length"]
-    if text is not None:
-        documents = [text] if isinstance(text, str) else list(text)
-        if sum(map(len, documents)) + (0 if isinstance(text, str) else len(documents)) < seq_length + 1:
-            raise FastrnnError(f"the text has {sum(map(len, documents))} characters; training needs at least "
-                               f"{seq_length + 1} (one chunk and its last target)")
-        os.makedirs(out, exist_ok=True)
-        book = os.path.join(out, "book.txt")
-        from .files import write_text_atomic
-
-        # read from a staged copy, moved into place only when the run starts: a run that fails
-        # its checks leaves the book of the run it would have replaced as it was
-        write_text_atomic(book + ".new", documents[0] if isinstance(text, str)
-                          else "".join(doc + END_OF_TEXT for doc in documents), encoding="utf-8")
-        encoding, fmt = "utf-8", "text"
-    try:
-        return _train_on(book, book + ".new" if text is not None else book, out, state, settings, intervals, steps,
-                         epochs, val_fraction, encoding, fmt, force, tell, say, should_stop, config, init,
-                         share_machine, time_limit, dropout_by_epochs, planned_updates)
-    finally:
-        if text is not None and os.path.exists(book + ".new"):
-            os.unlink(book + ".new")
-
-
-def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_fraction, encoding, fmt, force, tell,
-              say, should_stop, config, init=None, share_machine=False, time_limit=None,
-              dropout_by_epochs=False, planned_updates=None) -> Run:
-    """``_train`` once the book is a file: ``source`` is where to read it now, ``book`` where
-    the run keeps it. ``init``: the ``Model`` a fine-tuning run starts from. ``share_machine``:
-    fewer threads while other processes are busy (a run whose threads were not given).
-    ``time_limit``: seconds of training of a new run (``budget.py``). ``dropout_by_epochs``:
-    dropout was not given, and is the cell's for the epochs the new run plans
-    (``recipes.dropout_for``). ``planned_updates``: the new run's planned length, if more
-    than the updates it trains now (``train``)."""
-    from dataclasses import replace
-
-    from .cache import load_corpus_cached
-    from .model import Hyper, init_state, with_streams
-    from .recipes import LONG_RUN_EPOCHS, dropout_for, fitted_streams
-    from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
-    from .finetune import reencode, start_from, vocab_union
-    from .text import vocab_difference
-    from .trainer import RunOptions, compile_kernels, train_run, updates_per_epoch
-
-    resuming = state is not None
-    seq_length = state.hyper.seq_length if resuming else settings["seq_length"]
-    streams = state.hyper.streams if resuming else settings["streams"]
-    book_sha256 = corpus_sha256(source) if os.path.exists(source) else ""
-    vocab, encoded = load_corpus_cached(source, fmt, encoding, seq_length + 1, book_sha256)
-    if resuming:
-        if np.setdiff1d(vocab.codepoints, state.vocab.codepoints).size:
-            raise FastrnnError(f"{book}: its characters differ from the run's ({vocab_difference(state.vocab, vocab)})"
-                               f"; cannot resume on it")
-        if vocab.size != state.vocab.size:  # a text of fewer characters (a fine-tuned run's, say)
-            encoded, vocab = reencode(encoded, vocab, state.vocab), state.vocab
-        if book_sha256 != config.get("book_sha256"):
-            say(f"warning: {book} is not the file this run started with; resuming on it anyway")
-    init_from = config.get("init") if resuming else (os.path.abspath(init.path) if init is not None else None)
-    if init is not None:
-        init = init._state
-        wider = vocab_union(init.vocab, vocab)
-        if wider.size > vocab.size:
-            encoded = reencode(encoded, vocab, wider)
-        vocab = wider
-    train_part, val_part = held_out(encoded, val_fraction, seq_length, book)
-    per_epoch = updates_per_epoch(train_part.shape[0], seq_length)
-    if streams is None:  # not given: the cell's, at most the book's chunks
-        streams = fitted_streams(settings["cell"], per_epoch)
-        settings = dict(settings, streams=streams)
-    if streams > per_epoch:
-        raise OptionError("streams", f"{book} has only {per_epoch} chunks of {seq_length} characters to "
-                                     f"spread {streams} streams over")
-    # a time limit's updates are counted once the model is compiled
-    total = total_updates(steps, epochs, per_epoch, streams) if time_limit is None else 10 ** 12
-
-    planned = total if planned_updates is None else planned_updates
-    if not resuming and planned < total:
-        raise OptionError("planned_updates", f"the run's {total:,} updates are more than the {planned:,} planned")
-
-    def planned_dropout(updates: int) -> float:
-        dropout = dropout_for(settings["cell"], updates * streams / per_epoch)
-        if dropout != settings["dropout"]:
-            say(f"dropout {dropout:g}: the {settings['cell']} recipe's for a run of more than {LONG_RUN_EPOCHS} "
-                f"epochs (this one: {updates * streams / per_epoch:.1f})")
-        return dropout
-
-    if not resuming and settings.get("warmup", 0) >= total:
-        raise OptionError("warmup", f"warmup ({settings['warmup']:,} updates) must end before the run's "
-                                    f"{total:,} updates do")
-    done = state.update if resuming else 0
-    if resuming and total <= done:
-        say(f"{out} already has {done:,} updates (total {total:,}): nothing to do; "
-            f"pass a larger --steps or --epochs to train further")
-        run = Run(out)
-        run.updates_trained = 0
-        return run
-    os.makedirs(out, exist_ok=True)  # an unusable directory fails here, before any work
-    held = f", {val_part.shape[0]:,} held out for validation" if val_part is not None else ""
-    per_update = f"{streams} streams, " if streams > 1 else ""
-    say(f"book {book}: {encoded.shape[0]:,} characters{held}, {vocab.size} distinct; {per_update}"
-        f"{-(-per_epoch // streams):,} updates per epoch; "
-        + (f"resuming at update {done:,} of {total:,}" if resuming
-           else f"training for {time_limit:g} s" if time_limit is not None else f"training {total:,} updates")
-        + f" -> {out}")
-    if not resuming:
-        if settings.get("schedule") == "cosine":
-            settings = dict(settings, schedule_updates=planned)
-        if dropout_by_epochs and time_limit is None:
-            settings = dict(settings, dropout=planned_dropout(planned))
-        state = init_state(vocab, Hyper(**settings)) if init is None else start_from(init, vocab, Hyper(**settings))
-        state = with_streams(state, train_part.shape[0])
-        if init is not None:
-            say(f"fine-tuning the {init.vocab.size}-character model of update {init.update:,} on {vocab.size} "
-                f"characters ({vocab.size - init.vocab.size} new)")
-    elif state.hyper.schedule == "cosine" and total > state.hyper.schedule_updates:
-        say(f"the cosine schedule of this run ends at update {state.hyper.schedule_updates:,}, where it started: "
-            f"updates after it train at min_eta ({state.hyper.min_eta:g})")
-    if not state.layout.classic:
-        h = state.hyper
-        say(f"model: {f'an embedding of {h.embedding}, ' if h.embedding else ''}"
-            f"{h.layers} layer{'s' if h.layers > 1 else ''} of {h.cell} ({h.hidden} units), "
-            f"{state.layout.size:,} parameters, {h.dtype}")
-    compile_seconds = compile_kernels(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
-                                      scorer=val_part is not None, cell=state.hyper.cell, layers=state.hyper.layers,
-                                      optimizer=state.hyper.optimizer, embedding=state.hyper.embedding > 0,
-                                      on_compile=lambda what: say(f"compiling {what}..."))
-    if compile_seconds > 1.5:
-        say(f"compiled in {compile_seconds:.1f}s (cached for later runs)")
-    if time_limit is not None:
-        from .budget import updates_within
-        from .trainer import Trainer
-
-        try:
-            total, per_update = updates_within(
-                lambda: Trainer(state.copy(), train_part, share_machine=share_machine), time_limit)
-        except ValueError as err:
-            raise OptionError("time_limit", str(err)) from None
-        if state.hyper.warmup >= total:
-            raise OptionError("warmup", f"warmup ({state.hyper.warmup:,} updates) must end before the "
-                                        f"{total:,} updates that fit in the time limit do")
-        if state.hyper.schedule == "cosine":
-            state.hyper = replace(state.hyper, schedule_updates=total)
-        if dropout_by_epochs:
-            state.hyper = replace(state.hyper, dropout=planned_dropout(total))
-        say(f"time limit {time_limit:g} s: {total:,} updates of {per_update * 1e3:.3g} ms measured here")
-    if intervals.get("val_every") is None:  # a new run's, not given
-        from .budget import validation_interval
-
-        intervals = dict(intervals, val_every=VAL_EVERY if time_limit is None else
-                         validation_interval(total, -(-per_epoch // streams)))
-    if force and not resuming and holds_run(out):
-        clear_run(out)
-    if source != book:
-        os.replace(source, book)
-    # how a new run was planned, kept by its resumed sessions
-    plan = ({name: config[name] for name in ("time_limit", "planned_updates") if name in config} if resuming else
-            {**({"time_limit": time_limit} if time_limit is not None else {}),
-             **({"planned_updates": planned} if planned_updates is not None else {})})
-    save_run_config(out, {"book": os.path.abspath(book), "book_sha256": book_sha256, "encoding": encoding,
-                          "format": fmt, "total_updates": total, "val_fraction": val_fraction, **intervals, **plan,
-                          **({"init": init_from} if init_from else {})})
-    opts = RunOptions(total_updates=total, **intervals, on_progress=tell, should_stop=should_stop,
-                      share_machine=share_machine, time_limit=time_limit,
-                      extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(book),
-                                     "machine": machine(), **({"init": init_from} if init_from else {})})
-    summary = train_run(state, train_part, out, opts, resume=resuming, val_book=val_part)
-    run = Run(out)
+            return _carry_out(run_plan, tell, say, stop)
+    summary = plan.carry_out(run_plan, tell, say, should_stop)
+    run = Run(run_plan.out)
     run.updates_trained = summary["updates_this_run"]
     return run
-
-
-def machine() -> dict:
-    """What ran the training, for the summary and the report."""
-    import platform
-
-    import numba
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": numba.get_num_threads(), "system": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__}
-
-
-def held_out(encoded, val_fraction: float, seq_length: int, book):
-    """(training part, validation part or None): the last ``val_fraction`` of the encoded book
-    is held out for validation."""
-    val_chars = int(round(val_fraction * encoded.shape[0]))
-    train_part = encoded[:encoded.shape[0] - val_chars]
-    if val_fraction and (val_chars < 2 or train_part.shape[0] < seq_length + 1):
-        raise FastrnnError(f"{book}: too short to hold out {val_fraction:g} of it and still train on "
-                           f"chunks of {seq_length + 1} characters")
-    return train_part, (encoded[encoded.shape[0] - val_chars:] if val_chars else None)
-
-
-def total_updates(steps: int | None, epochs: int | None, per_epoch: int, streams: int) -> int:
-    """Updates of a run of ``steps`` updates and/or ``epochs`` passes (the fewer wins; 5 epochs
-    without either); an update takes ``streams`` of the ``per_epoch`` chunks of a pass."""
-    if epochs is None and steps is None:
-        epochs = 5
-    by_epochs = -(-epochs * per_epoch // streams) if epochs else None
-    return min(x for x in (steps, by_epochs) if x is not None)
-
-
-def _use_threads(threads) -> None:
-    """The cores Numba's parallel loops may use (None: all)."""
-    import numba
-
-    most = numba.config.NUMBA_NUM_THREADS
-    _check("threads", threads, threads is None or (_is_int(threads) and 1 <= threads <= most),
-           f"a number of cores from 1 to {most} on this machine")
-    numba.set_num_threads(most if threads is None else int(threads))
-
-
-def _named_corpus(book):
-    """BOOK as given, or the local path of the registered corpus it names (downloaded once)."""
-    book = os.fspath(book)
-    if os.path.exists(book):
-        return book
-    from .corpora import REGISTRY, get
-
-    return get(book) if book in REGISTRY else book  # not a file either: reading it reports that
-
-
-def _demo_corpus(say) -> str:
-    from .demo import DEMO_MODULES, demo_corpus_path
-
-    book = demo_corpus_path()
-    say(f"no BOOK given: training on the built-in demo corpus, the docstrings of "
-        f"{len(DEMO_MODULES)} Python standard-library modules ({book})")
-    return book

@@ -9,11 +9,8 @@ import sys
 
 import click
 
-from .cells import CELLS
+from . import settings
 
-# the optimizer's, the schedule's and the clip's: not given means the optimizer's default
-OPTIMIZER_OPTIONS = ("optimizer", "beta1", "beta2", "alpha", "weight_decay", "schedule", "min_eta", "warmup", "decay",
-                     "decay_every", "clip", "clip_norm")
 POSITIVE = click.IntRange(min=1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 
@@ -73,8 +70,49 @@ def _errors(command):
     return wrapper
 
 
-MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed", "dtype", "val_fraction", "streams",
-                 "restart_every", "dropout", "embedding", "time_limit") + OPTIMIZER_OPTIONS
+def _option_help(setting) -> str:
+    """--help's text of a setting: its help and, where the cells' recipes differ or the default
+    needs words, the defaults in brackets [rnn's; gru's and lstm's]."""
+    if setting.default_text:
+        return f"{setting.help} [{setting.default_text}]"
+    if setting.by_cell:
+        values = list(dict.fromkeys("none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+                                    for v in setting.by_cell.values()))
+        return f"{setting.help} [{'; '.join(values)}]"
+    if setting.optimizers:
+        return f"{setting.help} [{setting.default:g}]"
+    return setting.help
+
+
+def setting_option(name: str, **overrides):
+    """The click option of the setting ``name`` (``settings.py``): its type (ranges are checked
+    by the API, with one message for every caller), help and default; a setting whose default
+    depends on the cell or on other settings is None (not given) until the API decides."""
+    setting = settings.setting(name)
+    kind = click.Choice(list(setting.choices)) if setting.choices else setting.type
+    # not given: None, for the API to decide (the recipe, the init model, an optimizer's own)
+    decided_later = bool(setting.by_cell or setting.default_text or setting.default is None or setting.optimizers
+                         or setting.schedules)
+    default = None if decided_later else setting.default
+    # a command of its own default (gradcheck's) shows the setting's help without the recipes'
+    attrs = dict(type=kind, default=default, show_default=default is not None, metavar=setting.metavar,
+                 help=setting.help if "default" in overrides else _option_help(setting))
+    attrs.update(overrides)
+    flag = "--" + name.replace("_", "-")
+    return click.option(flag, *(["fmt"] if name == "format" else []), **attrs)
+
+
+def setting_options(names):
+    """``setting_option`` of each of ``names``, in order."""
+    def decorate(command):
+        for name in reversed(names):
+            command = setting_option(name)(command)
+        return command
+    return decorate
+
+
+# the options of ``fastrnn train`` that are settings, in --help's order
+TRAIN_SETTINGS = [s.name for s in settings.OPTIONS if s.name != "planned_updates"]
 
 
 @cli.command()
@@ -86,80 +124,10 @@ MODEL_OPTIONS = ("cell", "layers", "hidden", "seq_length", "eta", "sigma", "seed
 @click.option("--force", is_flag=True, help="Overwrite a run already in --out.")
 @click.option("--init", "init", type=click.Path(),
               help="Fine-tune: start from this trained model (a checkpoint or a run directory) on BOOK.")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "text", "json", "dir"]), default="auto",
-              show_default=True, help="BOOK is a text file, tweets in JSON, or a directory of .txt files "
-              "(auto: by what BOOK is and its name).")
-@click.option("--cell", type=click.Choice(list(CELLS)), default="rnn", show_default=True,
-              help="The recurrent cell: rnn (with one layer, the assignment's model), gru or lstm (PyTorch's maths). "
-                   "Options not given take the cell's defaults, in brackets [rnn; gru, lstm].")
-@click.option("--layers", default=1, show_default=True, type=POSITIVE,
-              help="Layers of the cell, each of --hidden units, each fed by the h of the one below.")
-@click.option("--hidden", type=POSITIVE, help="Hidden size m [100; 384].")
-@click.option("--seq-length", type=POSITIVE, help="Characters per chunk [25; 64].")
-@click.option("--eta", type=POSITIVE_FLOAT,
-              help="Learning rate of every optimizer, the schedule's peak [0.1; 0.004; with "
-                   "another optimizer than the cell's: AdaGrad 0.1, RMSprop and Adam 0.002].")
-@click.option("--optimizer", type=click.Choice(["adagrad", "rmsprop", "adam"]),
-              help="AdaGrad (the assignment's), or PyTorch's RMSprop or Adam [adagrad; adam].")
-@click.option("--beta1", type=float, help="Adam's first-moment decay [0.9].")
-@click.option("--beta2", type=float, help="Adam's second-moment decay [0.999].")
-@click.option("--alpha", type=float, help="RMSprop's smoothing constant [0.99].")
-@click.option("--weight-decay", type=float,
-              help="Decoupled weight decay of Adam and RMSprop (AdamW's) [none; gru 0, lstm 0.1 with Adam, else 0].")
-@click.option("--schedule", type=click.Choice(["constant", "cosine", "step"]),
-              help="The learning rate by update: constant, cosine to --min-eta over the run, or times --decay "
-                   "every --decay-every updates [constant; cosine].")
-@click.option("--min-eta", type=float, help="Where the cosine schedule ends [eta / 10].")
-@click.option("--warmup", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Updates of linear warm-up to eta, before any schedule.")
-@click.option("--decay", type=float, help="The step schedule's factor [0.5].")
-@click.option("--decay-every", type=POSITIVE, help="Updates between the step schedule's factors.")
-@click.option("--clip", type=POSITIVE_FLOAT, help="Clip each gradient element to [-clip, clip] [5; none].")
-@click.option("--clip-norm", type=POSITIVE_FLOAT, help="Clip the gradient's global norm instead [none; 5].")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True),
-              help="Probability of zeroing each unit of a layer's output on its way to the layer above and "
-                   "the output layer (not the recurrent connections); off when sampling and scoring [0; gru 0, "
-                   "lstm 0.1, or 0.2 for a run of more than 12 epochs].")
-@click.option("--embedding", type=click.IntRange(min=0), metavar="D",
-              help="Width of an input embedding before the first layer (PyTorch's nn.Embedding; 0: one-hot "
-                   "inputs) [0; 256].")
-@click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
-              help="Standard deviation of the rnn cell's initial weights (gru, lstm: PyTorch's "
-                   "U(-1/sqrt(m), 1/sqrt(m))).")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
-@click.option("--epochs", type=POSITIVE, help="Total passes over the book [default: 5 unless --steps].")
-@click.option("--steps", type=click.IntRange(min=0),
-              help="Total number of updates (with --epochs: whichever is fewer).")
-@click.option("--time-limit", metavar="DURATION",
-              help="Train for this long instead of --steps/--epochs (150s, 2.5m, 1h; compilation and validation "
-                   "not counted): the updates that fit, measured here before the run starts, become its length.")
-@click.option("--dtype", type=click.Choice(["float64", "float32"]),
-              help="Numbers of the model and its arithmetic; float32 is faster [float64; float32].")
-@click.option("--streams", type=POSITIVE,
-              help="Chunks per update, from positions spread evenly through the book; their gradients are "
-              "averaged (1: the classic algorithm) [1; 32].")
-@click.option("--restart-every", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Every this many updates, start each stream afresh (h = 0) at a random place, so that "
-                   "h = 0 is not only the book's start to the model (0: never, the classic walk).")
-@click.option("--threads", type=POSITIVE, help="Cores for the streams [default: all]; results do not depend on it.")
-@click.option("--sample-every", default=10_000, show_default=True, type=click.IntRange(min=0),
-              help="Updates between samples in samples.txt (0: none).")
-@click.option("--log-every", default=100, show_default=True, type=POSITIVE,
-              help="Updates between rows of metrics.csv.")
-@click.option("--checkpoint-every", default=10_000, show_default=True, type=click.IntRange(min=0),
-              help="Updates between checkpoints (0: only at the end).")
-@click.option("--val-fraction", default=0.0, show_default=True, type=click.FloatRange(0, 0.5, max_open=True),
-              help="Fraction at the end of the book held out for validation (best.npz is then best on it).")
-@click.option("--val-every", type=POSITIVE,
-              help="Updates between validation losses [10000; with --time-limit, a tenth of the run, at most "
-                   "an epoch].")
+@setting_options(TRAIN_SETTINGS)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @_errors
-def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, hidden, seq_length, eta, optimizer,
-          beta1, beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every, clip, clip_norm, dropout,
-          embedding, sigma, seed, epochs, steps, time_limit, dtype, streams, restart_every, threads, sample_every,
-          log_every, checkpoint_every, val_fraction, val_every, quiet):
+def train(book, resume_dir, out_dir, force, init, quiet, fmt, **options):
     """Train on BOOK (a UTF-8 text file, a directory of .txt files, tweets in JSON, or the name of
     a corpus from `fastrnn corpus list`), streaming chunks through a carried hidden state.
 
@@ -180,41 +148,34 @@ def train(book, resume_dir, out_dir, force, init, encoding, fmt, cell, layers, h
     from .trainer import Interrupted
 
     ctx = click.get_current_context()
-    given = lambda name: ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE  # noqa: E731
+    options["format"] = fmt
+    given = lambda name: ctx.get_parameter_source("fmt" if name == "format" else name) == (  # noqa: E731
+        ParameterSource.COMMANDLINE)
     display = ProgressDisplay(updates=not quiet)
-    intervals = dict(sample_every=sample_every, log_every=log_every, checkpoint_every=checkpoint_every,
-                     val_every=val_every)
     with StopRequest((signal.SIGINT, signal.SIGTERM), say=lambda message: click.echo(message, err=True)) as stop:
         try:
             if resume_dir:
-                fixed = [name for name in MODEL_OPTIONS if given(name)]
+                fixed = [name for name in settings.FIXED_ON_RESUME if given(name)]
                 if fixed:
                     raise click.UsageError(f"--{fixed[0].replace('_', '-')} cannot change when resuming: "
                                            f"a resumed run keeps its settings")
                 if out_dir or force or init:
                     raise click.UsageError("--out, --force and --init do not go with --resume")
-                # intervals not given again are those the run was started with
-                run = api.resume(resume_dir, steps=steps, epochs=epochs, book=book,
-                                 encoding=encoding if given("encoding") else None,
-                                 format=fmt if given("fmt") else None, threads=threads,
-                                 **{k: v for k, v in intervals.items() if given(k)},
-                                 progress=display, should_stop=stop)
+                # what is not given again is the run's own
+                again = {name: options[name] for name in settings.BY_NAME if name in options and given(name)}
+                run = api.resume(resume_dir, book=book, steps=options["steps"], epochs=options["epochs"],
+                                 threads=options["threads"], progress=display, should_stop=stop,
+                                 **{k: v for k, v in again.items() if k not in ("steps", "epochs", "threads")})
             else:
                 if init:
                     fixed = [name for name in ("cell", "layers", "hidden", "sigma", "dtype", "embedding")
                              if given(name)]
                     if fixed:
                         raise click.UsageError(f"--{fixed[0]} comes from the --init model")
-                model = {} if init else dict(cell=cell, layers=layers, hidden=hidden, sigma=sigma, dtype=dtype,
-                                             embedding=embedding)
-                run = api.train(book, out=out_dir, init=init, steps=steps, epochs=epochs, seq_length=seq_length,
-                                eta=eta, seed=seed, optimizer=optimizer, beta1=beta1, beta2=beta2, alpha=alpha,
-                                weight_decay=weight_decay, schedule=schedule, min_eta=min_eta, warmup=warmup,
-                                decay=decay, decay_every=decay_every, clip=clip, clip_norm=clip_norm,
-                                dropout=dropout, time_limit=time_limit, streams=streams,
-                                restart_every=restart_every, threads=threads, val_fraction=val_fraction,
-                                encoding=encoding, format=fmt, force=force, progress=display, should_stop=stop,
-                                **model, **intervals)
+                    options = {k: v for k, v in options.items()
+                               if k not in ("cell", "layers", "hidden", "sigma", "dtype", "embedding")}
+                run = api.train(book, out=out_dir, init=init, force=force, progress=display, should_stop=stop,
+                                **options)
         except Interrupted as err:
             click.echo(f"stopped at update {err.update:,}; checkpoint written. Continue with:\n"
                        f"  fastrnn train --resume {err.out_dir}", err=True)
@@ -363,24 +324,21 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
 
 @cli.command()
 @click.argument("book", required=False, type=click.Path(dir_okay=False))
-@click.option("--cell", type=click.Choice(list(CELLS)), default="rnn", show_default=True,
-              help="The recurrent cell (rnn with one layer: the assignment's model).")
-@click.option("--layers", default=1, show_default=True, type=POSITIVE, help="Layers of the cell.")
-@click.option("--embedding", default=0, show_default=True, type=click.IntRange(min=0), metavar="D",
-              help="Width of an input embedding before the first layer (0: one-hot inputs).")
-@click.option("--hidden", default=5, show_default=True, type=POSITIVE, help="Hidden size m.")
-@click.option("--seq-length", default=25, show_default=True, type=POSITIVE, help="Characters per chunk.")
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
-@click.option("--sigma", default=0.01, show_default=True, type=POSITIVE_FLOAT,
-              help="Standard deviation of the rnn cell's weights.")
+@setting_option("cell", help="The recurrent cell (rnn with one layer: the assignment's model).")
+@setting_option("layers", help="Layers of the cell.")
+@setting_option("embedding", default=0, show_default=True)
+@setting_option("hidden", default=5, show_default=True)
+@setting_option("seq_length", default=25, show_default=True)
+@setting_option("seed")
+@setting_option("sigma")
 @click.option("--chunks", default=0, show_default=True, type=click.IntRange(min=0),
               help="Chunks at random positions to check besides the first.")
 @click.option("--h", "step", default=1e-4, show_default=True, type=POSITIVE_FLOAT,
               help="Finite-difference step.")
 @click.option("--tol", type=POSITIVE_FLOAT, help="Largest relative error that passes [default: 1e-6; 1e-3 in float32].")
-@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
-              help="Precision of the kernels under test (the reference runs in float64).")
-@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of BOOK.")
+@setting_option("dtype", default="float64", show_default=True,
+                help="Precision of the kernels under test (the reference runs in float64).")
+@setting_option("encoding")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @_errors
 def gradcheck(book, cell, layers, embedding, hidden, seq_length, seed, sigma, chunks, step, tol, dtype, encoding,
@@ -409,9 +367,8 @@ def gradcheck(book, cell, layers, embedding, hidden, seq_length, seed, sigma, ch
 @cli.command(name="sweep")
 @click.argument("book", required=False, type=click.Path())
 @click.option("--grid", "grids", multiple=True, metavar="NAME=V1,V2,...",
-              help="A train option and its values (cell, layers, optimizer, schedule, warmup, weight-decay, "
-                   "clip-norm, dropout, embedding, hidden, seq-length, eta, sigma, dtype, streams, restart-every, "
-                   "seed); repeat for more.")
+              help=f"A train option and its values ({', '.join(n.replace('_', '-') for n in settings.SWEEPABLE)}); "
+                   "repeat for more.")
 @click.option("--seeds", default=1, show_default=True, type=POSITIVE, help="Seeds 0..S-1 for each configuration.")
 @click.option("--steps", type=POSITIVE, help="Updates per trial (the last rung's, with --halving).")
 @click.option("--epochs", type=POSITIVE, help="Passes over the book per trial, instead of or with --steps.")

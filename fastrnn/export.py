@@ -40,6 +40,8 @@ import os
 
 import numpy as np
 
+from .cells import CLASSIC_TORCH_NAMES
+from .errors import CheckpointError
 from .files import write_text_atomic
 
 FORMAT = "fastrnn-model"
@@ -86,12 +88,9 @@ def _array(document: dict, key: str, shape: tuple[int, ...], label: str | None =
     return array
 
 
-def _hyper(document: dict):
-    """The ``model.Hyper`` of a document: its ``hyper``, with ``cell``, ``layers`` and
+def _hyper_fields(document: dict) -> dict:
+    """The hyperparameters of a document: its ``hyper``, with ``cell``, ``layers`` and
     ``hidden`` (which must agree with it where both are given)."""
-    from .cells import CELLS
-    from .model import Hyper
-
     fields = document.get("hyper")
     if not isinstance(fields, dict):
         raise ValueError("missing hyper")
@@ -101,28 +100,14 @@ def _hyper(document: dict):
             if key in fields and fields[key] != document[key]:
                 raise ValueError(f"{key} is {document[key]!r} but hyper.{key} is {fields[key]!r}")
             fields[key] = document[key]
-    try:
-        hyper = Hyper(**fields)
-    except TypeError as err:
-        raise ValueError(f"unreadable hyperparameters ({err})") from None
-    if not isinstance(hyper.cell, str) or hyper.cell not in CELLS:
-        raise ValueError(f"unknown cell {hyper.cell!r} (this fastrnn has {', '.join(CELLS)})")
-    for key in ("hidden", "layers", "embedding"):
-        value = getattr(hyper, key)
-        if type(value) is not int or value < (0 if key == "embedding" else 1):
-            raise ValueError(f"{key} must be a {'non-negative' if key == 'embedding' else 'positive'} integer, "
-                             f"not {value!r}")
-    if hyper.dtype not in ("float64", "float32"):
-        raise ValueError(f"unsupported dtype {hyper.dtype!r}")
-    return hyper
+    return fields
 
 
-def read_model_json(path: str):
+def read_model_json(path: str, new_state):
     """A ``model.State`` from a JSON model file of format 1, 2 or 3; any problem is a
-    ``CheckpointError`` of one line naming it."""
-    from .cells import CLASSIC_TORCH_NAMES
-    from .model import CheckpointError, init_state
-    from .text import Vocab
+    ``CheckpointError`` of one line naming it. ``new_state(hyperparameters, code points)``
+    makes the model to fill in (``model.new_state``), or raises ValueError saying what is
+    wrong with them."""
 
     def fail(why: str) -> CheckpointError:
         return CheckpointError(f"{path}: not a fastrnn JSON model ({why})")
@@ -138,15 +123,15 @@ def read_model_json(path: str):
     if type(version) is not int or version not in READS:
         raise fail(f"format version {version!r}; this fastrnn reads formats {', '.join(map(str, READS))}")
     try:
-        hyper = _hyper(document)
+        fields = _hyper_fields(document)
         vocab_text = document["vocab"]
         if not isinstance(vocab_text, str):
             raise ValueError("vocab is not a string")
         points = np.array([ord(ch) for ch in vocab_text], dtype=np.uint32)
         if points.size == 0 or np.any(np.diff(points.astype(np.int64)) <= 0):
             raise ValueError("the vocabulary is not distinct characters in code-point order")
-        state = init_state(Vocab(points), hyper)
-        layout, K = state.layout, points.size
+        state = new_state(fields, points)
+        hyper, layout, K = state.hyper, state.layout, points.size
         if version == 1 and not layout.classic:
             raise ValueError(f"format 1 holds the classic rnn only, not a {hyper.layers}-layer {hyper.cell}")
         views = state.views()

@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import os
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, make_dataclass
 
 import numpy as np
 
-from .cells import CELLS, Layout
-from .errors import FastrnnError
+from .cells import Layout
+from .errors import CheckpointError
+from .export import read_model_json
 from .files import atomic_write
-from .optimizers import OPTIMIZERS, SCHEDULES, optimizer_of
+from .optimizers import optimizer_of
+from .settings import STORED, hyper_problem
 from .text import Vocab
 
 PARAM_NAMES = ("W", "U", "V", "b", "c")  # the classic cell's
@@ -29,50 +31,30 @@ PARAM_NAMES = ("W", "U", "V", "b", "c")  # the classic cell's
 FORMAT_VERSION = 4
 
 
-class CheckpointError(FastrnnError, ValueError):
-    """A checkpoint that cannot be used; the message is meant for the user."""
+def _layout(self, K: int) -> Layout:
+    """The parameters' layout of this model on a vocabulary of K characters."""
+    return Layout(self.hidden, K, self.cell, self.layers, self.embedding)
 
 
-@dataclass(frozen=True)
-class Hyper:
-    """Hyperparameters that define a run; stored in every checkpoint."""
+# The settings that define a run, stored in every checkpoint: the model's and the optimizer's
+# settings of ``settings.SETTINGS``, with their defaults (what a checkpoint lacking one means).
+Hyper = make_dataclass("Hyper", [(s.name, s.type, field(default=s.default)) for s in STORED], frozen=True,
+                       namespace={"layout": _layout, "__module__": __name__,
+                                  "__doc__": "Hyperparameters that define a run (``settings.STORED``); stored in "
+                                             "every checkpoint."})
 
-    hidden: int = 100
-    seq_length: int = 25
-    eta: float = 0.1
-    sigma: float = 0.01
-    eps: float = 1e-8
-    clip: float = 5.0
-    seed: int = 0
-    dtype: str = "float64"
-    streams: int = 1  # chunks per update, from positions spread evenly through the book
-    # every this many updates each stream starts afresh, h = 0, at a random place (0: never)
-    restart_every: int = 0
-    cell: str = "rnn"  # rnn, gru or lstm (``cells.CELLS``)
-    layers: int = 1
-    # the optimizer (``optimizers.OPTIMIZERS``) and its options (PyTorch's defaults)
-    optimizer: str = "adagrad"
-    beta1: float = 0.9
-    beta2: float = 0.999
-    alpha: float = 0.99
-    weight_decay: float = 0.0  # decoupled (AdamW's): theta *= 1 - eta weight_decay
-    # the learning rate by update (``optimizers.learning_rates``)
-    schedule: str = "constant"  # constant, cosine or step
-    min_eta: float = 0.0  # cosine: the rate it ends at
-    warmup: int = 0  # updates of linear warm-up
-    schedule_updates: int = 0  # cosine: the update it reaches min_eta at, fixed when the run starts
-    decay: float = 1.0  # step: the factor
-    decay_every: int = 0  # step: updates between factors
-    clip_norm: float = 0.0  # > 0: clip the gradient's global norm to this instead of each element to clip
-    # the probability of zeroing each unit of a layer's h_t on its way to the layer above and the
-    # output layer (never the recurrent connections); masks drawn from (seed, update, stream)
-    dropout: float = 0.0
-    # the width of an input embedding before the first layer (PyTorch's nn.Embedding); 0: one-hot inputs
-    embedding: int = 0
 
-    def layout(self, K: int) -> Layout:
-        """The parameters' layout of this model on a vocabulary of K characters."""
-        return Layout(self.hidden, K, self.cell, self.layers, self.embedding)
+def hyper_from_fields(fields: dict) -> Hyper:
+    """A ``Hyper`` from a checkpoint's record; ValueError saying what is wrong with it."""
+    if not isinstance(fields, dict):
+        raise ValueError("the hyperparameters are not a mapping")
+    unknown = sorted(set(fields) - set(Hyper.__dataclass_fields__))
+    if unknown:
+        raise ValueError(f"unknown hyperparameter {unknown[0]!r}")
+    problem = hyper_problem(fields)
+    if problem:
+        raise ValueError(problem)
+    return Hyper(**fields)
 
 
 @dataclass
@@ -132,6 +114,17 @@ def init_state(vocab: Vocab, hyper: Hyper) -> State:
     return State(vocab, hyper, params, opt_state, np.zeros(layout.state_size, dtype=dtype))
 
 
+def new_state(fields: dict, codepoints: np.ndarray) -> State:
+    """A model of the record ``fields`` on the vocabulary ``codepoints`` (a JSON model's), its
+    parameters zero until they are read; ValueError saying what is wrong with the record."""
+    hyper = hyper_from_fields(fields)
+    layout = hyper.layout(codepoints.size)
+    dtype = np.dtype(hyper.dtype)
+    opt_state = np.zeros((len(optimizer_of(hyper.optimizer).state), layout.size), dtype=dtype)
+    return State(Vocab(codepoints), hyper, np.zeros(layout.size, dtype), opt_state,
+                 np.zeros(layout.state_size, dtype=dtype))
+
+
 def with_streams(state: State, n_chars: int) -> State:
     """``state`` with its B = hyper.streams streams set up, if it has none yet: stream s starts
     at s * (n_chars // B) with h = 0 (stream 0 is the classic walk)."""
@@ -177,9 +170,7 @@ def load_checkpoint(path: str | os.PathLike) -> State:
     with open(path, "rb") as f:
         json_document = f.read(64).lstrip().startswith(b"{")  # an .npz starts "PK"
     if json_document:
-        from .export import read_model_json
-
-        return read_model_json(path)
+        return read_model_json(path, new_state)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -206,33 +197,9 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
     if "hyper" not in data:
         raise fail("missing hyper")
     try:
-        hyper = Hyper(**json.loads(str(data["hyper"])))
-    except (TypeError, ValueError) as err:
-        raise fail(f"unreadable hyperparameters ({err})") from None
-    if not isinstance(hyper.cell, str) or hyper.cell not in CELLS:
-        raise fail(f"unknown cell {hyper.cell!r} (this fastrnn has {', '.join(CELLS)})")
-    if not (isinstance(hyper.optimizer, str) and hyper.optimizer in OPTIMIZERS and isinstance(hyper.schedule, str)
-            and hyper.schedule in SCHEDULES):
-        raise fail(f"unknown optimizer {hyper.optimizer!r} or schedule {hyper.schedule!r}")
-    if hyper.dtype not in ("float64", "float32"):
-        raise fail(f"unsupported dtype {hyper.dtype!r}")
-    for name in ("hidden", "seq_length", "seed", "streams", "restart_every", "layers", "warmup", "schedule_updates",
-                 "decay_every", "embedding"):
-        value = getattr(hyper, name)
-        zero_ok = name in ("seed", "restart_every", "warmup", "schedule_updates", "decay_every", "embedding")
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if zero_ok else 1):
-            raise fail(f"hyperparameter {name} must be a {'non-negative' if zero_ok else 'positive'} "
-                       f"integer, not {value!r}")
-    for name in ("eta", "sigma", "eps", "clip", "beta1", "beta2", "alpha", "weight_decay", "min_eta", "decay",
-                 "clip_norm", "dropout"):
-        value = getattr(hyper, name)
-        zero_ok = name in ("beta1", "weight_decay", "min_eta", "clip_norm", "dropout")
-        if (not isinstance(value, (int, float)) or isinstance(value, bool) or not value < float("inf")
-                or not (value >= 0 if zero_ok else value > 0)):
-            raise fail(f"hyperparameter {name} must be a {'non-negative' if zero_ok else 'positive'} number, "
-                       f"not {value!r}")
-    if not hyper.dropout < 1:
-        raise fail(f"hyperparameter dropout must be below 1, not {hyper.dropout!r}")
+        hyper = hyper_from_fields(json.loads(str(data["hyper"])))
+    except ValueError as err:
+        raise fail(f"unreadable hyperparameters ({err})" if isinstance(err, json.JSONDecodeError) else str(err)) from None
     codepoints = data.get("vocab")
     if (codepoints is None or codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
             or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.max() > 0x10FFFF):

@@ -25,11 +25,15 @@ its best held-out loss was 1.637, against 1.511 without dropout in an earlier se
 """
 from __future__ import annotations
 
-CLASSIC = dict(hidden=100, seq_length=25, streams=1, dtype="float64", optimizer="adagrad", eta=0.1,
-               schedule="constant", clip_norm=None, embedding=0, dropout=0.0, weight_decay=None)
-GATED = dict(hidden=384, seq_length=64, streams=32, dtype="float32", optimizer="adam", eta=0.004,
-             schedule="cosine", clip_norm=5.0, embedding=256, dropout=0.0, weight_decay=0.0)
-RECIPES = {"rnn": CLASSIC, "gru": GATED, "lstm": dict(GATED, dropout=0.1, weight_decay=0.1)}
+from .cells import CELLS
+from .settings import SETTINGS, STORED, OptionError, check_all, check_applies
+
+# the settings a recipe gives, and each cell's values of them (``settings.Setting.by_cell``); a
+# cell whose settings do not all name it has no recipe
+RECIPE_SETTINGS = tuple(s for s in SETTINGS if s.by_cell)
+RECIPES = {cell: {s.name: s.by_cell[cell] for s in RECIPE_SETTINGS} for cell in CELLS
+           if all(cell in s.by_cell for s in RECIPE_SETTINGS)}
+CLASSIC = RECIPES["rnn"]
 # a run planning more epochs than this takes its cell's dropout for long runs, where it has one
 LONG_RUN_EPOCHS = 12
 LONG_RUN_DROPOUT = {"lstm": 0.2}
@@ -38,12 +42,21 @@ LONG_RUN_DROPOUT = {"lstm": 0.2}
 OPTIMIZER_ETA = {"adagrad": 0.1, "rmsprop": 0.002, "adam": 0.002}
 
 
+def recipe_of(cell: str) -> dict:
+    """The recipe of ``cell``; KeyError for a cell declared without one."""
+    try:
+        return RECIPES[cell]
+    except KeyError:
+        raise KeyError(f"the {cell} cell has no recipe: give it a value in every recipe setting's by_cell "
+                       f"({', '.join(s.name for s in RECIPE_SETTINGS)})") from None
+
+
 def with_defaults(cell: str, options: dict) -> dict:
     """``options`` (name -> value, None where not given) with the cell's recipe filled in for
     those of ``RECIPES[cell]`` that were not given, but for ``streams``: those not given stay
     None until the book's chunks are known (``fitted_streams``). A given ``clip`` keeps
     ``clip_norm`` off."""
-    recipe = RECIPES.get(cell, CLASSIC)
+    recipe = recipe_of(cell)
     out = dict(options)
     for name, value in recipe.items():
         if out.get(name) is None and name not in ("eta", "streams", "weight_decay"):
@@ -61,11 +74,40 @@ def with_defaults(cell: str, options: dict) -> dict:
 def fitted_streams(cell: str, chunks: int) -> int:
     """The cell's streams where none were given, for a book of ``chunks`` chunks: a short text
     gets as many streams as it has chunks."""
-    return min(RECIPES.get(cell, CLASSIC)["streams"], chunks)
+    return min(recipe_of(cell)["streams"], chunks)
 
 
 def dropout_for(cell: str, epochs: float) -> float:
     """The cell's dropout where none was given, for a run of ``epochs`` passes over its text."""
     if epochs > LONG_RUN_EPOCHS and cell in LONG_RUN_DROPOUT:
         return LONG_RUN_DROPOUT[cell]
-    return RECIPES.get(cell, CLASSIC)["dropout"]
+    return recipe_of(cell)["dropout"]
+
+
+def run_settings(given: dict) -> dict:
+    """``model.Hyper``'s fields of a new run from the options given (name -> value, None where
+    not given): each checked against its declaration (``settings.check``), the cell's recipe
+    and the defaults filling in the rest; OptionError naming the first option that cannot be
+    used. ``streams`` not given stays None (``fitted_streams``)."""
+    check_all(given)
+    cell = "rnn" if given.get("cell") is None else given["cell"]
+    picked = with_defaults(cell, dict(given, cell=cell))
+    check_applies({**{k: v for k, v in picked.items() if k not in ("optimizer", "schedule")},
+                   "optimizer": picked["optimizer"], "schedule": picked["schedule"]})
+    if picked.get("clip") is not None and picked.get("clip_norm") is not None:
+        raise OptionError("clip_norm", "clip each element (clip) or the global norm (clip_norm), not both")
+    if picked["schedule"] == "cosine":
+        eta = picked["eta"]
+        picked["min_eta"] = eta / 10 if picked.get("min_eta") is None else picked["min_eta"]
+        if not picked["min_eta"] <= eta:
+            raise OptionError("min_eta", f"min_eta must be a number from 0 to eta ({eta:g}), not {picked['min_eta']!r}")
+    if picked["schedule"] == "step":
+        if picked.get("decay_every") is None:
+            raise OptionError("decay_every", "the step schedule needs decay_every, the updates between its steps")
+        picked["decay"] = 0.5 if picked.get("decay") is None else picked["decay"]
+    out = {}
+    for s in STORED:
+        value = picked.get(s.name)
+        if s.name == "streams" or value is not None:
+            out[s.name] = value if value is None else s.type(value)
+    return out

@@ -15,6 +15,7 @@ import os
 
 from .errors import FastrnnError
 from .files import atomic_write, write_text_atomic
+from .settings import used
 
 GRADCHECK_SEEDS = (40, 8)
 
@@ -125,8 +126,9 @@ def _numbers(facts) -> list[tuple[str, str]]:
 
 
 def _hyper_rows(facts) -> list[tuple[str, str]]:
+    """The settings the run trained with, and only those (no beta1 of an AdaGrad run)."""
     hyper = facts["best"].hyper
-    return [(name, str(getattr(hyper, name))) for name in hyper.__dataclass_fields__]
+    return [(s.name, str(getattr(hyper, s.name))) for s in used(hyper)]
 
 
 def _book_rows(facts) -> list[tuple[str, str]]:

@@ -25,14 +25,16 @@ import os
 import uuid
 from dataclasses import dataclass
 
-from .api import OptionError, Run
+from .api import Run
+from .cache import load_corpus_cached
 from .errors import FastrnnError
-from .files import write_text_atomic
+from .files import atomic_write, write_text_atomic
+from .plan import held_out, named_corpus, total_updates
+from .recipes import CLASSIC, fitted_streams, with_defaults
+from .rundir import corpus_sha256
+from .settings import BY_NAME, SWEEPABLE, OptionError, check
+from .trainer import updates_per_epoch
 
-# train options a grid may sweep, with the type of their values
-SWEEPABLE = {"cell": str, "layers": int, "optimizer": str, "schedule": str, "warmup": int, "weight_decay": float,
-             "clip_norm": float, "dropout": float, "embedding": int, "hidden": int, "seq_length": int, "eta": float,
-             "sigma": float, "dtype": str, "streams": int, "restart_every": int, "seed": int}
 SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.csv"
 
@@ -198,6 +200,7 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
         book, grid, seeds, steps, epochs, val_fraction, halving = (
             settings.get(k) for k in ("book", "grid", "seeds", "steps", "epochs", "val_fraction", "halving"))
         train_options = settings["options"]
+        _check_options(train_options, grid)
     else:
         grid, book = _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, train_options)
     trials = [Trial(s) for s in trial_settings(grid, seeds)]
@@ -254,30 +257,26 @@ def sweep(book=None, *, grid=(), seeds: int = 1, steps: int | None = None, epoch
     return rows
 
 
-def _check_setting(name: str, value) -> None:
-    """The values a trial would refuse only on a worker, refused here before anything is written."""
-    from .cells import CELLS
-
-    from .optimizers import OPTIMIZERS, SCHEDULES
-
-    allowed = {"cell": CELLS, "dtype": ("float64", "float32"), "optimizer": OPTIMIZERS, "schedule": SCHEDULES}.get(name)
-    if allowed is not None and value not in allowed:
-        raise OptionError(name, f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    if name in ("layers", "hidden", "seq_length", "streams") and not (isinstance(value, int) and value >= 1):
-        raise OptionError(name, f"{name} must be a positive integer, not {value!r}")
+def _check_options(train_options: dict, grid: dict) -> None:
+    """OptionError for a train option the sweep or its grid sets, also in a sweep.json read back."""
+    if not isinstance(train_options, dict) or not isinstance(grid, dict):
+        raise FastrnnError("the sweep's options and grid must be mappings")
+    clash = sorted((_RESERVED | set(grid)) & set(train_options))
+    if clash:
+        raise OptionError(clash[0], f"{clash[0]} is set by the sweep (or its grid), not as a train option")
+    unknown = sorted(set(train_options) - set(BY_NAME) - {"init"}) + sorted(set(grid) - set(SWEEPABLE))
+    if unknown:
+        raise OptionError(unknown[0], f"{unknown[0]!r} is not a train option a sweep can set; a grid can vary "
+                                      f"{', '.join(SWEEPABLE)}")
 
 
 def _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, train_options):
     """(grid as a dict, the book's absolute path) once the settings of a new sweep are usable."""
-    from .api import _named_corpus
-
     if book is None:
         raise OptionError("book", "a sweep needs a BOOK")
     if not isinstance(grid, dict):
         grid = parse_grid(grid)
-    clash = sorted((_RESERVED | set(grid)) & set(train_options))
-    if clash:
-        raise OptionError(clash[0], f"{clash[0]} is set by the sweep (or its grid), not as a train option")
+    _check_options(train_options, grid)
     if (steps is None or steps < 1) and (epochs is None or epochs < 1):
         raise OptionError("steps", "a sweep needs --steps or --epochs, how long each trial trains")
     if halving is not None and halving < 2:
@@ -287,7 +286,8 @@ def _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, trai
                                           "above 0 and below 0.5")
     for name, values in [*grid.items(), *((k, [v]) for k, v in train_options.items())]:
         for value in values:
-            _check_setting(name, value)
+            if name in BY_NAME:
+                check(name, value)
     try:
         json.dumps(train_options)
     except TypeError as err:
@@ -296,7 +296,7 @@ def _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, trai
         what = "a sweep; pass --resume to continue it" if os.path.exists(os.path.join(out, SWEEP_FILE)) \
             else "files that are not a sweep"
         raise FastrnnError(f"{out} already holds {what}")
-    book = os.path.abspath(_named_corpus(book))
+    book = os.path.abspath(named_corpus(book))
     if not os.path.exists(book):
         raise FastrnnError(f"{book}: no such file")
     return grid, book
@@ -305,8 +305,6 @@ def _check_new_sweep(book, grid, steps, epochs, val_fraction, halving, out, trai
 def _trial_options(settings: dict, options: dict) -> dict:
     """A trial's cell, layers and the options its cell's recipe fills in where neither the
     trial's settings nor the sweep's options give them (``recipes.py``)."""
-    from .recipes import CLASSIC, with_defaults
-
     given = {**options, **settings}
     cell = given.get("cell", "rnn")
     return dict(with_defaults(cell, {name: given.get(name) for name in set(CLASSIC) | {"clip"}}), cell=cell,
@@ -318,13 +316,6 @@ def _trial_steps(book: str, settings: dict, options: dict, steps, epochs, val_fr
     trial's chunk length and stream count (the fewer wins)."""
     if epochs is None:
         return steps
-    from .api import held_out, total_updates
-    from .cache import load_corpus_cached
-    from .trainer import updates_per_epoch
-
-    from .recipes import fitted_streams
-    from .rundir import corpus_sha256
-
     trial = _trial_options(settings, options)
     n = trial["seq_length"]
     _, encoded = load_corpus_cached(book, options.get("format", "auto"), options.get("encoding", "utf-8"), n + 1,
@@ -373,8 +364,7 @@ def _write_results(out: str, trials: list[Trial], grid: dict) -> list[dict]:
 
 
 def _plot(out: str, trials: list[Trial]) -> None:
-    from .files import atomic_write
-    from .plot import NotebookFigure
+    from .plot import NotebookFigure  # matplotlib: only when a sweep has finished
 
     fig = NotebookFigure(figsize=(8, 4.5), dpi=100)
     ax = fig.subplots()
