@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fastrnn.api import machine
+from fastrnn.plan import machine
 from fastrnn.cells import cell_of
 from fastrnn.model import Hyper, init_state, with_streams
 from fastrnn.text import build_vocab, load_book

@@ -26,7 +26,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fastrnn import reference  # noqa: E402
-from fastrnn.api import machine  # noqa: E402
+from fastrnn.plan import machine  # noqa: E402
 from fastrnn.model import Hyper, init_state, save_checkpoint, with_streams  # noqa: E402
 from fastrnn.sample import sample_indices  # noqa: E402
 from fastrnn.text import build_vocab, load_book  # noqa: E402

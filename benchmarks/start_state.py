@@ -112,7 +112,7 @@ def main() -> None:
               f"{z['noisy_passages']:>3}/{n:<3} {c['noisy_passages']:>3}/{n:<3}  "
               f"{str(z['best_passage_noise']):>9} {str(c['best_passage_noise']):>9}")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    from fastrnn.api import machine
+    from fastrnn.plan import machine
 
     with open(args.out, "w") as f:
         json.dump({"machine": machine(), "args": vars(args), "runs": runs}, f, indent=1)

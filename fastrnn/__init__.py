@@ -11,9 +11,10 @@ when something needs them.
 
 __version__ = "0.1.0"
 
-from .api import Model, OptionError, Run, Sample, Score, gradcheck, load, resume, train  # noqa: E402
+from .api import OptionError, Run, Sample, gradcheck, resume, train  # noqa: E402
 from .errors import FastrnnError  # noqa: E402
 from .sweeps import sweep  # noqa: E402
+from .trained import Model, Score, load  # noqa: E402
 from .trainer import Interrupted  # noqa: E402
 
 __all__ = ["FastrnnError", "Interrupted", "Model", "OptionError", "Run", "Sample", "Score", "gradcheck", "load",

@@ -1,239 +1,28 @@
-"""The Python API: train and resume runs, open them, load models, sample and score text.
+"""The Python API of runs: train and resume them, open them, check the gradients; a trained
+model's is ``trained.py`` (``load``, ``Model``).
 
 The command line is a thin layer over these functions. Every error a user can cause is a
 ``FastrnnError`` whose message is one line; ``OptionError`` names the option that was wrong.
 """
 from __future__ import annotations
 
-import math
-import numbers
 import os
-import secrets
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import plan
 from .errors import FastrnnError
-from .model import load_checkpoint, save_checkpoint
+from .model import load_checkpoint
 from .progress import ProgressDisplay
 from .recipes import run_settings
-from .rundir import RunDir, default_run_dir, holds_run, load_run_config, resolve_checkpoint
-from .settings import OPTIONS, STORED, OptionError, check
+from .rundir import RunDir, default_run_dir, holds_run, load_run_config
+from .settings import OPTIONS, STORED, OptionError, check, check_count, check_positive
 from .stopping import StopRequest
-from .text import TextError, read_text
+from .text import read_text
+from .trained import Model, load
 
-# ---------------------------------------------------------------------------------------------
-# Models
-
-@dataclass(frozen=True)
-class Score:
-    """How well a model predicts a text (``Model.evaluate``)."""
-
-    bits_per_char: float
-    nats_per_char: float
-    perplexity: float
-    chars: int  # characters in the text
-    predicted: int  # characters predicted (each after one the model was fed)
-    unknown_chars: int  # characters outside the model's vocabulary, skipped
-    unknown_distinct: str  # those characters, each once
-
-
-def _say_compiling(what: str) -> None:
-    import sys
-
-    print(f"compiling {what}...", file=sys.stderr, flush=True)
-
-
-class Model:
-    """A trained model: parameters, vocabulary and the state it was in when saved.
-
-    Open one with ``fastrnn.load``. ``params`` holds every parameter array by name, read-only,
-    as ``cells.Layout`` declares them: the classic cell's ``W`` (m, m), ``U`` (m, K), ``V``
-    (K, m), ``b`` (m,), ``c`` (K,) (also attributes of the model); a stack's under PyTorch's
-    names (``weight_ih_l0``, ..., ``head.weight``, ``head.bias``). ``state`` holds the carried
-    state: h (and c for the LSTM).
-    """
-
-    def __init__(self, state, path: str | None = None):
-        self._state = state
-        self.path = path
-
-    def __repr__(self) -> str:
-        h = self._state.hyper
-        where = f" from {self.path}" if self.path else ""
-        cell = "" if self._state.layout.classic else f"{h.cell} x{h.layers} "
-        return (f"<fastrnn.Model {cell}m={h.hidden} K={self._state.vocab.size} {h.dtype}, "
-                f"update {self.update:,}{where}>")
-
-    @property
-    def vocab(self) -> str:
-        """The characters the model knows, in index order."""
-        return self._state.vocab.chars
-
-    @property
-    def hyper(self) -> dict:
-        """The hyperparameters of its run (hidden, seq_length, eta, sigma, seed, dtype, ...)."""
-        return {k: getattr(self._state.hyper, k) for k in self._state.hyper.__dataclass_fields__}
-
-    @property
-    def update(self) -> int:
-        """Updates applied to these parameters."""
-        return self._state.update
-
-    @property
-    def cell(self) -> str:
-        """rnn, gru or lstm."""
-        return self._state.hyper.cell
-
-    @property
-    def layers(self) -> int:
-        return self._state.hyper.layers
-
-    @property
-    def params(self) -> dict[str, np.ndarray]:
-        """Every parameter array by name (read-only views), in the order of ``cells.Layout``."""
-        return {name: self._readonly(view) for name, view in self._state.views().items()}
-
-    @property
-    def state(self) -> dict[str, np.ndarray]:
-        """The carried state sampling and scoring start from: h (m,) for the classic cell, h
-        (layers, m) for a stack, and c (layers, m) for the LSTM (read-only)."""
-        layout = self._state.layout
-        return {name: self._readonly(view) for name, view in layout.state_views(self._state.h).items()}
-
-    def torch_state_dict(self) -> dict[str, np.ndarray]:
-        """The parameters under PyTorch's names (copies): ``weight_ih_l{k}`` ... for
-        ``torch.nn.RNN/GRU/LSTM`` and ``head.weight``, ``head.bias`` for the output
-        ``torch.nn.Linear`` (the classic cell's W, U, b as layer 0's, its bias_hh_l0 zero)."""
-        return self._state.layout.torch_state_dict(self._state.params)
-
-    @staticmethod
-    def _readonly(view: np.ndarray) -> np.ndarray:
-        view = view.view()
-        view.flags.writeable = False
-        return view
-
-    def _param(self, name: str) -> np.ndarray:
-        if not self._state.layout.classic:
-            raise AttributeError(f"a {self.cell} model has no {name} (the classic rnn's); see Model.params")
-        return self._readonly(self._state.views()[name])
-
-    W = property(lambda self: self._param("W"), doc="hidden-to-hidden weights (m, m)")
-    U = property(lambda self: self._param("U"), doc="input-to-hidden weights (m, K)")
-    V = property(lambda self: self._param("V"), doc="hidden-to-output weights (K, m)")
-    b = property(lambda self: self._param("b"), doc="hidden bias (m,)")
-    c = property(lambda self: self._param("c"), doc="output bias (K,)")
-
-    def sample(self, length: int = 1000, *, temperature: float = 1.0, prime: str = "", seed: int | None = None,
-               num: int | None = None, top_k: int = 0, from_zero: bool = False,
-               until_end: bool = False) -> str | list[str]:
-        """Generate text: ``prime`` followed by ``length`` sampled characters.
-
-        Parameters
-        ----------
-        length : int
-            Characters to sample (with ``until_end``, at most).
-        temperature : float
-            Below 1: likelier characters; above 1: more varied text.
-        prime : str
-            Text fed to the model after its start state, and returned at the start of each text.
-        seed : int, optional
-            The same model and seed give the same text; None draws a fresh seed.
-        num : int, optional
-            Sample this many texts at once and return a list.
-        top_k : int
-            Pick each character among the ``top_k`` most likely only (0: among all).
-        from_zero : bool
-            Start from h = 0 instead of the state the model was in when saved (its carried
-            hidden state, fed the character that came next in the book).
-        until_end : bool
-            For models trained on tweets: start a new text and stop at its end.
-
-        Returns
-        -------
-        str or list of str
-
-        Examples
-        --------
-        >>> model = fastrnn.load("runs/doc")
-        >>> text = model.sample(40, seed=1)
-        >>> len(text), text == model.sample(40, seed=1)
-        (40, True)
-        >>> model.sample(20, prime="the ", seed=2, num=2)[1][:4]
-        'the '
-        """
-        from .sample import sample_texts
-        from .trainer import compile_kernels
-
-        state = self._state
-        _check_counts(dict(num=num), dict(length=length, top_k=top_k, seed=seed))
-        _check("temperature", temperature, isinstance(temperature, numbers.Real) and temperature > 0,
-               "a positive number")
-        try:
-            missing = state.vocab.missing(prime) if prime else ""
-        except TextError as err:
-            raise OptionError("prime", str(err)) from None
-        if missing:
-            raise OptionError("prime", "characters not in the model's vocabulary: "
-                                       + " ".join(repr(ch) for ch in missing))
-        compile_kernels(state.params.dtype, state.vocab.index_dtype(), sampler=True, cell=state.hyper.cell,
-                        layers=state.hyper.layers, embedding=state.hyper.embedding > 0, on_compile=_say_compiling)
-        seed = secrets.randbelow(2**31) if seed is None else seed
-        texts = sample_texts(state, length, 1 if num is None else num, seed, temperature, prime, top_k=top_k,
-                             from_zero=from_zero, until_end=until_end)
-        return texts[0] if num is None else texts
-
-    def evaluate(self, text: str, *, from_zero: bool = False) -> Score:
-        """Bits per character, nats per character and perplexity of the model on ``text``,
-        scored from its carried hidden state (from h = 0 with ``from_zero``). Characters outside
-        the vocabulary are counted and skipped."""
-        from .evaluate import evaluate_text
-        from .trainer import compile_kernels
-
-        state = self._state
-        compile_kernels(state.params.dtype, state.vocab.index_dtype(), scorer=True, cell=state.hyper.cell,
-                        layers=state.hyper.layers, embedding=state.hyper.embedding > 0, on_compile=_say_compiling)
-        result = evaluate_text(state, text, from_zero)
-        if result["predicted"] == 0:
-            raise FastrnnError("no two consecutive characters of the model's vocabulary to score")
-        return Score(**result)
-
-    def export(self, path, html: bool = False) -> None:
-        """Write the model as JSON (``export.py`` documents the format) for any language, or, with
-        ``html``, as a self-contained web page that samples text from it."""
-        if html:
-            from .webpage import write_sampler_page
-
-            write_sampler_page(path, self._state)
-        else:
-            from .export import write_model_json
-
-            write_model_json(path, self._state)
-
-    def save(self, path) -> None:
-        """Write the model as a checkpoint (``.npz``) that ``fastrnn.load`` and
-        ``fastrnn sample --checkpoint`` read."""
-        save_checkpoint(path, self._state)
-
-
-def load(path=None) -> Model:
-    """A model from a checkpoint file, or from a run directory (its best.npz), or, without a
-    path, the best model of the latest run under ``runs/``.
-
-    Examples
-    --------
-    >>> model = fastrnn.load("runs/doc")
-    >>> model.hyper["hidden"], "r" in model.vocab, model.W.shape
-    (16, True, (16, 16))
-    >>> round(model.evaluate("the rain in spain").bits_per_char, 1) < 4
-    True
-    """
-    try:
-        checkpoint = resolve_checkpoint(None if path is None else os.fspath(path))
-    except FileNotFoundError as err:
-        raise FastrnnError(str(err)) from None
-    return Model(load_checkpoint(checkpoint), checkpoint)
+__all__ = ["OptionError", "Run", "Sample", "gradcheck", "resume", "train"]
 
 
 def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: int = 1, hidden: int = 5,
@@ -250,17 +39,14 @@ def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: 
     for name, value in dict(cell=cell, dtype=dtype, layers=layers, hidden=hidden, seq_length=seq_length, seed=seed,
                             embedding=embedding, sigma=sigma).items():
         check(name, value)
-    _check_counts({}, dict(chunks=chunks))
-    for name, value in (("h", h),) + ((("tol", tol),) if tol is not None else ()):
-        _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
+    check_count("chunks", chunks, least=0)
+    check_positive("h", h)
+    check_positive("tol", tol)
     if text is None:
         text = read_text(book, encoding) if book is not None else BUILTIN_TEXT
     return gradient_check(text, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks, h=h,
                           tol=tol, dtype=dtype, cell=cell, layers=int(layers), embedding=int(embedding))
 
-
-# ---------------------------------------------------------------------------------------------
-# Runs
 
 @dataclass(frozen=True)
 class Sample:
@@ -337,20 +123,6 @@ class Run:
         from .plot import loss_figure
 
         return loss_figure(self._files.metrics(), self._files.validation())
-
-
-def _check(option: str, value, ok: bool, what: str) -> None:
-    if not ok:
-        raise OptionError(option, f"{option} must be {what}, not {value!r}")
-
-
-def _check_counts(positive: dict, non_negative: dict) -> None:
-    """Integer options: each of ``positive`` at least 1, each of ``non_negative`` at least 0
-    (None stands for "not given" and passes)."""
-    for least, options in ((1, positive), (0, non_negative)):
-        for name, value in options.items():
-            ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
-            _check(name, value, value is None or ok, "a positive integer" if least else "a non-negative integer")
 
 
 def _display(progress):

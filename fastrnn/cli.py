@@ -223,7 +223,7 @@ def export(checkpoint, output, html):
     """Write a model (a checkpoint, or a run directory's best.npz) as JSON that any language can
     read, or as a web page that generates text from it. `fastrnn sample --checkpoint model.json`
     and fastrnn.load read the JSON back."""
-    from .api import load
+    from .trained import load
 
     load(checkpoint).export(output, html=html)
     click.echo(f"wrote {output}", err=True)
@@ -244,7 +244,7 @@ def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
     import json
     from dataclasses import asdict
 
-    from .api import load
+    from .trained import load
     from .errors import FastrnnError
     from .text import read_text
 
@@ -294,7 +294,8 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
     Text starts from the state the model was in when the checkpoint was written (its carried
     hidden state, fed the character that came next in the book), then --prime; --until-end
     feeds that state an end-of-text character instead."""
-    from .api import OptionError, load
+    from .trained import load
+    from .settings import OptionError
     from .text import read_text
 
     model = load(checkpoint)

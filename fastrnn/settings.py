@@ -268,3 +268,18 @@ def hyper_problem(fields: dict) -> str | None:
 def used(hyper) -> list[Setting]:
     """The stored settings a run with ``hyper`` uses, in declaration order (a report's rows)."""
     return [s for s in STORED if s.applies(hyper)]
+
+
+def check_count(name: str, value, least: int = 1) -> None:
+    """OptionError unless ``value`` is an integer of at least ``least`` (1 or 0); None passes.
+    For the options of commands that are not settings (``--num``, ``--chunks``)."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= least
+    if value is not None and not ok:
+        raise OptionError(name, f"{name} must be {'a positive' if least else 'a non-negative'} integer, not {value!r}")
+
+
+def check_positive(name: str, value) -> None:
+    """OptionError unless ``value`` is a finite number above 0; None passes."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < math.inf
+    if value is not None and not ok:
+        raise OptionError(name, f"{name} must be a positive number, not {value!r}")

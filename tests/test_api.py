@@ -159,11 +159,13 @@ def test_docstring_examples(tmp_path, monkeypatch):
     import doctest
 
     import fastrnn.api
+    import fastrnn.trained
 
     monkeypatch.chdir(tmp_path)  # the examples write runs/doc here
     # train's example makes the run the others open: run it first
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    tests = sorted(finder.find(fastrnn.api, globs={"fastrnn": fastrnn}), key=lambda t: t.name != "fastrnn.api.train")
+    found = [test for module in (fastrnn.api, fastrnn.trained) for test in finder.find(module, globs={"fastrnn": fastrnn})]
+    tests = sorted(found, key=lambda t: t.name != "fastrnn.api.train")
     for test in tests:
         runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
