@@ -17,7 +17,7 @@ from .model import load_checkpoint
 from .progress import ProgressDisplay
 from .recipes import run_settings
 from .rundir import RunDir, default_run_dir, holds_run, load_run_config
-from .settings import OPTIONS, STORED, OptionError, check, check_count, check_positive
+from .settings import BY_NAME, OPTIONS, RUN, STORED, OptionError, check, check_count, check_positive
 from .stopping import StopRequest
 from .text import read_text
 from .trained import Model, load
@@ -228,9 +228,9 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
             given[name] = have
         given["sigma"] = start.hyper["sigma"] if sigma is None else sigma
     settings = run_settings({s.name: given[s.name] for s in STORED if s.option})
-    for name in ("steps", "epochs", "planned_updates", "val_fraction", "val_every", "sample_every", "log_every",
-                 "checkpoint_every", "format"):
-        check(name, given[name])
+    for s in OPTIONS:
+        if s.group == RUN and s.name not in ("time_limit", "threads"):  # read by parse_time_limit, use_threads
+            check(s.name, given[s.name])
     if time_limit is not None:
         time_limit = plan.parse_time_limit(time_limit, steps, epochs, planned_updates)
     plan.use_threads(threads)
@@ -260,15 +260,16 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
     ``epochs`` passes in all (by default the total it was started with). The book, encoding,
     format and intervals are the run's own unless given. A finished run is returned as it is."""
     run_dir = os.fspath(run_dir)
-    for name in ("steps", "epochs", "format", "sample_every", "log_every", "checkpoint_every", "val_every"):
-        check(name, locals()[name])
+    given = {name: value for name, value in locals().items() if name in BY_NAME}
+    for name, value in given.items():
+        check(name, value)
     config = load_run_config(run_dir)
     state = load_checkpoint(os.path.join(run_dir, "last.npz"))
     plan.use_threads(threads)
     tell, say = _display(progress)
-    given = dict(sample_every=sample_every, log_every=log_every, checkpoint_every=checkpoint_every,
-                 val_every=val_every)
-    intervals = {name: config[name] if value is None else int(value) for name, value in given.items()}
+    # what a run's files are written by: the run's own unless given (a run older than a setting: its default)
+    intervals = {name: config.get(name, BY_NAME[name].default) if given[name] is None else int(given[name])
+                 for name in plan.INTERVALS}
     book = plan.named_corpus(book) if book is not None else config["book"]
     if steps is None and epochs is None:
         steps = config["total_updates"]
