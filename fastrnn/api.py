@@ -144,8 +144,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
           dropout: float | None = None, embedding: int | None = None, dtype: str | None = None,
           streams: int | None = None, restart_every: int = 0, threads: int | None = None,
-          val_fraction: float = 0.0, val_every: int | None = None, sample_every: int = 10_000, log_every: int = 100,
-          checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
+          val_fraction: float = 0.0, val_every: int | None = None, sample_every: int = 10_000,
+          sample_length: int = 200, log_every: int = 100, checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
           time_limit=None, planned_updates: int | None = None, progress=True, should_stop=None) -> Run:
     """Train a model on a book and return its run.
 
@@ -190,7 +190,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         Clip each gradient element to [-clip, clip], or the gradient's global norm: one or the other.
     threads : int, optional
         Cores for several streams [default: all]; results do not depend on it.
-    val_fraction, val_every, sample_every, log_every, checkpoint_every, encoding, format
+    val_fraction, val_every, sample_every, sample_length, log_every, checkpoint_every, encoding, format
         The held-out end of the book, the intervals of the run directory's files, how to read BOOK.
     force : bool
         Replace a run already in ``out``.
@@ -254,7 +254,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
 
 def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book=None, encoding: str | None = None,
            format: str | None = None, threads: int | None = None, sample_every: int | None = None,
-           log_every: int | None = None, checkpoint_every: int | None = None, val_every: int | None = None,
+           sample_length: int | None = None, log_every: int | None = None, checkpoint_every: int | None = None, val_every: int | None = None,
            progress=True, should_stop=None) -> Run:
     """Continue the run in ``run_dir`` exactly from its last checkpoint, to ``steps`` updates or
     ``epochs`` passes in all (by default the total it was started with). The book, encoding,

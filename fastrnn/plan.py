@@ -294,7 +294,7 @@ def total_updates(steps: int | None, epochs: int | None, per_epoch: int, streams
     return min(x for x in (steps, by_epochs) if x is not None)
 
 
-INTERVALS = ("sample_every", "log_every", "checkpoint_every", "val_every")
+INTERVALS = ("sample_every", "sample_length", "log_every", "checkpoint_every", "val_every")
 
 
 def parse_time_limit(time_limit, steps, epochs, planned_updates) -> float:

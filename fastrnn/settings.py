@@ -200,6 +200,7 @@ SETTINGS: tuple[Setting, ...] = (
     _int("threads", None, "Cores for the streams; results do not depend on it.", RUN, resumable=True,
          default_text="default: all"),
     _int("sample_every", 10_000, "Updates between samples in samples.txt (0: none).", RUN, low=0, resumable=True),
+    _int("sample_length", 200, "Characters of each sample in samples.txt.", RUN, resumable=True),
     _int("log_every", 100, "Updates between rows of metrics.csv.", RUN, resumable=True),
     _int("checkpoint_every", 10_000, "Updates between checkpoints (0: only at the end).", RUN, low=0,
          resumable=True),

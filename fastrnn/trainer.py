@@ -362,7 +362,7 @@ class NonFiniteError(FastrnnError, FloatingPointError):
 class RunOptions:
     total_updates: int
     sample_every: int = 10_000
-    sample_len: int = 200
+    sample_length: int = 200
     final_len: int = 1000
     log_every: int = 100
     checkpoint_every: int = 10_000
@@ -498,7 +498,7 @@ class _Training:
         from .sample import sample_text
 
         state = self.trainer.state()
-        text = sample_text(state, self.opts.sample_len, rng=_sample_rng(state.hyper.seed, state.update))
+        text = sample_text(state, self.opts.sample_length, rng=_sample_rng(state.hyper.seed, state.update))
         self.dir.append_sample(state.update, state.smooth_loss, text)
 
     def validate(self) -> None:

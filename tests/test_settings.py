@@ -113,3 +113,13 @@ def test_a_value_at_the_open_end_of_a_range_is_refused():
     assert not BY_NAME["eta"].valid(math.inf) and not BY_NAME["eta"].valid(0.0)
     assert BY_NAME["decay"].valid(1.0) and not BY_NAME["decay"].valid(0.0)
     assert not BY_NAME["hidden"].valid(True) and not BY_NAME["hidden"].valid(2.0)
+
+
+def test_sample_length_sets_the_samples_of_a_run_and_of_its_resumed_sessions(tmp_path, book):
+    out = tmp_path / "run"
+    result = run(["train", str(book), "--out", str(out), "--hidden", "8", "--steps", "20", "--sample-every", "10",
+                  "--sample-length", "17", "-q"])
+    assert result.exit_code == 0, result.output
+    assert [len(s.text) for s in fastrnn.Run(out).samples] == [17, 17, 17]
+    fastrnn.resume(out, steps=30, progress=False)  # keeps the run's length
+    assert [len(s.text) for s in fastrnn.Run(out).samples] == [17] * 4
