@@ -16,7 +16,7 @@ from .errors import FastrnnError
 from .model import load_checkpoint
 from .progress import ProgressDisplay
 from .recipes import run_settings
-from .rundir import RunDir, default_run_dir, holds_run, load_run_config
+from .rundir import RunDir, RunLock, default_run_dir, holds_run, load_run_config
 from .settings import BY_NAME, OPTIONS, RUN, STORED, OptionError, check, check_count, check_positive
 from .stopping import StopRequest
 from .text import read_text
@@ -238,24 +238,25 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     if text is None:
         book = plan.named_corpus(book) if book is not None else plan.demo_corpus(say)
     out = os.fspath(out or default_run_dir("text" if text is not None else os.fspath(book)))
-    if os.path.exists(out) and holds_run(out) and not force:
-        raise FastrnnError(f"{out} already holds a run; pass --force (force=True) to overwrite it or "
-                           f"--resume (fastrnn.resume) to continue it")
-    intervals = {name: given[name] for name in plan.INTERVALS}
-    with plan.staged_text(text, out, settings["seq_length"]) as staged:
-        new = plan.RunPlan(out, staged.book if staged else book, staged.source if staged else book,
-                           "utf-8" if staged else encoding, "text" if staged else format, float(val_fraction),
-                           intervals, steps, epochs, settings=settings, init=start and start._state,
-                           init_path=start and os.path.abspath(start.path), time_limit=time_limit,
-                           planned_updates=planned_updates, dropout_by_epochs=dropout is None, force=force,
-                           share_machine=threads is None)
-        return _carry_out(new, tell, say, should_stop)
+    with RunLock(out):  # before the check: two runs told the same --out cannot both pass it
+        if holds_run(out) and not force:
+            raise FastrnnError(f"{out} already holds a run; pass --force (force=True) to overwrite it or "
+                               f"--resume (fastrnn.resume) to continue it")
+        intervals = {name: given[name] for name in plan.INTERVALS}
+        with plan.staged_text(text, out, settings["seq_length"]) as staged:
+            new = plan.RunPlan(out, staged.book if staged else book, staged.source if staged else book,
+                               "utf-8" if staged else encoding, "text" if staged else format, float(val_fraction),
+                               intervals, steps, epochs, settings=settings, init=start and start._state,
+                               init_path=start and os.path.abspath(start.path), time_limit=time_limit,
+                               planned_updates=planned_updates, dropout_by_epochs=dropout is None, force=force,
+                               share_machine=threads is None)
+            return _carry_out(new, tell, say, should_stop)
 
 
 def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book=None, encoding: str | None = None,
            format: str | None = None, threads: int | None = None, sample_every: int | None = None,
-           sample_length: int | None = None, log_every: int | None = None, checkpoint_every: int | None = None, val_every: int | None = None,
-           progress=True, should_stop=None) -> Run:
+           sample_length: int | None = None, log_every: int | None = None, checkpoint_every: int | None = None,
+           val_every: int | None = None, progress=True, should_stop=None) -> Run:
     """Continue the run in ``run_dir`` exactly from its last checkpoint, to ``steps`` updates or
     ``epochs`` passes in all (by default the total it was started with). The book, encoding,
     format and intervals are the run's own unless given. A finished run is returned as it is."""
@@ -263,20 +264,23 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
     given = {name: value for name, value in locals().items() if name in BY_NAME}
     for name, value in given.items():
         check(name, value)
-    config = load_run_config(run_dir)
-    state = load_checkpoint(os.path.join(run_dir, "last.npz"))
-    plan.use_threads(threads)
-    tell, say = _display(progress)
-    # what a run's files are written by: the run's own unless given (a run older than a setting: its default)
-    intervals = {name: config.get(name, BY_NAME[name].default) if given[name] is None else int(given[name])
-                 for name in plan.INTERVALS}
-    book = plan.named_corpus(book) if book is not None else config["book"]
-    if steps is None and epochs is None:
-        steps = config["total_updates"]
-    resumed = plan.RunPlan(run_dir, book, book, encoding or config["encoding"], format or config["format"],
-                           config["val_fraction"], intervals, steps, epochs, resumed=state, config=config,
-                           share_machine=threads is None)
-    return _carry_out(resumed, tell, say, should_stop)
+    if not os.path.isdir(run_dir):
+        raise FastrnnError(f"{run_dir}: no such run directory")
+    with RunLock(run_dir):
+        config = load_run_config(run_dir)
+        state = load_checkpoint(os.path.join(run_dir, "last.npz"))
+        plan.use_threads(threads)
+        tell, say = _display(progress)
+        # what a run's files are written by: the run's own unless given (a run older than a setting: its default)
+        intervals = {name: config.get(name, BY_NAME[name].default) if given[name] is None else int(given[name])
+                     for name in plan.INTERVALS}
+        book = plan.named_corpus(book) if book is not None else config["book"]
+        if steps is None and epochs is None:
+            steps = config["total_updates"]
+        resumed = plan.RunPlan(run_dir, book, book, encoding or config["encoding"], format or config["format"],
+                               config["val_fraction"], intervals, steps, epochs, resumed=state, config=config,
+                               share_machine=threads is None)
+        return _carry_out(resumed, tell, say, should_stop)
 
 
 def _arguments(arguments: dict, settings) -> list:

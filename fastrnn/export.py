@@ -103,11 +103,22 @@ def _hyper_fields(document: dict) -> dict:
     return fields
 
 
-def read_model_json(path: str, new_state):
+def _torch_shapes(layout) -> dict[str, tuple[int, ...]]:
+    """The shapes of ``layout.torch_state_dict``'s arrays, without allocating them."""
+    shapes = layout.shapes()
+    if not layout.classic:
+        return shapes
+    named = {CLASSIC_TORCH_NAMES[name]: shape for name, shape in shapes.items()}
+    named["bias_hh_l0"] = shapes["b"]
+    return named
+
+
+def read_model_json(path: str, hyper_of, new_state):
     """A ``model.State`` from a JSON model file of format 1, 2 or 3; any problem is a
-    ``CheckpointError`` of one line naming it. ``new_state(hyperparameters, code points)``
-    makes the model to fill in (``model.new_state``), or raises ValueError saying what is
-    wrong with them."""
+    ``CheckpointError`` of one line naming it. ``hyper_of(fields)`` checks the document's
+    hyperparameters (ValueError saying what is wrong) and ``new_state(hyper, code points)``
+    makes the model to fill in (``model.hyper_from_fields``, ``model.new_state``); the model is
+    made only once the document's arrays have been read and found of its shapes."""
 
     def fail(why: str) -> CheckpointError:
         return CheckpointError(f"{path}: not a fastrnn JSON model ({why})")
@@ -117,50 +128,52 @@ def read_model_json(path: str, new_state):
             document = json.load(f)
     except (UnicodeDecodeError, ValueError) as err:
         raise fail(f"unreadable: {err}") from None
+    except RecursionError:
+        raise fail("unreadable: nested too deeply") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise fail("no \"format\": \"fastrnn-model\"")
     version = document.get("format_version")
     if type(version) is not int or version not in READS:
         raise fail(f"format version {version!r}; this fastrnn reads formats {', '.join(map(str, READS))}")
     try:
-        fields = _hyper_fields(document)
+        hyper = hyper_of(_hyper_fields(document))
         vocab_text = document["vocab"]
         if not isinstance(vocab_text, str):
             raise ValueError("vocab is not a string")
         points = np.array([ord(ch) for ch in vocab_text], dtype=np.uint32)
         if points.size == 0 or np.any(np.diff(points.astype(np.int64)) <= 0):
             raise ValueError("the vocabulary is not distinct characters in code-point order")
-        state = new_state(fields, points)
-        hyper, layout, K = state.hyper, state.layout, points.size
+        layout, K = hyper.layout(points.size), points.size
         if version == 1 and not layout.classic:
             raise ValueError(f"format 1 holds the classic rnn only, not a {hyper.layers}-layer {hyper.cell}")
-        views = state.views()
         if version == 1:  # the classic arrays at the top level
-            for name, view in views.items():
-                view[...] = _array(document, name, view.shape)
+            arrays = {name: _array(document, name, shape) for name, shape in layout.shapes().items()}
         else:
             params = document.get("params")
             if not isinstance(params, dict):
                 raise ValueError("missing params, the arrays under PyTorch's names")
-            torch = layout.torch_state_dict(state.params)
-            arrays = {name: _array(params, name, a.shape, f"params.{name}") for name, a in torch.items()}
+            arrays = {name: _array(params, name, shape, f"params.{name}")
+                      for name, shape in _torch_shapes(layout).items()}
             if layout.classic:  # one bias: b = bias_ih + bias_hh (exported with bias_hh = 0)
                 arrays["bias_ih_l0"] = arrays["bias_ih_l0"] + arrays.pop("bias_hh_l0")
-                arrays = {name: arrays[CLASSIC_TORCH_NAMES[name]] for name in views}
+                arrays = {name: arrays[CLASSIC_TORCH_NAMES[name]] for name in layout.shapes()}
                 for name, array in arrays.items():  # format 1's copies, where present, agree
                     if name in document and not np.array_equal(_array(document, name, array.shape), array):
                         raise ValueError(f"{name} differs from params.{CLASSIC_TORCH_NAMES[name]}")
-            for name, view in views.items():
-                view[...] = arrays[name]
-        for name, view in layout.state_views(state.h).items():  # absent: zeros
-            if name in document:
-                view[...] = _array(document, name, view.shape)
+        carried = {name: _array(document, name, shape) for name, shape in layout.state_shapes().items()
+                   if name in document}  # absent: zeros
         next_char = document.get("next_char")
         if next_char is not None and not (type(next_char) is int and 0 <= next_char < K):
             raise ValueError(f"next_char must be an index below {K} or null")
-        state.next_char = next_char
     except (KeyError, TypeError, ValueError) as err:
         raise fail(str(err) if not isinstance(err, KeyError) else f"missing {err}") from None
-    if not (np.all(np.isfinite(state.params)) and np.all(np.isfinite(state.h))):
+    if not all(np.all(np.isfinite(a)) for a in (*arrays.values(), *carried.values())):
         raise fail("non-finite numbers")
+    state = new_state(hyper, points)
+    for name, view in state.views().items():
+        view[...] = arrays[name]
+    for name, view in layout.state_views(state.h).items():
+        if name in carried:
+            view[...] = carried[name]
+    state.next_char = next_char
     return state

@@ -21,8 +21,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp creates 0600
         os.replace(tmp, path)
+        if fsync:  # the rename itself, so that a crash cannot take it back
+            sync_directory(directory)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -34,7 +36,43 @@ def write_text_atomic(path: str | os.PathLike, text: str, encoding: str | None =
         f.write(text)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def sync_directory(directory: str) -> None:
+    """fsync a directory, so that the names it holds survive a crash (where the system can)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems and systems do not sync directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(directory: str) -> None:
+    """Remove the temporary files a writer killed mid-write left in ``directory`` (only ever
+    called by the directory's one writer, under its lock)."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(".tmp-") and os.path.isfile(os.path.join(directory, name)):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+
+
+def _process_umask() -> int:
+    """The process's umask, read without setting it (Linux: /proc); elsewhere set and restored
+    once, here, while the module is imported, rather than around every write."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        mask = os.umask(0o022)
+        os.umask(mask)
+        return mask
+
+
+UMASK = _process_umask()

@@ -114,10 +114,9 @@ def init_state(vocab: Vocab, hyper: Hyper) -> State:
     return State(vocab, hyper, params, opt_state, np.zeros(layout.state_size, dtype=dtype))
 
 
-def new_state(fields: dict, codepoints: np.ndarray) -> State:
-    """A model of the record ``fields`` on the vocabulary ``codepoints`` (a JSON model's), its
-    parameters zero until they are read; ValueError saying what is wrong with the record."""
-    hyper = hyper_from_fields(fields)
+def new_state(hyper: Hyper, codepoints: np.ndarray) -> State:
+    """A model of ``hyper`` on the vocabulary ``codepoints`` (a JSON model's), its parameters
+    zero until they are read."""
     layout = hyper.layout(codepoints.size)
     dtype = np.dtype(hyper.dtype)
     opt_state = np.zeros((len(optimizer_of(hyper.optimizer).state), layout.size), dtype=dtype)
@@ -170,39 +169,100 @@ def load_checkpoint(path: str | os.PathLike) -> State:
     with open(path, "rb") as f:
         json_document = f.read(64).lstrip().startswith(b"{")  # an .npz starts "PK"
     if json_document:
-        return read_model_json(path, new_state)
-    try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded as z:
-                data = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError) as err:
-        reason = "it holds pickled objects" if "pickle" in str(err) else "not a readable .npz file"
-        raise CheckpointError(f"{path}: not a fastrnn checkpoint ({reason})") from None
-    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a plain .npy array
+        return read_model_json(path, hyper_from_fields, new_state)
+    if open(path, "rb").read(6) == b"\x93NUMPY":
         raise CheckpointError(f"{path}: not a fastrnn checkpoint (a single array, not an .npz archive)")
-    return _state_from_arrays(path, data)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _state_from_arrays(path, NpzMembers(archive))
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+        if isinstance(err, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: not a fastrnn checkpoint (not a readable .npz file: {err})") from None
 
 
-def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
+class NpzMembers:
+    """The arrays of an .npz archive, each read when asked for, after its header: a member
+    whose header claims more or fewer bytes than the archive holds for it, or objects (pickles),
+    is refused before anything is allocated for it, and members nobody asks for are never
+    decompressed. ``header(name)`` gives (shape, dtype) without reading the data."""
+
+    def __init__(self, archive: zipfile.ZipFile):
+        self._archive = archive
+        self._members = {n[:-4]: n for n in archive.namelist() if n.endswith(".npy")}
+
+    def __contains__(self, name) -> bool:
+        return name in self._members
+
+    def __iter__(self):
+        return iter(self._members)
+
+    def get(self, name: str, default=None):
+        return self[name] if name in self else default
+
+    def _open_at_data(self, name: str):
+        """(the member opened at its data, shape, dtype); ValueError for a lying header."""
+        info = self._archive.getinfo(self._members[name])
+        f = self._archive.open(info)
+        try:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(f)
+        except ValueError:
+            f.close()
+            raise ValueError(f"{name} has no readable .npy header") from None
+        claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if dtype.hasobject:
+            f.close()
+            raise ValueError(f"{name} holds pickled objects")
+        if claimed != info.file_size - f.tell():
+            f.close()
+            raise ValueError(f"{name} claims {claimed:,} bytes of shape {shape}; the archive holds "
+                             f"{info.file_size - f.tell():,}")
+        return f, shape, dtype, fortran
+
+    def header(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        f, shape, dtype, _ = self._open_at_data(name)
+        f.close()
+        return shape, dtype
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        f, shape, dtype, fortran = self._open_at_data(name)
+        with f:
+            data = f.read()
+        return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _state_from_arrays(path: str, data: NpzMembers) -> State:
     def fail(why: str) -> CheckpointError:
         return CheckpointError(f"{path}: invalid checkpoint: {why}")
+
+    # the small members, read whole: no more bytes than they can need
+    limits = {"hyper": 2**20, "vocab": 8 * 0x110000, **{name: 16 for name in ("format_version", "next_char", *_SCALARS)}}
+    for name, limit in limits.items():
+        if name in data:
+            shape, kind = data.header(name)
+            if int(np.prod(shape, dtype=object)) * kind.itemsize > limit:
+                raise fail(f"{name} holds more than {limit:,} bytes")
 
     if not ({"W", "head.weight"} & set(data)):
         found = ", ".join(sorted(data)[:5]) or "none"
         raise CheckpointError(f"{path}: not a fastrnn checkpoint (its arrays: {found})")
-    if "format_version" in data and data["format_version"].size == 1 and int(data["format_version"]) > FORMAT_VERSION:
-        raise fail(f"format version {int(data['format_version'])} is newer than this fastrnn reads "
-                   f"({FORMAT_VERSION}): upgrade fastrnn")
+    version = data.get("format_version")
+    if version is not None and (version.dtype.kind not in "iu" or version.size != 1):
+        raise fail(f"format version {version!r} is not a number")
+    if version is not None and int(version) > FORMAT_VERSION:
+        raise fail(f"format version {int(version)} is newer than this fastrnn reads ({FORMAT_VERSION}): upgrade fastrnn")
     if "hyper" not in data:
         raise fail("missing hyper")
     try:
         hyper = hyper_from_fields(json.loads(str(data["hyper"])))
-    except ValueError as err:
-        raise fail(f"unreadable hyperparameters ({err})" if isinstance(err, json.JSONDecodeError) else str(err)) from None
+    except (ValueError, RecursionError) as err:
+        raise fail(str(err) if type(err) is ValueError else f"unreadable hyperparameters ({err})") from None
     codepoints = data.get("vocab")
     if (codepoints is None or codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
-            or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.max() > 0x10FFFF):
+            or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.astype(np.int64).min() < 0
+            or codepoints.astype(np.int64).max() > 0x10FFFF):
         raise fail("the vocabulary is not a sorted list of distinct code points")
     vocab = Vocab(codepoints.astype(np.uint32))
     stored_layers = sum(1 for key in data if key.startswith("weight_hh_l"))
@@ -218,15 +278,20 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
         what = f"a {hyper.layers}-layer {hyper.cell} model" if not layout.classic else "the classic rnn model"
         raise fail(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} for {what}")
     dtype = np.dtype(hyper.dtype)
+    # every array's header before anything of the model's size is allocated
+    expected = {p + n: shape for p in ("", *prefixes) for n, shape in layout.shapes().items()}
+    expected.update(layout.state_shapes())
+    for name, shape in expected.items():
+        have, kind = data.header(name)
+        if have != shape:
+            raise fail(f"{name} has shape {have}, expected {shape} for a {hyper.layers}-layer {hyper.cell} of "
+                       f"{hyper.hidden} units and {vocab.size} characters")
+        if kind != dtype:
+            raise fail(f"{name} has dtype {kind}, expected {dtype}")
     params, opt_state = np.empty(layout.size, dtype), np.empty((len(prefixes), layout.size), dtype)
     for flat, prefix in ((params, ""), *zip(opt_state, prefixes)):
         for name, view in layout.views(flat).items():
-            arr = data[prefix + name]
-            if arr.shape != view.shape:
-                raise fail(f"{prefix + name} has shape {arr.shape}, expected {view.shape} for a {hyper.layers}-layer "
-                           f"{hyper.cell} of {hyper.hidden} units and {vocab.size} characters")
-            if arr.dtype != dtype:
-                raise fail(f"{prefix + name} has dtype {arr.dtype}, expected {dtype}")
+            arr = data[prefix + name]  # of the shape and dtype its header said
             if not np.all(np.isfinite(arr)):
                 raise fail(f"{prefix + name} holds non-finite values")
             view[...] = arr
@@ -248,9 +313,12 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
                       float(scalars["best_val_loss"]))
     except (TypeError, ValueError) as err:
         raise fail(f"bad counters ({err})") from None
-    if min(state.update, state.epoch, state.position) < 0:
-        raise fail("negative update, epoch or position")
+    if not all(0 <= count < 2**62 for count in (state.update, state.epoch, state.position)):
+        raise fail("update, epoch and position must be non-negative integers below 2**62")
     if hyper.streams > 1:
+        for name, shape in (("stream_h", (hyper.streams, layout.state_size)), ("stream_positions", (hyper.streams,))):
+            if name in data and data.header(name)[0] != shape:
+                raise fail(f"{name} must be of shape {shape}")
         sh, sp = data.get("stream_h"), data.get("stream_positions")
         if sh is None or sp is None:
             raise fail(f"{hyper.streams} streams but no stream_h / stream_positions")
@@ -261,6 +329,8 @@ def _state_from_arrays(path: str, data: dict[str, np.ndarray]) -> State:
             raise fail(f"stream_positions must be {hyper.streams} non-negative integers below 2**62")
         state.stream_h, state.stream_positions = sh.copy(), sp.astype(np.int64)
     if "next_char" in data:
+        if data.header("next_char")[0] != ():
+            raise fail("next_char must be one vocabulary index")
         nc = data["next_char"]
         if nc.shape != () or nc.dtype.kind not in "iu" or not 0 <= int(nc) < vocab.size:
             raise fail(f"next_char must be one vocabulary index below {vocab.size}")

@@ -12,6 +12,7 @@ import html
 import io
 import math
 import os
+import re
 
 from .errors import FastrnnError
 from .files import atomic_write, write_text_atomic
@@ -201,21 +202,19 @@ def write_markdown(run_dir, path) -> None:
     path = os.fspath(path)
     figure = os.path.splitext(path)[0] + "-loss.png"
 
-    def table(rows, header=("", "")):
-        cell = lambda c: str(c).replace("|", "\\|")  # noqa: E731
+    def table(rows, header=("", ""), cell=lambda c: html.escape(str(c), quote=False).replace("|", "\\|")):
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return "\n".join(lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows])
 
-    fence = lambda text: "~~~~\n" + text + "\n~~~~"  # noqa: E731
-    samples = "\n\n".join(f"**{_sample_title(u, s)}**\n\n{fence(t)}" for u, s, t in facts["samples"])
+    samples = "\n\n".join(f"**{_sample_title(u, s)}**\n\n{markdown_fence(t)}" for u, s, t in facts["samples"])
     passage = facts["passage"]
-    text = f"""# fastrnn run {os.path.basename(os.path.normpath(facts['dir']))}
+    text = f"""# fastrnn run {markdown_text(os.path.basename(os.path.normpath(facts['dir'])))}
 
 {_status(facts['summary'])}
 
 ## Book and model
 
-{table(_book_rows(facts))}
+{table(_book_rows(facts), cell=markdown_text)}
 
 ## Hyperparameters
 
@@ -242,8 +241,24 @@ gradients against numerical ones, for the kernels and the NumPy reference.
 
 ## The best model's passage
 
-{(passage[0] + chr(10) + chr(10) + fence(passage[1])) if passage else 'not written yet'}
+{(markdown_text(passage[0]) + chr(10) + chr(10) + markdown_fence(passage[1])) if passage else 'not written yet'}
 """
     with atomic_write(figure, "wb") as f:
         f.write(_figure(facts, "png"))
     write_text_atomic(path, text, encoding="utf-8")
+
+
+def markdown_text(value) -> str:
+    """``value`` as literal Markdown text on one line, inside a table cell or after a heading:
+    HTML's special characters as entities, the punctuation that would start emphasis, code, a
+    link, a cell or a strike escaped, line ends as spaces (a book's name, a vocabulary)."""
+    text = html.escape(str(value), quote=False).replace("\r", " ").replace("\n", " ")
+    return re.sub(r"([\\`*_\[\]|~])", r"\\\1", text)  # emphasis, code, links, cells, strikes
+
+
+def markdown_fence(text: str) -> str:
+    """``text`` in a fenced block no line of it can close: the fence is longer than any run of
+    tildes in the text."""
+    longest = max((len(run) for run in re.findall(r"~+", text)), default=0)
+    fence = "~" * max(4, longest + 1)
+    return f"{fence}\n{text}\n{fence}"

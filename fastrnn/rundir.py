@@ -6,12 +6,19 @@ import hashlib
 import json
 import os
 import re
+import sys
 import time
 
 import numpy as np
 
 from .errors import FastrnnError
-from .files import write_text_atomic
+from .files import remove_leftovers, write_text_atomic
+from .settings import OptionError, check
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 RUNS_ROOT = "runs"
 
@@ -76,6 +83,53 @@ class RunError(FastrnnError, ValueError):
     """A run directory that cannot be resumed; the message is meant for the user."""
 
 
+LOCK_FILE = ".lock"
+
+
+class RunLock:
+    """The one writer of a run directory: an OS lock (``flock``) on DIR/.lock, held from before
+    the directory is checked until the run ends, in every process that trains it (train,
+    resume, a sweep's trial). The system drops the lock when its process dies, so a run killed
+    with ``kill -9`` resumes as ever; the temporary files such a writer left are removed when
+    the next one takes the lock. A directory this lock made and nothing else used is removed
+    again, so that a run refused by its checks leaves nothing behind."""
+
+    def __init__(self, path: str):
+        self.path = os.fspath(path)
+        self._fd = None
+        self._made = False
+
+    def __enter__(self) -> "RunLock":
+        if fcntl is None:  # no flock (Windows): one writer is the user's affair
+            return self
+        self._made = not os.path.isdir(self.path)
+        os.makedirs(self.path, exist_ok=True)
+        lock = os.path.join(self.path, LOCK_FILE)
+        self._fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(self._fd, 32).decode("ascii", "replace").strip() or "another process"
+            os.close(self._fd)
+            self._fd = None
+            raise RunError(f"{self.path} is being written by process {holder}: wait for it to end, or stop it "
+                           f"(its run resumes from its last checkpoint)") from None
+        os.ftruncate(self._fd, 0)
+        os.write(self._fd, f"{os.getpid()}\n".encode("ascii"))
+        remove_leftovers(self.path)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self._fd is not None:
+            if self._made and set(os.listdir(self.path)) <= {LOCK_FILE}:
+                os.unlink(os.path.join(self.path, LOCK_FILE))
+                os.rmdir(self.path)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        return False
+
+
 def save_run_config(run_dir: str, config: dict) -> None:
     os.makedirs(run_dir, exist_ok=True)
     write_text_atomic(os.path.join(run_dir, RUN_CONFIG), json.dumps(config, indent=2) + "\n")
@@ -91,13 +145,16 @@ def load_run_config(run_dir: str) -> dict:
             config = json.load(f)
     except FileNotFoundError:
         raise RunError(f"{run_dir}: not a fastrnn run (no {RUN_CONFIG})") from None
-    except (OSError, ValueError) as err:
-        raise RunError(f"{path}: unreadable ({err})") from None
+    except (OSError, ValueError, RecursionError) as err:
+        raise RunError(f"{path}: unreadable ({type(err).__name__})") from None
+    if not isinstance(config, dict):
+        raise RunError(f"{path}: not a run's settings (a JSON object)")
     config.setdefault("format", "auto")
     missing = [k for k in ("book", "encoding", "total_updates", "sample_every", "log_every",
                            "checkpoint_every", "val_fraction", "val_every") if k not in config]
     if missing:
         raise RunError(f"{path}: missing {', '.join(missing)}")
+    _check_run_config(path, config)
     if not os.path.isfile(os.path.join(run_dir, "last.npz")):
         raise RunError(f"{run_dir}: no last.npz to resume from")
     return config
@@ -124,7 +181,8 @@ def corpus_sha256(path: str) -> str:
 METRICS_HEADER = "update,epoch,loss,smooth_loss\n"
 VALIDATION_HEADER = "update,val_nats_per_char,val_bits_per_char\n"
 _SAMPLE_LINE = re.compile(r"^--- update (\d+), smooth loss [^\n]* ---$", re.MULTILINE)
-_SAMPLE = re.compile(r"^--- update (\d+), smooth loss (\S+) ---\n(.*?)\n\n(?=--- update |=== best model|\Z)",
+_SAMPLE = re.compile(r"^--- update (\d+), smooth loss ([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)) ---\n"
+                     r"(.*?)\n\n(?=--- update |=== best model|\Z)",
                      re.MULTILINE | re.DOTALL)
 _FINAL_LINE = re.compile(r"^=== best model \(", re.MULTILINE)
 
@@ -213,12 +271,26 @@ class RunDir:
     # -- reading --------------------------------------------------------------------------------
 
     def _rows(self, name: str, columns: int) -> np.ndarray:
+        """The numbers of a CSV log; a torn last line (what a crash leaves) is skipped with a
+        warning, any other line that is not ``columns`` numbers is a RunError."""
         path = self.file(name)
         if not os.path.exists(path):
             return np.empty((0, columns))
-        with open(path) as f:
-            rows = [ln for ln in f.read().splitlines()[1:] if ln]
-        return np.loadtxt(rows, delimiter=",", ndmin=2).reshape(-1, columns) if rows else np.empty((0, columns))
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines(keepends=True)[1:]
+        except (OSError, UnicodeDecodeError) as err:
+            raise RunError(f"{path}: unreadable ({err})") from None
+        rows = []
+        for number, line in enumerate(lines, start=2):
+            values = _numbers(line, columns)
+            if values is None and number == len(lines) + 1 and not line.endswith("\n"):
+                sys.stderr.write(f"warning: {path}: skipped its torn last line {line[:40]!r}\n")
+                continue
+            if values is None:
+                raise RunError(f"{path}: line {number} is not {columns} numbers: {line[:40]!r}")
+            rows.append(values)
+        return np.array(rows, dtype=np.float64).reshape(-1, columns)
 
     def metrics(self) -> np.ndarray:
         """metrics.csv as a (rows, 4) float array: update, epoch, loss, smooth_loss."""
@@ -228,31 +300,76 @@ class RunDir:
         """validation.csv as a (rows, 3) float array (empty without one)."""
         return self._rows("validation.csv", 3)
 
+    def _text(self, name: str) -> str | None:
+        """A text file of the run, or None without one; RunError if it is not UTF-8."""
+        path = self.file(name)
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+        except (OSError, UnicodeDecodeError) as err:
+            raise RunError(f"{path}: unreadable ({err})") from None
+
     def samples(self) -> list[tuple[int, float, str]]:
         """(update, smooth loss, text) of each periodic sample, in order."""
-        path = self.file("samples.txt")
-        if not os.path.exists(path):
+        text = self._text("samples.txt")
+        if text is None:
             return []
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
         return [(int(m.group(1)), float(m.group(2)), m.group(3)) for m in _SAMPLE.finditer(text)]
 
     def best_passage(self) -> tuple[str, str] | None:
         """(header, text) of the best model's passage at the end of samples.txt, or None."""
-        path = self.file("samples.txt")
-        if not os.path.exists(path):
+        text = self._text("samples.txt")
+        if text is None:
             return None
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
         found = re.search(r"^=== (best model .*?) ===\n(.*)\n\Z", text, re.MULTILINE | re.DOTALL)
         return (found.group(1), found.group(2)) if found else None
 
     def summary(self) -> dict:
         """summary.json, or {} while the run has not written one."""
-        if not os.path.exists(self.file("summary.json")):
+        path = self.file("summary.json")
+        if not os.path.exists(path):
             return {}
-        with open(self.file("summary.json")) as f:
-            return json.load(f)
+        try:
+            with open(path, encoding="utf-8") as f:
+                summary = json.load(f)
+        except (OSError, ValueError, RecursionError) as err:
+            raise RunError(f"{path}: unreadable ({type(err).__name__})") from None
+        if not isinstance(summary, dict):
+            raise RunError(f"{path}: not a run's summary (a JSON object)")
+        return summary
+
+
+def _check_run_config(path: str, config: dict) -> None:
+    """RunError naming what in run.json is not what fastrnn writes there."""
+    if not isinstance(config["book"], str) or not isinstance(config.get("book_sha256", ""), str):
+        raise RunError(f"{path}: book must be a path")
+    total = config["total_updates"]
+    if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total < 2**62:
+        raise RunError(f"{path}: total_updates must be a non-negative integer below 2**62, not {total!r}")
+    try:
+        for name in ("encoding", "format", "val_fraction", "sample_every", "sample_length", "log_every",
+                     "checkpoint_every", "val_every", "planned_updates"):
+            check(name, config.get(name))
+        if config.get("time_limit") is not None:
+            check("time_limit", str(config["time_limit"]))
+            if isinstance(config["time_limit"], bool) or not isinstance(config["time_limit"], (int, float)) or \
+                    not 0 < config["time_limit"] < float("inf"):
+                raise OptionError("time_limit", f"time_limit must be a positive number, not {config['time_limit']!r}")
+    except OptionError as err:
+        raise RunError(f"{path}: {err}") from None
+
+
+def _numbers(line: str, columns: int) -> list[float] | None:
+    """The ``columns`` numbers of a CSV row, or None."""
+    fields = line.strip().split(",")
+    if len(fields) != columns:
+        return None
+    try:
+        return [float(field) for field in fields]
+    except ValueError:
+        return None
 
 
 def _row_update(line: str) -> int | None:
