@@ -54,9 +54,13 @@ def tweet_texts(path: str, encoding: str = "utf-8") -> list[str]:
         items = json.loads(raw)
         if isinstance(items, dict):
             items = [items]
+    except RecursionError:
+        raise TextError(f"{path}: JSON nested too deeply") from None
     except json.JSONDecodeError:
         try:
             items = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        except RecursionError:
+            raise TextError(f"{path}: JSON nested too deeply") from None
         except json.JSONDecodeError as err:
             raise TextError(f"{path}: neither a JSON array nor JSON lines (line {err.lineno}: {err.msg})") from None
     if not isinstance(items, list):

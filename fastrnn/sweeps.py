@@ -392,7 +392,10 @@ def _load_sweep(out: str) -> dict:
     if not os.path.isfile(path):
         raise FastrnnError(f"{out}: not a sweep (no {SWEEP_FILE})")
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as err:
-        raise FastrnnError(f"{path}: unreadable ({err})") from None
+        with open(path, encoding="utf-8") as f:
+            settings = json.load(f)
+    except (OSError, ValueError, RecursionError) as err:
+        raise FastrnnError(f"{path}: unreadable ({type(err).__name__})") from None
+    if not isinstance(settings, dict) or not isinstance(settings.get("options", {}), dict):
+        raise FastrnnError(f"{path}: not a sweep's settings (a JSON object)")
+    return settings

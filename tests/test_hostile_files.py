@@ -102,6 +102,13 @@ def test_json_models_that_claim_much_or_nest_deep_are_one_line(tmp_path, trained
     refused(tmp_path / "deep.json", "nested too deeply")
 
 
+def test_tweets_nested_too_deeply_are_one_line_and_leave_nothing(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    one_line_error(run(["train", str(path), "--out", str(tmp_path / "run"), "-q"]), 1, "nested too deeply")
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_torn_last_log_line_is_skipped_with_a_warning_and_a_broken_summary_is_one_line(tmp_path, trained):
     out = tmp_path / "run"
     shutil.copytree(trained, out)
