@@ -124,15 +124,17 @@ def test_import_is_light():
     assert out.split() == ["False", "False"]
 
 
-def test_the_readme_example_runs(tmp_path, monkeypatch, capsys):
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    code = re.search(r"```python\n(.*?)```", readme, re.DOTALL).group(1)
+@pytest.mark.parametrize("page,run_dir", [("README.md", "first"), ("docs/python.md", "quickstart")])
+def test_the_documented_example_runs(tmp_path, monkeypatch, capsys, page, run_dir):
+    # the first Python example of the README and of the guide's "From Python" page, as printed
+    text = (Path(__file__).parents[1] / page).read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", text, re.DOTALL).group(1)
     (tmp_path / "book.txt").write_text(make_text(2000), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, page, "exec"), {})
     printed = capsys.readouterr().out
-    assert len(printed) > 300  # the sample, the curve, a score
-    assert (tmp_path / "runs" / "quickstart" / "best.npz").is_file()
+    assert len(printed) > 300  # the sample and a score (and the guide's validation curve)
+    assert (tmp_path / "runs" / run_dir / "best.npz").is_file()
 
 
 def test_the_quickstart_notebook_runs_in_a_jupyter_kernel(tmp_path):

@@ -170,7 +170,7 @@ def test_bad_documents_of_every_cell_are_one_line(tmp_path):
 
 @pytest.mark.parametrize("cell,layers", [("lstm", 2), ("gru", 2), ("rnn", 1)])
 def test_an_exported_model_loads_into_pytorch(tmp_path, cell, layers):
-    # the lines of the README's export section, for every cell (PyTorch's RNN, GRU, LSTM)
+    # the lines of docs/formats.md's JSON export section, for every cell (PyTorch's RNN, GRU, LSTM)
     torch = pytest.importorskip("torch")
     original = random_state(cell, layers)
     write_model_json(tmp_path / "model.json", original)
