@@ -259,7 +259,7 @@ def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: 
     Returns a ``GradientCheck``: ``.results``, ``.passed``, ``.table()`` (what ``fastrnn
     gradcheck`` prints)."""
     from .cells import CELLS
-    from .gradients import BUILTIN_TEXT, gradient_check
+    from .gradients import BUILTIN_TEXT, CheckSettings, gradient_check
     from .text import read_text
 
     _check("cell", cell, isinstance(cell, str) and cell in CELLS, "one of " + ", ".join(CELLS))
@@ -270,8 +270,9 @@ def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: 
         _check(name, value, isinstance(value, numbers.Real) and 0 < value < math.inf, "a positive number")
     if text is None:
         text = read_text(book, encoding) if book is not None else BUILTIN_TEXT
-    return gradient_check(text, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks, h=h,
-                          tol=tol, dtype=dtype, cell=cell, layers=int(layers), embedding=int(embedding))
+    return gradient_check(text, CheckSettings(cell=cell, layers=int(layers), embedding=int(embedding), hidden=hidden,
+                                              sigma=sigma, dtype=dtype, seq_length=seq_length, seed=seed, chunks=chunks,
+                                              h=h), tol)
 
 
 # ---------------------------------------------------------------------------------------------
