@@ -159,7 +159,8 @@ def test_bad_documents_of_every_cell_are_one_line(tmp_path):
     assert "c has shape (8,), expected (2, 8)" in bad_document_message(tmp_path, dict(lstm, c=lstm["c"][0]))
     assert "missing params" in bad_document_message(tmp_path, {k: v for k, v in lstm.items() if k != "params"})
     unknown = dict(lstm, cell="transformer", hyper=dict(lstm["hyper"], cell="transformer"))
-    assert f"unknown cell 'transformer' (this fastrnn has {', '.join(CELLS)})" in bad_document_message(tmp_path, unknown)
+    message = bad_document_message(tmp_path, unknown)
+    assert f"unknown cell 'transformer' (this fastrnn has {', '.join(CELLS)})" in message
     assert "layers is 3 but hyper.layers is 2" in bad_document_message(tmp_path, dict(lstm, layers=3))
     message = bad_document_message(tmp_path, dict(lstm, format_version=4))
     assert "format version 4; this fastrnn reads formats 1, 2, 3" in message

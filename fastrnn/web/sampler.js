@@ -30,12 +30,13 @@
 
 const sigmoid = (a) => 1.0 / (1.0 + Math.exp(-a));
 
-// Each cell's step, by the cell's name (fastrnn's cells.py declares the cells and checks that
-// each has its entry here, with the same gate multiple and carried vectors): its gate multiple
-// G, the vectors it carries per layer (h first: what the layer above and the output read; the
-// JSON document holds each under its name), and step(gi, gh, carried, m), the layer's new
-// carried vectors from its gate inputs gi = W_ih in + b_ih and gh = W_hh h + b_hh (G m rows
-// each) and its carried vectors at the step before. One entry a line, as fastrnn reads them.
+// Each cell's step, by the cell's name (fastrnn's cells.py declares the cells, and cell_parts.py
+// checks that each has its entry here, with the same gate multiple and carried vectors): its
+// gate multiple G, the vectors it carries per layer (h first: what the layer above and the
+// output read; the JSON document holds each under its name), and step(gi, gh, carried, m), the
+// layer's new carried vectors from its gate inputs gi = W_ih in + b_ih and gh = W_hh h + b_hh
+// (G m rows each) and its carried vectors at the step before. One entry a line, as fastrnn
+// reads them (webpage.sampler_steps).
 const STEPS = {
   rnn: { gates: 1, carried: ["h"], step: rnnStep },
   gru: { gates: 3, carried: ["h"], step: gruStep },
