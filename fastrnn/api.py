@@ -34,7 +34,7 @@ def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: 
     ``book`` (a file) or ``text`` (a small built-in text without either) and ``chunks`` more.
     Returns a ``GradientCheck``: ``.results``, ``.passed``, ``.table()`` (what ``fastrnn
     gradcheck`` prints)."""
-    from .gradients import BUILTIN_TEXT, gradient_check
+    from .gradients import BUILTIN_TEXT, CheckSettings, gradient_check
 
     for name, value in dict(cell=cell, dtype=dtype, layers=layers, hidden=hidden, seq_length=seq_length, seed=seed,
                             embedding=embedding, sigma=sigma).items():
@@ -44,8 +44,9 @@ def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: 
     check_positive("tol", tol)
     if text is None:
         text = read_text(book, encoding) if book is not None else BUILTIN_TEXT
-    return gradient_check(text, hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, chunks=chunks, h=h,
-                          tol=tol, dtype=dtype, cell=cell, layers=int(layers), embedding=int(embedding))
+    return gradient_check(text, CheckSettings(cell=cell, layers=int(layers), embedding=int(embedding), hidden=hidden,
+                                              sigma=sigma, dtype=dtype, seq_length=seq_length, seed=seed, chunks=chunks,
+                                              h=h), tol)
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,68 @@ characters a chunk does not hold are skipped as wholes by the optimizer (with an
 the rows of E are, and weight_ih_l0 is stored transposed, (D, G m), for the fold's product).
 Checkpoints and ``Model`` show every array in its own (PyTorch's) orientation.
 
-Adding a fourth cell: a ``Cell`` here, its step pair in ``kernels/<cell>.py`` (registered in
-``kernels/stack.py``'s ``STEPS``), its maths in ``reference.py``'s ``STEPS`` and in the
-gradient check's extended-precision loss (``gradients._BATCHED_STEPS``), and its step in the
-page's sampler (``web/sampler.js``). Nothing else names a cell.
+A cell's step: the contract
+--------------------------
+A cell is one step of one layer: from the layer's input x_t and its carried vectors at t-1,
+its carried vectors at t. Its gates are PyTorch's kind: pre-activations linear in x_t and
+h_{t-1} through two products of G m rows, a_t = W_ih x_t + b_ih and W_hh h_{t-1} + b_hh,
+and everything else is the step's own, element by element. The first carried vector is h,
+what the layer above and the output layer read; the kernels carry h and, optionally, c (the
+``carried`` of a ``Cell`` is ("h",) or ("h", "c")).
+
+The kernels' pair (``kernels/lstm.py`` is the model), for G streams at once, every array of
+the parameters' dtype:
+
+    forward_step(h, c, a, aux, hh, b_hh, h_prev, c_prev, scratch)
+        h, c (G, m)         written with h_t, c_t (c: unused by a cell that carries h alone)
+        a (G, G m)          read as W_ih x_t + b_ih; written with what the backward step needs
+                            (the activated gates, say)
+        aux (G, m)          written with anything else the backward step needs (the LSTM's
+                            tanh(c_t), the GRU's W_hn h_{t-1} + b_hn)
+        hh (G, G m)         read: W_hh h_{t-1}, without its bias, which the stack computes
+                            (for every stream at once) before it calls the step
+        b_hh (G m,)         read
+        h_prev, c_prev (G, m)   read: the carried h_{t-1}, c_{t-1} (c_prev: zeros without c)
+        scratch (3, >= G max(G m, K))   workspace of ``mathfn``'s in-place sigmoid and tanh
+
+    backward_step(dg_ih, dg_hh, dh_next, dc_next, dh_above, a, aux, h_prev, c_prev, h)
+        dg_ih, dg_hh (G, G m)   written with the loss's gradient with respect to the outputs of
+                            the two products, W_ih x_t + b_ih and W_hh h_{t-1} + b_hh (equal
+                            where the cell adds the two before any gate)
+        dh_next (G, m)      read as dL/dh_t through step t+1; written with the part of
+                            dL/dh_{t-1} that does not pass through W_hh (the GRU's dh z; 0
+                            otherwise): the stack then adds W_hh^T dg_hh itself
+        dc_next (G, m)      read as dL/dc_t through step t+1, written with dL/dc_{t-1}
+        dh_above (G, m)     read: dL/dh_t from the output layer or the layer above
+        a, aux              read: what the forward step wrote at t
+        h_prev, c_prev, h (G, m)   read: h_{t-1}, c_{t-1} and h_t
+
+From dg_ih and dg_hh the stack makes every weight's gradient (dW_ih += dg_ih x_t^T, dW_hh +=
+dg_hh h_{t-1}^T, db_ih += dg_ih, db_hh += dg_hh) and the layer below's dL/dh_t (W_ih^T dg_ih).
+A step neither raises nor allocates, and each stream's numbers go through the same operations
+whatever G is: one stream in a block equals that stream alone, and sampling (n = 1) continues
+exactly the state training computed. ``FORWARD_STEP_ARGS`` and ``BACKWARD_STEP_ARGS`` are the
+two signatures. The other implementations take the same maths in their own shapes:
+``reference.STEPS`` a ``Step`` (forward(w, x, carried) -> (carried_t, cache) and
+backward(dw, w, cache, dcarried_t) -> (dx, dcarried), accumulating into dw), the gradient
+check's loss (gi, gh, carried) -> carried_t for a batch of models, the page's (gi, gh,
+carried, m) -> carried_t.
+
+Adding a cell: a ``Cell`` in ``CELLS`` and these parts, which ``cell_parts.missing_parts``
+checks by the cell's name (the tests run it for every cell, and every test of "each cell"
+iterates ``CELLS``):
+
+    kernels/<cell>.py          its step pair, registered in ``kernels/stack.py``'s ``STEPS``
+    reference.py               its NumPy step pair in ``STEPS``
+    gradients.py               its step for a batch of models in ``_BATCHED_STEPS`` (the
+                               gradient check's extended-precision loss)
+    web/sampler.js             its step in the page's ``STEPS``, with the cell's gate multiple
+                               and carried vectors
+    recipes.py                 its defaults in ``RECIPES``
+
+Checkpoints and the JSON export need nothing of their own: they hold the arrays ``Layout``
+names and the carried vectors under the names ``carried`` gives them. The products, the
+layers, the training loop, the optimizers, the sampler and the scorer are every cell's.
 """
 from __future__ import annotations
 
@@ -48,7 +106,9 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Cell:
-    """A cell's declaration: its gate multiple and the state it carries per layer."""
+    """A cell's declaration: its gate multiple and the state it carries per layer. Its step
+    follows the contract of this module's docstring, in each of the parts ``missing_parts``
+    names."""
 
     name: str
     gates: int  # blocks of m rows in weight_ih / weight_hh (PyTorch's gate multiple)
@@ -67,6 +127,11 @@ CLASSIC_NAMES = ("W", "U", "V", "b", "c")
 CLASSIC_TORCH_NAMES = {"W": "weight_hh_l0", "U": "weight_ih_l0", "b": "bias_ih_l0", "V": "head.weight",
                        "c": "head.bias"}
 LSTM_FORGET_BIAS = 1.0  # bias_ih's f block starts at 1, so that cells remember from the start
+
+
+# the kernels' step pair of every cell (``kernels/lstm.py``): the arguments, in order
+FORWARD_STEP_ARGS = ("h", "c", "a", "aux", "hh", "b_hh", "h_prev", "c_prev", "scratch")
+BACKWARD_STEP_ARGS = ("dg_ih", "dg_hh", "dh_next", "dc_next", "dh_above", "a", "aux", "h_prev", "c_prev", "h")
 
 
 def cell_of(name: str) -> Cell:

@@ -174,37 +174,57 @@ def kernel_grads(state, x, y, h0) -> dict:
     return state.layout.views(chunk_gradients(state, x, y, h0)[1])
 
 
-def check_gradients(text: str = BUILTIN_TEXT, hidden: int = 5, seq_length: int = 25, seed: int = 0,
-                    chunks: int = 0, step: float = DEFAULT_STEP, dtype: str = "float64", sigma: float = 0.01,
-                    eps: float = 1e-6, kernel_grads_fn=None, cell: str = "rnn", layers: int = 1, embedding: int = 0
-                    ) -> dict[str, list[ParamError]]:
-    """Check the first chunk of ``text`` and ``chunks`` more at random positions.
+@dataclass(frozen=True)
+class CheckSettings:
+    """What a gradient check checks: a model of ``layers`` layers of ``cell`` (after an input
+    ``embedding`` of that width; 0: none) of ``hidden`` units, its weights drawn as training
+    draws them from ``seed`` (``sigma`` is the rnn cell's; the gated cells' are PyTorch's
+    uniform), the kernels in ``dtype``; the first chunk of ``seq_length`` characters and
+    ``chunks`` more at random positions; finite differences of step ``h``."""
+
+    cell: str = "rnn"
+    layers: int = 1
+    embedding: int = 0
+    hidden: int = 5
+    sigma: float = 0.01
+    dtype: str = "float64"
+    seq_length: int = 25
+    seed: int = 0
+    chunks: int = 0
+    h: float = DEFAULT_STEP
+
+
+def check_gradients(text: str = BUILTIN_TEXT, settings: CheckSettings = CheckSettings(), eps: float = 1e-6,
+                    kernel_grads_fn=None) -> dict[str, list[ParamError]]:
+    """Check the first chunk of ``text`` and ``settings.chunks`` more at random positions.
 
     Returns {"kernels": [...], "reference": [...]}, one ParamError per parameter, worst over all
     chunks: for the classic cell (``cell="rnn"``, ``layers=1``) b, c, U, W, V; for a stack (or
     a model with an input ``embedding``) its arrays in the order of ``Layout.shapes``. The
-    reference is checked in float64; the kernels in ``dtype``. The weights are drawn as
-    training draws them (``sigma`` is the rnn cell's; the gated cells' are PyTorch's uniform).
-    ``kernel_grads_fn`` replaces the kernels' gradients (used to prove the check can fail).
+    reference is checked in float64; the kernels in ``settings.dtype``. ``eps``: the floor of
+    the relative error's denominator (``relative_error``). ``kernel_grads_fn`` replaces the
+    kernels' gradients (used to prove the check can fail).
     """
+    seq_length, seed, dtype = settings.seq_length, settings.seed, settings.dtype
     if len(text) < seq_length + 1:
         raise ValueError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
     vocab = build_vocab(text)
     book = vocab.encode(text)
-    state = init_state(vocab, Hyper(hidden=hidden, seq_length=seq_length, seed=seed, sigma=sigma, dtype=dtype,
-                                    cell=cell, layers=layers, embedding=embedding))
+    state = init_state(vocab, Hyper(hidden=settings.hidden, seq_length=seq_length, seed=seed, sigma=settings.sigma,
+                                    dtype=dtype, cell=settings.cell, layers=settings.layers,
+                                    embedding=settings.embedding))
     layout = state.layout
     names = ("b", "c", "U", "W", "V") if layout.classic else layout.names
     S = layout.state_size
     rng = np.random.default_rng(seed)
-    starts = [0] + list(rng.integers(0, len(book) - seq_length, size=chunks))
+    starts = [0] + list(rng.integers(0, len(book) - seq_length, size=settings.chunks))
     worst = {impl: {n: [0.0, 0.0] for n in names} for impl in ("kernels", "reference")}
     for k, start in enumerate(starts):
         x, y = book[start:start + seq_length], book[start + 1:start + seq_length + 1]
         # the first chunk starts from a zero state as training does; the others from a random one
         h0 = np.zeros(S) if k == 0 else rng.uniform(-0.5, 0.5, S)
         params64 = {name: v.astype(np.float64) for name, v in state.views().items()}
-        numerical = numerical_grads(params64, x, y, h0, step)
+        numerical = numerical_grads(params64, x, y, h0, settings.h)
         analytic = {
             "kernels": (kernel_grads_fn or kernel_grads)(state, x, y, h0.astype(dtype)),
             "reference": reference.loss_and_grads(params64, x, y, h0)[1],
@@ -265,16 +285,16 @@ class GradientCheck:
                 "results": {impl: [vars(e) for e in rows] for impl, rows in self.results.items()}}
 
 
-def gradient_check(text: str = BUILTIN_TEXT, *, hidden: int = 5, seq_length: int = 25, seed: int = 0,
-                   sigma: float = 0.01, chunks: int = 0, h: float = DEFAULT_STEP, tol: float | None = None,
-                   dtype: str = "float64", cell: str = "rnn", layers: int = 1, embedding: int = 0) -> GradientCheck:
-    """``check_gradients`` on ``text`` (a small built-in text by default) with its settings;
+def gradient_check(text: str = BUILTIN_TEXT, settings: CheckSettings = CheckSettings(), tol: float | None = None
+                   ) -> GradientCheck:
+    """``check_gradients`` on ``text`` (a small built-in text by default) with ``settings``;
     ``tol`` defaults to 1e-6 in float64 and 1e-3 in float32."""
     from .errors import FastrnnError
 
-    if len(text) < seq_length + 1:
-        raise FastrnnError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
-    results = check_gradients(text, hidden, seq_length, seed, chunks, h, dtype, sigma, cell=cell, layers=layers,
-                              embedding=embedding)
-    return GradientCheck(hidden, seq_length, seed, chunks + 1, h, dtype, tol or DEFAULT_TOL[dtype], results, cell,
-                         layers, embedding)
+    if len(text) < settings.seq_length + 1:
+        raise FastrnnError(f"the text has {len(text)} characters; the check needs seq_length + 1 = "
+                           f"{settings.seq_length + 1}")
+    results = check_gradients(text, settings)
+    return GradientCheck(settings.hidden, settings.seq_length, settings.seed, settings.chunks + 1, settings.h,
+                         settings.dtype, tol or DEFAULT_TOL[settings.dtype], results, settings.cell, settings.layers,
+                         settings.embedding)

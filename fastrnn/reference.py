@@ -80,17 +80,40 @@ def loss_and_grads(params, inputs, targets, hprev, masks=None):
     return loss, grads, hs[len(inputs) - 1]
 
 
-def adagrad_step(params, mem, grads, eta=0.1, eps=1e-8, clip=5.0):
+class OptimizerSettings(NamedTuple):
+    """An optimizer by name ("adagrad", "rmsprop", "adam") and its options by name, with
+    PyTorch's defaults: the options ``kernels.optim`` and ``model.Hyper`` have, under the
+    same names.
+
+    eps: the denominator's guard.   clip: each gradient element clipped to [-clip, clip]
+    (``train_step``: unless clip_norm > 0).   clip_norm > 0: the global norm clipped to it
+    first (``train_step``).   beta1, beta2: Adam's moments' decay.   alpha: RMSprop's.
+    weight_decay: decoupled (AdamW's), theta *= 1 - eta weight_decay, for rmsprop and adam.
+    """
+
+    name: str = "adagrad"
+    eps: float = 1e-8
+    clip: float = 5.0
+    clip_norm: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    alpha: float = 0.99
+    weight_decay: float = 0.0
+
+
+def adagrad_step(params, mem, grads, eta=0.1, options=OptimizerSettings()):
     """Clip every gradient to [-clip, clip], then the AdaGrad update, all in place."""
+    eps, clip = options.eps, options.clip
     for k in params:
         g = np.clip(grads[k], -clip, clip)
         mem[k] += g * g
         params[k] -= eta * g / np.sqrt(mem[k] + eps)
 
 
-def rmsprop_step(params, sq, grads, eta, alpha=0.99, eps=1e-8, clip=5.0, weight_decay=0.0):
+def rmsprop_step(params, sq, grads, eta, options=OptimizerSettings("rmsprop")):
     """Clip, then RMSprop as ``torch.optim.RMSprop`` (with AdamW's decoupled weight decay), in
     place: sq is the running mean of squared gradients."""
+    alpha, eps, clip, weight_decay = options.alpha, options.eps, options.clip, options.weight_decay
     for k in params:
         g = np.clip(grads[k], -clip, clip)
         sq[k] *= alpha
@@ -99,9 +122,11 @@ def rmsprop_step(params, sq, grads, eta, alpha=0.99, eps=1e-8, clip=5.0, weight_
         params[k] -= eta * g / (np.sqrt(sq[k]) + eps)
 
 
-def adam_step(params, m, v, grads, t, eta, beta1=0.9, beta2=0.999, eps=1e-8, clip=5.0, weight_decay=0.0):
+def adam_step(params, m, v, grads, t, eta, options=OptimizerSettings("adam")):
     """Clip, then the t-th step of Adam as ``torch.optim.Adam`` (``AdamW`` with weight decay), in
     place: m, v are the first and second moments."""
+    beta1, beta2, eps, clip = options.beta1, options.beta2, options.eps, options.clip
+    weight_decay = options.weight_decay
     for k in params:
         g = np.clip(grads[k], -clip, clip)
         params[k] *= 1.0 - eta * weight_decay
@@ -144,17 +169,24 @@ def clip_to_norm(grads, max_norm):
             grads[k][...] = (grads[k].astype(np.float64) * coef).astype(grads[k].dtype)
 
 
-def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0, *, optimizer="adagrad", t=1,
-               clip_norm=0.0, beta1=0.9, beta2=0.999, alpha=0.99, weight_decay=0.0, dropout=0.0, seed=0):
-    """One update of B streams, in place: each stream s takes the chunk at positions[s] (after
-    starting again at 0 with a zero state when fewer than n + 1 characters are left) from its
-    carried state H[s]; the mean of the B gradients goes through the optimizer (``adagrad_step``
-    by default; ``mem`` is its sums, RMSprop's mean squares, or Adam's (m, v); t: Adam's step
-    number), after the global-norm clip with ``clip_norm`` > 0 (which replaces the element-wise
-    clip). B = 1 is the classic algorithm. With ``dropout`` > 0, stream s's chunk runs with
-    ``dropout_masks(dropout, seed, t, s, ...)``: the update's number is t. Returns (mean chunk
-    loss, the mean gradient as the optimizer was given it: raw, or scaled by the global-norm
-    clip).
+class Dropout(NamedTuple):
+    """Dropout of each unit of a layer's h_t on its way up with probability p, its masks drawn
+    from (seed, update, stream) (``dropout_masks``)."""
+
+    p: float
+    seed: int = 0
+
+
+def train_step(params, mem, H, positions, book, n, eta=0.1, *, optimizer=OptimizerSettings(), t=1, dropout=None):
+    """One update of B streams, in place: each stream s takes the chunk of n characters at
+    positions[s] (after starting again at 0 with a zero state when fewer than n + 1 characters
+    are left) from its carried state H[s]; the mean of the B gradients goes through
+    ``optimizer`` at the rate eta (``adagrad_step`` by default; ``mem`` is its sums, RMSprop's
+    mean squares, or Adam's (m, v); t: Adam's step number), after the global-norm clip with
+    its ``clip_norm`` > 0 (which replaces the element-wise clip). B = 1 is the classic
+    algorithm. With a ``Dropout``, stream s's chunk runs with ``dropout_masks(p, seed, t, s,
+    ...)``: the update's number is t. Returns (mean chunk loss, the mean gradient as the
+    optimizer was given it: raw, or scaled by the global-norm clip).
 
     H (B, S), positions (B,) int: read and written.   book: the encoded text.
     """
@@ -166,24 +198,24 @@ def train_step(params, mem, H, positions, book, n, eta=0.1, eps=1e-8, clip=5.0, 
             positions[s], H[s] = 0, 0.0
         p = positions[s]
         masks = None
-        if dropout > 0:
+        if dropout is not None and dropout.p > 0:
             _, layers, m = architecture(params)
-            masks = dropout_masks(dropout, seed, t, s, layers, n, m, H.dtype)
+            masks = dropout_masks(dropout.p, dropout.seed, t, s, layers, n, m, H.dtype)
         chunk_loss, grads, H[s] = loss_and_grads(params, book[p:p + n], book[p + 1:p + n + 1], H[s], masks)
         loss += chunk_loss
         for k in total:
             total[k] += grads[k]
         positions[s] += n
     mean = total if B == 1 else {k: v / B for k, v in total.items()}
-    if clip_norm > 0:
-        clip_to_norm(mean, clip_norm)
-        clip = np.inf
-    if optimizer == "adam":
-        adam_step(params, *mem, mean, t, eta, beta1, beta2, eps, clip, weight_decay)
-    elif optimizer == "rmsprop":
-        rmsprop_step(params, mem, mean, eta, alpha, eps, clip, weight_decay)
+    if optimizer.clip_norm > 0:
+        clip_to_norm(mean, optimizer.clip_norm)
+        optimizer = optimizer._replace(clip=np.inf)
+    if optimizer.name == "adam":
+        adam_step(params, *mem, mean, t, eta, optimizer)
+    elif optimizer.name == "rmsprop":
+        rmsprop_step(params, mem, mean, eta, optimizer)
     else:
-        adagrad_step(params, mem, mean, eta, eps, clip)
+        adagrad_step(params, mem, mean, eta, optimizer)
     return loss / B, mean
 
 

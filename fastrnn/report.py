@@ -77,10 +77,10 @@ def _book_start(files, book: str, seq_length: int) -> tuple[str, str]:
 def _gradient_checks(text: str, seq_length: int, cell: str = "rnn", layers: int = 1, embedding: int = 0) -> dict:
     """Gradient checks at m = 5 of the run's cell and layers (and an ``embedding`` of that
     width) on the first chunk of ``text``, one per seed of GRADCHECK_SEEDS."""
-    from .gradients import gradient_check
+    from .gradients import CheckSettings, gradient_check
 
-    return {seed: gradient_check(text, hidden=5, seq_length=min(seq_length, len(text) - 1), seed=seed, cell=cell,
-                                 layers=layers, embedding=embedding)
+    return {seed: gradient_check(text, CheckSettings(cell=cell, layers=layers, embedding=embedding, hidden=5,
+                                                     seq_length=min(seq_length, len(text) - 1), seed=seed))
             for seed in GRADCHECK_SEEDS}
 
 

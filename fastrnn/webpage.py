@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from importlib import resources
 
 from .export import model_dict
@@ -27,10 +28,30 @@ def _script_json(document: dict) -> str:
     return json.dumps(document, separators=(",", ":")).replace("</", "<\\/")
 
 
+def sampler_script() -> str:
+    """The page's sampler, ``web/sampler.js``."""
+    return resources.files("fastrnn").joinpath("web", "sampler.js").read_text(encoding="utf-8")
+
+
+# the page's table of cell steps, one entry a line: ``  lstm: { gates: 4, carried: ["h", "c"], step: lstmStep },``
+_STEPS_TABLE = re.compile(r"^const STEPS = \{\n(.*?)^\};", re.DOTALL | re.MULTILINE)
+_STEP_ENTRY = re.compile(r'^  (\w+): \{ gates: (\d+), carried: \[((?:"\w+"(?:, )?)*)\], step: \w+ \},$', re.MULTILINE)
+
+
+def sampler_steps(script: str | None = None) -> dict[str, tuple[int, tuple[str, ...]]]:
+    """The cells the page's sampler (``script``, by default ``sampler_script()``) has a step
+    for, read from its ``STEPS`` table: name -> (gate multiple, names of the carried vectors)."""
+    table = _STEPS_TABLE.search(sampler_script() if script is None else script)
+    if table is None:
+        return {}
+    return {name: (int(gates), tuple(re.findall(r'"(\w+)"', carried)))
+            for name, gates, carried in _STEP_ENTRY.findall(table.group(1))}
+
+
 def sampler_section(state) -> str:
     """The model, its sampler and the controls: prime, length, temperature, seed, Generate; the
     first sample appears in the element with id ``sample`` when the page loads."""
-    script = resources.files("fastrnn").joinpath("web", "sampler.js").read_text(encoding="utf-8")
+    script = sampler_script()
     return f"""
 <section id="sampler">
 <h2>Generate text</h2>

@@ -6,11 +6,18 @@ import numpy as np
 from click.testing import CliRunner
 
 from fastrnn import reference
+from fastrnn.cells import CELLS, Layout
 from fastrnn.cli import cli
 from fastrnn.model import Hyper, State, init_state
 from fastrnn.optimizers import learning_rates
 from fastrnn.text import build_vocab
 from fastrnn.trainer import Trainer
+
+
+def stacks(*layers: int) -> list[tuple[str, int]]:
+    """(cell, L) for every cell of ``cells.CELLS`` and each L of ``layers``, but the classic
+    model (one layer of the rnn cell on one-hot inputs), which is no stack."""
+    return [(cell, L) for cell in CELLS for L in layers if not Layout(1, 1, cell, L).classic]
 
 
 def assert_close(actual, expected, rtol=1e-10):
@@ -37,11 +44,11 @@ def reference_update(state: State, book):
     h = state.hyper
     mem = [new.layout.views(a) for a in new.opt_state]
     eta = float(learning_rates(h, state.update, 1)[0])
+    optimizer = reference.OptimizerSettings(h.optimizer, h.eps, h.clip, h.clip_norm, h.beta1, h.beta2, h.alpha,
+                                            h.weight_decay)
     loss, grads = reference.train_step(new.views(), mem[0] if len(mem) == 1 else mem, H, positions, book,
-                                       h.seq_length, new.params.dtype.type(eta), h.eps, h.clip,
-                                       optimizer=h.optimizer, t=state.update + 1, clip_norm=h.clip_norm,
-                                       beta1=h.beta1, beta2=h.beta2, alpha=h.alpha, weight_decay=h.weight_decay,
-                                       dropout=h.dropout, seed=h.seed)
+                                       h.seq_length, new.params.dtype.type(eta), optimizer=optimizer,
+                                       t=state.update + 1, dropout=reference.Dropout(h.dropout, h.seed))
     new.position, new.update = int(positions[0]), new.update + 1
     new.epoch = max(0, new.update * state.hyper.streams - 1) // ((book.shape[0] - 1) // state.hyper.seq_length)
     new.smooth_loss = loss if np.isnan(state.smooth_loss) else 0.999 * state.smooth_loss + 0.001 * loss

@@ -1,13 +1,19 @@
-"""The gated cells and stacks end to end: training, exact resume (also after kill -9), validation
-scored as `fastrnn eval` scores, warm-start sampling with --top-k and --until-end, checkpoints
-of format 3 and the older ones, the report, sweeps over cell and layers, and bad input."""
+"""The cells: every declared cell has every part a cell needs, and one that lacks a part is
+told which; the gated cells and stacks end to end: training, exact resume (also after kill -9),
+validation scored as `fastrnn eval` scores, warm-start sampling with --top-k and --until-end,
+checkpoints of format 3 and the older ones, the report, sweeps over cell and layers, and bad
+input."""
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import fastrnn
+from fastrnn import gradients, recipes, reference, webpage
+from fastrnn.cell_parts import missing_parts
+from fastrnn.cells import CELLS, FORWARD_STEP_ARGS
 from fastrnn.model import load_checkpoint, save_checkpoint
 
 from conftest import make_text
@@ -18,8 +24,92 @@ LSTM = ["--cell", "lstm", "--layers", "2", "--hidden", "10"]
 SMALL_STACK = [a for a in SMALL if a not in ("--hidden", "12")]
 
 
-@pytest.mark.parametrize("cell, extra", [("lstm", []), ("gru", []), ("lstm", ["--dropout", "0.3"]),
-                                         ("gru", ["--embedding", "6"])])
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_has_every_part(cell):
+    assert missing_parts(cell) == []
+
+
+# A cell declared and nothing more: a copy of the first cell under a new name, whose parts each
+# test gives it, all but those it should lack.
+NEW = "newcell"
+PART_WHERE = ["kernels/stack.py STEPS", "reference.py STEPS", "gradients.py _BATCHED_STEPS", "web/sampler.js STEPS",
+              "recipes.py RECIPES"]
+
+
+def declare_new_cell(monkeypatch, lacking=()):
+    """Declares NEW in ``CELLS`` with every part borrowed from the first cell but those named by
+    where they belong in ``lacking``; returns that first cell's name."""
+    from fastrnn.kernels import stack
+
+    donor = next(iter(CELLS))
+    monkeypatch.setitem(CELLS, NEW, replace(CELLS[donor], name=NEW))
+    registries = {"kernels/stack.py STEPS": stack.STEPS, "reference.py STEPS": reference.STEPS,
+                  "gradients.py _BATCHED_STEPS": gradients._BATCHED_STEPS, "recipes.py RECIPES": recipes.RECIPES}
+    for where, registry in registries.items():
+        if where not in lacking:
+            monkeypatch.setitem(registry, NEW, registry[donor])
+    if "web/sampler.js STEPS" not in lacking:
+        page = webpage.sampler_steps()
+        monkeypatch.setattr(webpage, "sampler_steps", lambda: dict(page, **{NEW: page[donor]}))
+    return donor
+
+
+def where(missing):
+    return [line.split(":")[0] for line in missing]
+
+
+def test_a_cell_declared_alone_lacks_every_part(monkeypatch):
+    declare_new_cell(monkeypatch, lacking=PART_WHERE)
+    missing = missing_parts(NEW)
+    assert where(missing) == PART_WHERE
+    assert all(NEW not in missing_parts(cell) for cell in CELLS if cell != NEW)
+
+
+@pytest.mark.parametrize("lacking", PART_WHERE)
+def test_a_cell_lacking_one_part_is_told_which(monkeypatch, lacking):
+    declare_new_cell(monkeypatch, lacking=[lacking])
+    assert where(missing_parts(NEW)) == [lacking]
+
+
+def test_a_page_step_of_other_gates_or_carried_vectors_is_named(monkeypatch):
+    donor = declare_new_cell(monkeypatch)
+    assert missing_parts(NEW) == []
+    gates, carried = webpage.sampler_steps()[donor]
+    for wrong in ((gates + 1, carried), (gates, carried + ("n",))):
+        page = webpage.sampler_steps()
+        monkeypatch.setattr(webpage, "sampler_steps", lambda page=page, wrong=wrong: dict(page, **{NEW: wrong}))
+        (line,) = missing_parts(NEW)
+        assert line.startswith("web/sampler.js STEPS: declares") and f"not {gates} carrying" in line
+
+
+def test_a_kernel_step_off_the_contract_is_named(monkeypatch):
+    from fastrnn.kernels import stack
+
+    declare_new_cell(monkeypatch)
+    forward, backward = stack.STEPS[NEW]
+
+    def newcell_forward_step(h, a, hh, b_hh, h_prev, scratch):  # no c, aux, c_prev
+        pass
+
+    monkeypatch.setitem(stack.STEPS, NEW, (newcell_forward_step, backward))
+    (line,) = missing_parts(NEW)
+    assert line.startswith("kernels/stack.py STEPS: newcell_forward_step takes (h, a, hh, b_hh, h_prev, scratch), "
+                           f"not the contract's ({', '.join(FORWARD_STEP_ARGS)})")
+
+
+def test_the_page_steps_are_read_from_its_table():
+    script = webpage.sampler_script()
+    assert set(webpage.sampler_steps(script)) == set(CELLS)
+    assert {name: webpage.sampler_steps(script)[name] for name in CELLS} == {
+        name: (cell.gates, cell.carried) for name, cell in CELLS.items()}
+    first = next(iter(CELLS))
+    without = "\n".join(line for line in script.splitlines() if not line.startswith(f"  {first}: {{ gates:"))
+    assert set(webpage.sampler_steps(without)) == set(CELLS) - {first}
+    assert webpage.sampler_steps("function f() {}") == {}
+
+
+@pytest.mark.parametrize("cell, extra", [(cell, []) for cell in CELLS] + [("lstm", ["--dropout", "0.3"]),
+                                                                          ("gru", ["--embedding", "6"])])
 def test_a_resumed_stack_with_streams_and_validation_equals_an_uninterrupted_one(tmp_path, book, cell, extra):
     # the cell's recipe but for its cosine schedule, which a resume with more --steps would stretch
     args = ["--cell", cell, "--layers", "2", "--hidden", "10", "--streams", "3", "--val-fraction", "0.1",
@@ -33,11 +123,12 @@ def test_a_resumed_stack_with_streams_and_validation_equals_an_uninterrupted_one
     assert (full / "validation.csv").read_text() == (split / "validation.csv").read_text()
     last = npz_arrays(full / "last.npz")
     assert int(last["format_version"]) == 4 and last["h"].shape == (2, 10)
-    assert ("c" in last) == (cell == "lstm") and last["stream_h"].shape == (3, (4 if cell == "lstm" else 2) * 10)
-    assert last["weight_hh_l1"].shape == ((4 if cell == "lstm" else 3) * 10, 10) and "W" not in last
+    carried, gates = CELLS[cell].carried, CELLS[cell].gates
+    assert ("c" in last) == ("c" in carried) and last["stream_h"].shape == (3, len(carried) * 2 * 10)
+    assert last["weight_hh_l1"].shape == (gates * 10, 10) and "W" not in last
     if "--embedding" in extra:
         K = last["vocab"].size
-        assert last["embedding.weight"].shape == (K, 6) and last["weight_ih_l0"].shape == (30, 6)
+        assert last["embedding.weight"].shape == (K, 6) and last["weight_ih_l0"].shape == (gates * 10, 6)
     # validation scores from the carried state, as `fastrnn eval` does (without dropout)
     rows = np.loadtxt(full / "validation.csv", delimiter=",", skiprows=1, ndmin=2)
     summary = json.loads((full / "summary.json").read_text())
@@ -135,10 +226,10 @@ def test_bad_cells_and_shapes_are_one_line(tmp_path, book):
         np.savez(bad, **dict(arrays, hyper=np.array(json.dumps({**hyper, field: value}))))
         one_line_error(run(["sample", "--checkpoint", str(bad)]), 1, fragment)
     for cell in ("LSTM", ["lstm"]):
-        with pytest.raises(fastrnn.FastrnnError, match="cell must be one of rnn, gru, lstm"):
+        with pytest.raises(fastrnn.FastrnnError, match=f"cell must be one of {', '.join(CELLS)}"):
             fastrnn.train(book, cell=cell, out=tmp_path / "x", progress=False)
     one_line_error(run(["sweep", str(book), "--grid", "cell=lstn", "--steps", "10", "--out", str(tmp_path / "s")]),
-                   2, "cell must be one of rnn, gru, lstm, not 'lstn'")
+                   2, f"cell must be one of {', '.join(CELLS)}, not 'lstn'")
     assert not (tmp_path / "s").exists()
 
 

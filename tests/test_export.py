@@ -7,6 +7,7 @@ import pytest
 
 import fastrnn
 from fastrnn import reference
+from fastrnn.cells import CELLS
 from fastrnn.export import model_dict, write_model_json
 from fastrnn.model import CheckpointError, Hyper, init_state, load_checkpoint
 from fastrnn.text import build_vocab
@@ -14,7 +15,7 @@ from fastrnn.text import build_vocab
 from helpers import one_line_error, run
 
 TEXT = "the rain in spain falls mainly on the plain. Zoë’s café 𝄞\n"
-MODELS = [("rnn", 1), ("rnn", 2), ("gru", 1), ("gru", 2), ("lstm", 1), ("lstm", 2)]
+MODELS = [(cell, layers) for cell in CELLS for layers in (1, 2)]
 
 
 def random_state(cell: str, layers: int, hidden: int = 8, seed: int = 0, dtype: str = "float64", embedding: int = 0):
@@ -73,7 +74,8 @@ def test_a_json_model_is_known_by_its_contents_not_its_name(tmp_path, text):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("cell,layers,embedding", [(cell, layers, 0) for cell, layers in MODELS] + [("lstm", 1, 5)])
+@pytest.mark.parametrize("cell,layers,embedding", [(cell, layers, 0) for cell, layers in MODELS]
+                         + [(cell, 1, 5) for cell in CELLS])
 def test_every_cell_round_trips_exactly(tmp_path, cell, layers, embedding, dtype):
     state = random_state(cell, layers, dtype=dtype, embedding=embedding)
     write_model_json(tmp_path / "model.json", state)
@@ -157,7 +159,8 @@ def test_bad_documents_of_every_cell_are_one_line(tmp_path):
     assert "c has shape (8,), expected (2, 8)" in bad_document_message(tmp_path, dict(lstm, c=lstm["c"][0]))
     assert "missing params" in bad_document_message(tmp_path, {k: v for k, v in lstm.items() if k != "params"})
     unknown = dict(lstm, cell="transformer", hyper=dict(lstm["hyper"], cell="transformer"))
-    assert "unknown cell 'transformer' (this fastrnn has rnn, gru, lstm)" in bad_document_message(tmp_path, unknown)
+    message = bad_document_message(tmp_path, unknown)
+    assert f"unknown cell 'transformer' (this fastrnn has {', '.join(CELLS)})" in message
     assert "layers is 3 but hyper.layers is 2" in bad_document_message(tmp_path, dict(lstm, layers=3))
     message = bad_document_message(tmp_path, dict(lstm, format_version=4))
     assert "format version 4; this fastrnn reads formats 1, 2, 3" in message
@@ -168,10 +171,12 @@ def test_bad_documents_of_every_cell_are_one_line(tmp_path):
         tmp_path, dict(classic, params=short))
 
 
-@pytest.mark.parametrize("cell,layers", [("lstm", 2), ("gru", 2), ("rnn", 1)])
+@pytest.mark.parametrize("cell,layers", MODELS)
 def test_an_exported_model_loads_into_pytorch(tmp_path, cell, layers):
     # the lines of docs/formats.md's JSON export section, for every cell (PyTorch's RNN, GRU, LSTM)
     torch = pytest.importorskip("torch")
+    if not hasattr(torch.nn, cell.upper()):
+        pytest.skip(f"PyTorch has no {cell} cell to load it into")
     original = random_state(cell, layers)
     write_model_json(tmp_path / "model.json", original)
     with open(tmp_path / "model.json", encoding="utf-8") as f:
@@ -179,13 +184,14 @@ def test_an_exported_model_loads_into_pytorch(tmp_path, cell, layers):
     vocab, m, L = model["vocab"], model["hidden"], model["layers"]
     K = len(vocab)
     params = {name: torch.tensor(a, dtype=torch.float64) for name, a in model["params"].items()}
-    Cell = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[model["cell"]]
+    Cell = getattr(torch.nn, model["cell"].upper())
     rnn = Cell(input_size=K, hidden_size=m, num_layers=L, batch_first=True, dtype=torch.float64)
     head = torch.nn.Linear(m, K, dtype=torch.float64)
     rnn.load_state_dict({k: v for k, v in params.items() if not k.startswith("head.")})
     head.load_state_dict({"weight": params["head.weight"], "bias": params["head.bias"]})
     h = torch.tensor(model["h"], dtype=torch.float64).reshape(L, 1, m)
-    state = (h, torch.tensor(model["c"], dtype=torch.float64).reshape(L, 1, m)) if model["cell"] == "lstm" else h
+    c = torch.tensor(model["c"], dtype=torch.float64).reshape(L, 1, m) if "c" in CELLS[cell].carried else None
+    state = h if c is None else (h, c)
     inputs = [model["next_char"]] + [vocab.index(ch) for ch in "the rain"]
     x = torch.nn.functional.one_hot(torch.tensor([inputs]), K).to(torch.float64)  # (batch 1, T, K)
     with torch.no_grad():

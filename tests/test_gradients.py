@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 
 from fastrnn.cells import Layout
-from fastrnn.gradients import check_gradients, gradient_check, kernel_grads, relative_error
+from fastrnn.gradients import CheckSettings, check_gradients, gradient_check, kernel_grads, relative_error
 
-from helpers import one_line_error, run
+from helpers import one_line_error, run, stacks
 
 
 @pytest.mark.parametrize("hidden", [5, 20])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_gradients_agree_for_every_parameter(hidden, seed):
-    results = check_gradients(hidden=hidden, seed=seed, chunks=1)
+    results = check_gradients(settings=CheckSettings(hidden=hidden, seed=seed, chunks=1))
     for impl in ("kernels", "reference"):
         assert [e.param for e in results[impl]] == ["b", "c", "U", "W", "V"]
         for e in results[impl]:
@@ -20,7 +20,7 @@ def test_gradients_agree_for_every_parameter(hidden, seed):
 
 
 def test_float32_kernels_pass_a_float32_tolerance():
-    results = check_gradients(hidden=5, seed=0, dtype="float32")
+    results = check_gradients(settings=CheckSettings(dtype="float32"))
     assert max(e.max_rel for e in results["kernels"]) < 1e-3
     assert max(e.max_rel for e in results["reference"]) < 1e-7
 
@@ -49,19 +49,16 @@ def _no_recurrent_term(state, x, y, h0):
 
 @pytest.mark.parametrize("wrong", [_transposed_dW, _no_recurrent_term])
 def test_a_wrong_gradient_is_caught(wrong):
-    results = check_gradients(hidden=5, seed=0, kernel_grads_fn=wrong)
+    results = check_gradients(kernel_grads_fn=wrong)
     worst = {e.param: e.max_rel for e in results["kernels"]}
     assert worst["W"] > 1e-3
     assert max(e.max_rel for e in results["reference"]) < 1e-7
 
 
-STACKS = [("rnn", 2), ("gru", 1), ("gru", 2), ("lstm", 1), ("lstm", 2)]  # ("rnn", 1) is the classic model
-
-
-@pytest.mark.parametrize("cell,layers", STACKS)
+@pytest.mark.parametrize("cell,layers", stacks(1, 2))
 def test_gradients_of_a_stack_agree_for_every_array(cell, layers):
     # the second chunk starts from a random state: h and, for the LSTM, c
-    results = check_gradients(hidden=5, seed=0, chunks=1, cell=cell, layers=layers)
+    results = check_gradients(settings=CheckSettings(cell=cell, layers=layers, chunks=1))
     names = list(Layout(5, 2, cell, layers).shapes())
     for impl in ("kernels", "reference"):
         assert [e.param for e in results[impl]] == names
@@ -80,7 +77,7 @@ def _swapped_input_and_forget(state, x, y, h0):
 
 @pytest.mark.parametrize("wrong", [_swapped_input_and_forget, _no_recurrent_term])
 def test_a_wrong_stack_gradient_is_caught(wrong):
-    results = check_gradients(hidden=5, seed=0, cell="lstm", layers=2, kernel_grads_fn=wrong)
+    results = check_gradients(settings=CheckSettings(cell="lstm", layers=2), kernel_grads_fn=wrong)
     failed = {e.param for e in results["kernels"] if e.max_rel > 1e-3}
     if wrong is _swapped_input_and_forget:
         assert failed == {"weight_ih_l0"}
@@ -90,7 +87,7 @@ def test_a_wrong_stack_gradient_is_caught(wrong):
 
 
 def test_the_table_names_the_stack_and_its_arrays():
-    check = gradient_check(cell="gru", layers=2, seq_length=10)
+    check = gradient_check(settings=CheckSettings(cell="gru", layers=2, seq_length=10))
     lines = check.table().splitlines()
     assert lines[0].startswith("gradient check: 2-layer gru, m=5, 1 chunk(s) of 10")
     assert [line.split()[0] for line in lines[2:]] == list(Layout(5, 2, "gru", 2).shapes())
@@ -98,7 +95,7 @@ def test_the_table_names_the_stack_and_its_arrays():
     as_dict = check.as_dict()
     assert (as_dict["cell"], as_dict["layers"]) == ("gru", 2)
     assert [row["param"] for row in as_dict["results"]["reference"]][-2:] == ["head.weight", "head.bias"]
-    classic = gradient_check(seq_length=10)
+    classic = gradient_check(settings=CheckSettings(seq_length=10))
     assert classic.table().startswith("gradient check: m=5, 1 chunk(s) of 10")
     assert (classic.as_dict()["cell"], classic.as_dict()["layers"]) == ("rnn", 1)
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import fastrnn
+from fastrnn.cells import CELLS
 from fastrnn.sample import sample_indices, start_state
-from fastrnn.webpage import write_sampler_page
+from fastrnn.webpage import sampler_steps, write_sampler_page
 
 from test_export import random_state
 
@@ -140,7 +141,8 @@ def test_the_report_page_carries_the_sampler(browser, model_page, tmp_path):
     assert browser.find_element("tag name", "svg")  # the loss figure, inline
 
 
-STACKS = [("lstm", 2, 0), ("gru", 1, 0), ("rnn", 2, 0), ("lstm", 1, 5)]  # (cell, layers, embedding)
+# (cell, layers, embedding): every cell in two layers, and in one after an input embedding
+STACKS = [(cell, 2, 0) for cell in CELLS] + [(cell, 1, 5) for cell in CELLS]
 
 
 @pytest.fixture(scope="module", params=STACKS, ids=lambda p: f"{p[0]}-{p[1]}" + (f"-embedding-{p[2]}" if p[2] else ""))
@@ -183,3 +185,18 @@ def test_the_page_writes_the_text_of_every_cell(browser, stack_page):
                                 0.8, 0)
     assert got == "t" + state.vocab.decode(np.array(expected))
     assert len(set(got)) > 5
+
+
+def test_a_cell_the_page_has_no_step_for_is_one_line_in_the_page(browser, tmp_path, monkeypatch):
+    # declared in Python (a copy of the first cell under a new name) but not in the page's STEPS
+    from dataclasses import replace
+
+    first = next(iter(CELLS))
+    monkeypatch.setitem(CELLS, "newcell", replace(CELLS[first], name="newcell"))
+    state = random_state("newcell", 2, hidden=8, seed=3)
+    write_sampler_page(tmp_path / "model.html", state)
+    browser.get((tmp_path / "model.html").as_uri())
+    message = wait_for_sample(browser)
+    assert message == f'this page has no step for the cell "newcell" (it has {", ".join(sampler_steps())})'
+    assert browser.find_element("id", "sample").get_attribute("class") == "error"
+    assert browser.execute_script("return fastrnn.sampler") is None

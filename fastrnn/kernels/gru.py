@@ -5,8 +5,9 @@
     n = tanh(W_in x_t + b_in + r * (W_hn h_{t-1} + b_hn))
     h_t = (1 - z) * n + z * h_{t-1}
 
-The products are ``stack.py``'s; this module holds the gates. Backward, with dh = dL/dh_t and
-q = W_hn h_{t-1} + b_hn (kept from the forward step):
+The products are ``stack.py``'s; this module holds the gates, as a step pair of the signatures
+every cell's has (``cells.py`` states the contract). Backward, with dh = dL/dh_t and
+q = W_hn h_{t-1} + b_hn (kept from the forward step in aux):
 
     da_n = dh (1 - z) (1 - n^2),   da_z = dh (h_{t-1} - n) z (1 - z),   da_r = da_n q r (1 - r)
     the input product's gradient (da_r, da_z, da_n); the recurrent one's (da_r, da_z, da_n r)

@@ -5,7 +5,9 @@
     c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
 
 The products are ``stack.py``'s (all cells share them); this module holds what is the LSTM's
-own: the gates' nonlinearities and their derivatives. Backward, with dh = dL/dh_t:
+own: the gates' nonlinearities and their derivatives, as a step pair of the signatures every
+cell's has (``cells.py`` states the contract: what a step reads and writes). Backward, with
+dh = dL/dh_t:
 
     dc = dc_next + dh o (1 - tanh(c_t)^2)
     da_i = dc g i (1 - i),   da_f = dc c_{t-1} f (1 - f),   da_g = dc i (1 - g^2),

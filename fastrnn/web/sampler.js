@@ -28,26 +28,73 @@
 // (a * b + c * d is (a * b) + (c * d): JavaScript fuses nothing).
 "use strict";
 
+const sigmoid = (a) => 1.0 / (1.0 + Math.exp(-a));
+
+// Each cell's step, by the cell's name (fastrnn's cells.py declares the cells, and cell_parts.py
+// checks that each has its entry here, with the same gate multiple and carried vectors): its
+// gate multiple G, the vectors it carries per layer (h first: what the layer above and the
+// output read; the JSON document holds each under its name), and step(gi, gh, carried, m), the
+// layer's new carried vectors from its gate inputs gi = W_ih in + b_ih and gh = W_hh h + b_hh
+// (G m rows each) and its carried vectors at the step before. One entry a line, as fastrnn
+// reads them (webpage.sampler_steps).
+const STEPS = {
+  rnn: { gates: 1, carried: ["h"], step: rnnStep },
+  gru: { gates: 3, carried: ["h"], step: gruStep },
+  lstm: { gates: 4, carried: ["h", "c"], step: lstmStep },
+};
+
+function rnnStep(gi, gh, [h], m) {
+  const out = new Float64Array(m);
+  for (let i = 0; i < m; i++) out[i] = Math.tanh(gi[i] + gh[i]);
+  return [out];
+}
+
+function gruStep(gi, gh, [h], m) {
+  const out = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    const r = sigmoid(gi[i] + gh[i]), z = sigmoid(gi[m + i] + gh[m + i]);
+    const n = Math.tanh(gi[2 * m + i] + r * gh[2 * m + i]);
+    out[i] = (1.0 - z) * n + z * h[i];
+  }
+  return [out];
+}
+
+function lstmStep(gi, gh, [h, c], m) {
+  const out = new Float64Array(m), cNext = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    const ig = sigmoid(gi[i] + gh[i]), f = sigmoid(gi[m + i] + gh[m + i]);
+    const g = Math.tanh(gi[2 * m + i] + gh[2 * m + i]), o = sigmoid(gi[3 * m + i] + gh[3 * m + i]);
+    cNext[i] = f * c[i] + ig * g;
+    out[i] = o * Math.tanh(cNext[i]);
+  }
+  return [out, cNext];
+}
+
 function fastrnnSampler(model) {
   const chars = Array.from(model.vocab);  // code points, not UTF-16 units
   const index = new Map(chars.map((ch, i) => [ch, i]));
   const K = chars.length;
   const m = model.hyper.hidden;
   const cell = model.cell || "rnn", layers = model.layers || 1;
-  const classic = cell === "rnn" && layers === 1;
+  if (!Object.prototype.hasOwnProperty.call(STEPS, cell)) {
+    const known = Object.keys(STEPS).join(", ");
+    throw new Error(`this page has no step for the cell ${JSON.stringify(cell)} (it has ${known})`);
+  }
+  const { gates: G, carried, step: cellStep } = STEPS[cell];
   const P = model.params || {  // format 1: the classic arrays alone
     weight_ih_l0: model.U, weight_hh_l0: model.W, bias_ih_l0: model.b, bias_hh_l0: model.b.map(() => 0.0),
     "head.weight": model.V, "head.bias": model.c,
   };
+  // the assignment's model (fastrnn's Layout.classic): one layer of the rnn cell on one-hot inputs
+  const classic = cell === "rnn" && layers === 1 && !P["embedding.weight"];
+  if (P.weight_hh_l0.length !== G * m) {
+    throw new Error(`weight_hh_l0 has ${P.weight_hh_l0.length} rows, not the ${G * m} of a ${cell} of ${m} units`);
+  }
   const V = P["head.weight"], c = P["head.bias"];
-  const G = { rnn: 1, gru: 3, lstm: 4 }[cell];
-  if (G === undefined) throw new Error(`unknown cell ${JSON.stringify(cell)}`);
-  const sigmoid = (a) => 1.0 / (1.0 + Math.exp(-a));
 
-  // a state is {h, c}: per layer a Float64Array(m) (c: the LSTM's cells, else null)
+  // a state is, for each carried vector's name, a Float64Array(m) per layer
   function zeros() {
-    const layer = () => Array.from({ length: layers }, () => new Float64Array(m));
-    return { h: layer(), c: cell === "lstm" ? layer() : null };
+    return Object.fromEntries(carried.map((name) => [name, Array.from({ length: layers }, () => new Float64Array(m))]));
   }
 
   // the classic cell: h <- tanh(W h + (b + U[:, x])), W h summed in order of j from 0
@@ -61,7 +108,7 @@ function fastrnnSampler(model) {
       for (let j = 0; j < m; j++) acc += row[j] * h[j];
       next[i] = Math.tanh(acc + (b[i] + U[i][x]));
     }
-    return { h: [next], c: null };
+    return { h: [next] };
   }
 
   // an input embedding E (K, D) folds into layer 0's one-hot input weights as the kernels fold
@@ -99,31 +146,13 @@ function fastrnnSampler(model) {
 
   // a stack: every layer in turn, layer k fed layer k-1's new h
   function stackStep(state, x) {
-    const next = { h: [], c: cell === "lstm" ? [] : null };
+    const next = Object.fromEntries(carried.map((name) => [name, []]));
     let input = x;
     for (let k = 0; k < layers; k++) {
-      const h = state.h[k], [gi, gh] = gateInputs(k, input, h);
-      const out = new Float64Array(m);
-      if (cell === "rnn") {
-        for (let i = 0; i < m; i++) out[i] = Math.tanh(gi[i] + gh[i]);
-      } else if (cell === "gru") {
-        for (let i = 0; i < m; i++) {
-          const r = sigmoid(gi[i] + gh[i]), z = sigmoid(gi[m + i] + gh[m + i]);
-          const n = Math.tanh(gi[2 * m + i] + r * gh[2 * m + i]);
-          out[i] = (1.0 - z) * n + z * h[i];
-        }
-      } else {  // lstm
-        const cPrev = state.c[k], cNext = new Float64Array(m);
-        for (let i = 0; i < m; i++) {
-          const ig = sigmoid(gi[i] + gh[i]), f = sigmoid(gi[m + i] + gh[m + i]);
-          const g = Math.tanh(gi[2 * m + i] + gh[2 * m + i]), o = sigmoid(gi[3 * m + i] + gh[3 * m + i]);
-          cNext[i] = f * cPrev[i] + ig * g;
-          out[i] = o * Math.tanh(cNext[i]);
-        }
-        next.c.push(cNext);
-      }
-      next.h.push(out);
-      input = out;
+      const [gi, gh] = gateInputs(k, input, state.h[k]);
+      const out = cellStep(gi, gh, carried.map((name) => state[name][k]), m);
+      carried.forEach((name, j) => next[name].push(out[j]));
+      input = out[0];
     }
     return next;
   }
@@ -172,18 +201,16 @@ function fastrnnSampler(model) {
     return out;
   }
 
-  // the state text starts from: the carried state (h, and c for the LSTM: (m,) for the classic
-  // cell, (layers, m) for a stack) fed its next character, or zeros
+  // the state text starts from: the carried state (each carried vector under its name: (m,)
+  // for the classic cell, (layers, m) for a stack; absent: zeros) fed its next character, or zeros
   function start(fromZero) {
     let state = zeros();
     if (!fromZero) {
-      const carried = (saved, into) => {
-        if (saved === undefined || saved === null) return;
-        const rows = classic ? [saved] : saved;
-        rows.forEach((row, k) => into[k].set(row));
-      };
-      carried(model.h, state.h);
-      if (cell === "lstm") carried(model.c, state.c);
+      for (const name of carried) {
+        const saved = model[name];
+        if (saved === undefined || saved === null) continue;
+        (classic ? [saved] : saved).forEach((row, k) => state[name][k].set(row));
+      }
       if (model.next_char !== null && model.next_char !== undefined) state = step(state, model.next_char);
     }
     return state;
@@ -231,8 +258,16 @@ function fastrnnUniforms(seed, count) {
 // wire the sampler to the page's controls; the first sample is written on load
 function fastrnnPage() {
   const model = JSON.parse(document.getElementById("fastrnn-model").textContent);
-  const sampler = fastrnnSampler(model);
   const field = (id) => document.getElementById(id);
+  let sampler;
+  try {
+    sampler = fastrnnSampler(model);
+  } catch (err) {  // a model this page cannot run: the reason, in place of the text
+    field("sample").textContent = err.message;
+    field("sample").classList.add("error");
+    window.fastrnn = { model, sampler: null, error: err.message, uniforms: fastrnnUniforms };
+    return;
+  }
   function generate() {
     const length = Math.max(0, Math.min(100000, parseInt(field("length").value, 10) || 0));
     const temperature = parseFloat(field("temperature").value);

@@ -10,7 +10,7 @@ from fastrnn.kernels.dropout import dropout_masks_into
 from fastrnn.model import with_streams
 from fastrnn.trainer import Trainer
 
-from helpers import assert_updates_match_reference, kernel_update, small_state
+from helpers import assert_updates_match_reference, kernel_update, small_state, stacks
 from test_stack import stack_state
 
 
@@ -43,8 +43,12 @@ def dropout_state(text, model, dtype, p, chars=150):
     return (with_streams(state, book.shape[0]) if int(streams) > 1 else state), book
 
 
-@pytest.mark.parametrize("model", ["classic-1-1", "classic-1-3", "lstm-2-3", "gru-2-1", "rnn-3-3", "lstm-1-1",
-                                   "gru-1-3"])
+# "cell-layers-streams": the classic model, and every cell's stacks, one layer on one stream and
+# two on three
+MODELS = ["classic-1-1", "classic-1-3"] + [f"{cell}-{layers}-{1 if layers == 1 else 3}" for cell, layers in stacks(1, 2)]
+
+
+@pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_each_update_with_dropout_matches_reference(text, model, dtype):
     state, book = dropout_state(text, model, dtype, 0.3)

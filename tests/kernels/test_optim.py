@@ -18,7 +18,7 @@ def test_adagrad_update_clips_and_scales():
     assert np.array_equal(m_out, 0.5 + clipped ** 2)
     assert_close(p_out, p - 0.1 * clipped / np.sqrt(0.5 + clipped ** 2 + 1e-8))
     rp, rm = {"x": p.copy()}, {"x": mem.copy()}
-    reference.adagrad_step(rp, rm, {"x": g}, 0.1, 1e-8, 5.0)
+    reference.adagrad_step(rp, rm, {"x": g}, 0.1, reference.OptimizerSettings(eps=1e-8, clip=5.0))
     assert_close(p_out, rp["x"])
 
 

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pytest
 
-from fastrnn.cells import Layout
+from fastrnn.cells import CELLS, Layout
 from fastrnn.kernels import loop
 from fastrnn.kernels.sampler import stack_kernels
 from fastrnn.kernels.stack import kernels_for, load_states, store_states
@@ -17,9 +17,10 @@ from fastrnn.model import Hyper, init_state, with_streams
 from fastrnn.text import build_vocab
 from fastrnn.trainer import Trainer, chunk_gradients, model_workspace
 
-from helpers import assert_close, assert_updates_match_reference, kernel_update, reference_update
+from helpers import assert_close, assert_updates_match_reference, kernel_update, reference_update, stacks
 
-STACKS = [("lstm", 1), ("lstm", 2), ("gru", 1), ("gru", 2), ("rnn", 2), ("rnn", 3)]
+# every cell in one and two layers, and the first in three: a middle layer, fed and feeding
+STACKS = stacks(1, 2) + [(next(iter(CELLS)), 3)]
 # float32 rounds each product to 1e-7 of its scale; 25 steps through the gates leave 1e-5
 TOLERANCE = {"float64": 1e-10, "float32": 2e-4}
 
@@ -73,8 +74,12 @@ def test_each_update_matches_reference(text, cell, layers, streams, dtype):
     assert wrapped, "the walk should have wrapped around the book"
 
 
+# every cell, in turn one layer with Adam and two with AdaGrad (which passes over rows of E)
+EMBEDDED = [(cell, 1, "adam") if i % 2 == 0 else (cell, 2, "adagrad") for i, cell in enumerate(CELLS)]
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("cell, layers, optimizer", [("lstm", 1, "adam"), ("gru", 2, "adagrad"), ("rnn", 1, "adagrad")])
+@pytest.mark.parametrize("cell, layers, optimizer", EMBEDDED)
 @pytest.mark.parametrize("streams", [1, 3])
 def test_each_update_with_an_embedding_matches_reference(text, cell, layers, optimizer, streams, dtype):
     # the reference reads E[x_t] where the kernels fold E into one-hot input weights; a short
@@ -87,7 +92,7 @@ def test_each_update_with_an_embedding_matches_reference(text, cell, layers, opt
     assert_updates_match_reference(state, book, 12)
 
 
-@pytest.mark.parametrize("cell, layers", [("lstm", 2), ("gru", 2)])
+@pytest.mark.parametrize("cell, layers", stacks(2))
 def test_a_stream_in_a_block_equals_that_stream_alone(text, cell, layers):
     state, book = stack_state(text, cell, layers, streams=5, seq_length=9, scale=2.0)
     trainer = Trainer(state, book)
@@ -111,7 +116,7 @@ def replace_streams(state, s):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("cell", CELLS)
 def test_sampler_carries_on_the_state_training_computes(text, cell, dtype):
     state, book = stack_state(text, cell, 2, dtype=dtype, scale=2.0)
     layout = state.layout
@@ -152,11 +157,12 @@ def test_parallel_build_and_thread_count_change_nothing(text):
 
 
 def test_each_cell_has_its_own_builds():
-    assert loop.train_loops("lstm") is loop.train_loops("lstm")
-    assert loop.train_loops("lstm")[0] is not loop.train_loops("gru")[0]
-    assert loop.loop_for(1, 2, "lstm") is loop.train_loops("lstm")[0]
-    assert loop.loop_for(2, 2, "gru") is loop.train_loops("gru")[1]
-    assert kernels_for("gru")["chunk_forward"].py_func.__name__ == "chunk_forward_gru"
+    for cell in CELLS:
+        assert loop.train_loops(cell) is loop.train_loops(cell)
+        assert loop.loop_for(1, 2, cell) is loop.train_loops(cell)[0]
+        assert loop.loop_for(2, 2, cell) is loop.train_loops(cell)[1]
+        assert kernels_for(cell)["chunk_forward"].py_func.__name__ == f"chunk_forward_{cell}"
+    assert len({id(loop.train_loops(cell)[0]) for cell in CELLS}) == len(CELLS)
 
 
 def test_layout_offsets_match_the_kernels_views():
