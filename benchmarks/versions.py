@@ -23,13 +23,15 @@ import tempfile
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
-# the Trainer of either version (fastrnn/train.py was renamed trainer.py)
+# the Trainer of either version (fastrnn/train.py was renamed trainer.py, whose Trainer moved
+# to engine.py)
 FIND_TRAINER = """
 import importlib, os
 import fastrnn
 def trainer_class():
-    name = "trainer" if os.path.exists(os.path.join(fastrnn.__path__[0], "trainer.py")) else "train"
-    return importlib.import_module("fastrnn." + name).Trainer
+    for name in ("engine", "trainer", "train"):
+        if os.path.exists(os.path.join(fastrnn.__path__[0], name + ".py")):
+            return importlib.import_module("fastrnn." + name).Trainer
 """
 
 TRAJECTORY = FIND_TRAINER + """

@@ -171,8 +171,8 @@ class Model:
         'the '
         """
         from .sample import sample_texts
+        from .build import KernelSet, compile_kernels
         from .text import TextError
-        from .trainer import compile_kernels
 
         state = self._state
         _check_counts(dict(num=num), dict(length=length, top_k=top_k, seed=seed))
@@ -185,8 +185,7 @@ class Model:
         if missing:
             raise OptionError("prime", "characters not in the model's vocabulary: "
                                        + " ".join(repr(ch) for ch in missing))
-        compile_kernels(state.params.dtype, state.vocab.index_dtype(), sampler=True, cell=state.hyper.cell,
-                        layers=state.hyper.layers, embedding=state.hyper.embedding > 0, on_compile=_say_compiling)
+        compile_kernels(KernelSet.of(state.hyper, state.vocab.index_dtype(), sampler=True), on_compile=_say_compiling)
         seed = secrets.randbelow(2**31) if seed is None else seed
         texts = sample_texts(state, length, 1 if num is None else num, seed, temperature, prime, top_k=top_k,
                              from_zero=from_zero, until_end=until_end)
@@ -196,12 +195,11 @@ class Model:
         """Bits per character, nats per character and perplexity of the model on ``text``,
         scored from its carried hidden state (from h = 0 with ``from_zero``). Characters outside
         the vocabulary are counted and skipped."""
+        from .build import KernelSet, compile_kernels
         from .evaluate import evaluate_text
-        from .trainer import compile_kernels
 
         state = self._state
-        compile_kernels(state.params.dtype, state.vocab.index_dtype(), scorer=True, cell=state.hyper.cell,
-                        layers=state.hyper.layers, embedding=state.hyper.embedding > 0, on_compile=_say_compiling)
+        compile_kernels(KernelSet.of(state.hyper, state.vocab.index_dtype(), scorer=True), on_compile=_say_compiling)
         result = evaluate_text(state, text, from_zero)
         if result["predicted"] == 0:
             raise FastrnnError("no two consecutive characters of the model's vocabulary to score")
@@ -708,7 +706,9 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
     from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
     from .finetune import reencode, start_from, vocab_union
     from .text import vocab_difference
-    from .trainer import RunOptions, compile_kernels, train_run, updates_per_epoch
+    from .build import KernelSet, compile_kernels
+    from .engine import updates_per_epoch
+    from .trainer import RunOptions, train_run
 
     resuming = state is not None
     seq_length = state.hyper.seq_length if resuming else settings["seq_length"]
@@ -788,15 +788,14 @@ def _train_on(book, source, out, state, settings, intervals, steps, epochs, val_
         say(f"model: {f'an embedding of {h.embedding}, ' if h.embedding else ''}"
             f"{h.layers} layer{'s' if h.layers > 1 else ''} of {h.cell} ({h.hidden} units), "
             f"{state.layout.size:,} parameters, {h.dtype}")
-    compile_seconds = compile_kernels(state.params.dtype, encoded.dtype, streams=streams, sampler=True,
-                                      scorer=val_part is not None, cell=state.hyper.cell, layers=state.hyper.layers,
-                                      optimizer=state.hyper.optimizer, embedding=state.hyper.embedding > 0,
+    compile_seconds = compile_kernels(KernelSet.of(state.hyper, encoded.dtype, streams=streams, sampler=True,
+                                                   scorer=val_part is not None),
                                       on_compile=lambda what: say(f"compiling {what}..."))
     if compile_seconds > 1.5:
         say(f"compiled in {compile_seconds:.1f}s (cached for later runs)")
     if time_limit is not None:
         from .budget import updates_within
-        from .trainer import Trainer
+        from .engine import Trainer
 
         try:
             total, per_update = updates_within(

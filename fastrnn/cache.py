@@ -6,15 +6,15 @@ import os
 
 import numpy as np
 
-from .demo import data_dir
 from .files import atomic_write
+from .paths import encoded_dir
 from .text import Vocab
 
 MIN_CACHED_BYTES = 1 << 24  # smaller texts encode in well under a second
 
 
 def _paths(key: str) -> tuple[str, str]:
-    folder = os.path.join(data_dir(), "encoded")
+    folder = encoded_dir()
     return os.path.join(folder, f"{key}.indices.npy"), os.path.join(folder, f"{key}.vocab.npy")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import reference
 from .cells import Layout, cell_of
+from .engine import engine_for
 from .model import PARAM_NAMES, Hyper, init_state
 from .text import build_vocab
 
@@ -169,9 +170,7 @@ def numerical_grads(params: dict, x, y, h0, step: float) -> dict:
 def kernel_grads(state, x, y, h0) -> dict:
     """Raw gradients of one chunk from the Numba kernels, in the state's dtype, as named views;
     h0: the flat carried state."""
-    from .trainer import chunk_gradients
-
-    return state.layout.views(chunk_gradients(state, x, y, h0)[1])
+    return state.layout.views(engine_for(state.layout).chunk_gradients(state.params, x, y, h0)[1])
 
 
 def check_gradients(text: str = BUILTIN_TEXT, hidden: int = 5, seq_length: int = 25, seed: int = 0,

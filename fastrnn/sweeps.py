@@ -100,10 +100,10 @@ def _warm_up(models) -> None:
     ``models`` is a list of (dtype, cell, layers)."""
     import numpy as np
 
-    from .trainer import compile_kernels
+    from .build import KernelSet, compile_kernels
 
     for dtype, cell, layers in models:
-        compile_kernels(np.dtype(dtype), np.uint8, streams=1, sampler=True, scorer=True, cell=cell, layers=layers)
+        compile_kernels(KernelSet(np.dtype(dtype), np.uint8, cell, layers, streams=1, sampler=True, scorer=True))
 
 
 @dataclass
@@ -320,7 +320,7 @@ def _trial_steps(book: str, settings: dict, options: dict, steps, epochs, val_fr
         return steps
     from .api import held_out, total_updates
     from .cache import load_corpus_cached
-    from .trainer import updates_per_epoch
+    from .engine import updates_per_epoch
 
     from .recipes import fitted_streams
     from .rundir import corpus_sha256
