@@ -115,14 +115,14 @@ def compile_kernels(kernels: KernelSet, on_compile=None, slow_after: float = 1.0
             on_compile(" and ".join(["part of the training loop"] + [what for wanted, what, _ in jobs[1:] if wanted])
                        + " in a second process (first run only)")
     times = CompileTimes()
-    model = f"{engine.kind} {kernels.layers if engine.kind != 'classic' else ''} {kernels.optimizer} {kernels.dtype}"
+    model = f"{engine.name} {kernels.optimizer} {kernels.dtype}"
     for wanted, what, job in jobs:
         if not wanted:
             continue
         if helper is not None and what in ("the sampler", "the scorer"):
             helper.wait()
             helper = None
-        key = f"{what}, {' '.join(model.split())}"
+        key = f"{what}, {model}"
         timer = (threading.Timer(slow_after, on_compile, args=(f"{what} (first run only{times.hint(key)})",))
                  if on_compile else None)
         if timer:

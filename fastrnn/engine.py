@@ -31,6 +31,7 @@ class Engine:
     ``StackEngine`` fill in where the two differ."""
 
     kind = ""  # the training loop's build (``kernels.loop.train_loops``)
+    name = ""  # the kernels' build, as the compile times name it (``build.CompileTimes``)
 
     def __init__(self, layout: Layout):
         self.layout = layout
@@ -92,7 +93,7 @@ class ClassicEngine(Engine):
     """The assignment's model (one rnn layer on one-hot inputs) on its own kernels:
     ``kernels/rnn.py``, the loop's own hooks, ``sampler.sample_chars`` and ``text_loss``."""
 
-    kind = "classic"
+    kind = name = "classic"
 
     @property
     def dims(self) -> tuple:
@@ -126,6 +127,10 @@ class StackEngine(Engine):
     @property
     def kind(self) -> str:
         return self.layout.cell
+
+    @property
+    def name(self) -> str:
+        return f"{self.layout.cell} {self.layout.layers}"
 
     @property
     def dims(self) -> tuple:
@@ -272,11 +277,6 @@ class Trainer:
         losses = np.empty(1)
         etas = np.empty(1, self.run_state.params.dtype)
         self._loop.compile_loop(losses, losses, self.run_state, self.work, self.book, etas, self._opts, self._dims)
-
-    @property
-    def parallel(self) -> bool:
-        """Whether this trainer runs the loop's parallel build."""
-        return self._loop is self.engine.training_loops(self.hyper.optimizer)[1]
 
     def live_params(self) -> np.ndarray:
         """The live parameter buffer (a view, not a copy)."""

@@ -19,6 +19,7 @@ import numpy as np
 from . import reference
 from .cells import Layout, cell_of
 from .engine import engine_for
+from .errors import FastrnnError
 from .model import PARAM_NAMES, Hyper, init_state
 from .text import build_vocab
 
@@ -269,8 +270,6 @@ def gradient_check(text: str = BUILTIN_TEXT, *, hidden: int = 5, seq_length: int
                    dtype: str = "float64", cell: str = "rnn", layers: int = 1, embedding: int = 0) -> GradientCheck:
     """``check_gradients`` on ``text`` (a small built-in text by default) with its settings;
     ``tol`` defaults to 1e-6 in float64 and 1e-3 in float32."""
-    from .errors import FastrnnError
-
     if len(text) < seq_length + 1:
         raise FastrnnError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
     results = check_gradients(text, hidden, seq_length, seed, chunks, h, dtype, sigma, cell=cell, layers=layers,

@@ -31,7 +31,8 @@ extended-precision loss of the gradient check), and its step in ``web/sampler.js
 products, the layers, the loop, the sampler and the scorer are every cell's.
 Adding an optimizer: ``kernels/optim.py`` gains its step (the signature of ``adagrad_step``)
 and its entry in ``OPTIMIZER_STEPS``, ``optimizers.py`` the declaration of its state arrays,
-``reference.py`` its NumPy step; the loop compiles a build per optimizer
+``reference.py`` its NumPy step; an option of its own is a field of ``optim.OptimizerOptions``
+and of ``model.Hyper``, by the same name. The loop compiles a build per optimizer
 (``loop.train_loops``).
 The training loop reaches the model through six hooks (``loop.py``) and the optimizer through
 ``step_and_keep_best``.

@@ -34,6 +34,7 @@ from .dropout import dropout_masks_into
 from .linalg import chunks_into, copy_rows_into
 from .optim import OPTIMIZER_STEPS, adagrad_step, scale_to_norm
 from .rnn import chunk_loss_and_grads, transposes_into
+from .stack import kernels_for
 
 SMOOTHING = 0.999
 
@@ -287,8 +288,6 @@ def train_loops(kind: str, optimizer: str = "adagrad"):
     if (kind, optimizer) not in _LOOPS:
         namespace = dict(globals())
         if kind != "classic":
-            from .stack import kernels_for
-
             namespace.update({name: f for name, f in kernels_for(kind).items()
                               if name in ("transposes_for", "block_loss_and_grads", "keep_end_states", "held_rows",
                                           "model_params", "param_grads")})
