@@ -106,7 +106,7 @@ def summarize(values) -> dict:
 
 class FastrnnSide:
     def __init__(self, config: Config, vocab, book: np.ndarray):
-        from fastrnn.trainer import Trainer
+        from fastrnn.engine import Trainer
 
         hyper = Hyper(hidden=config.hidden, seq_length=SEQ_LENGTH, streams=config.streams, dtype=config.dtype,
                       cell=config.cell, layers=config.layers)

@@ -26,11 +26,12 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fastrnn import reference  # noqa: E402
+from fastrnn.build import KernelSet, compile_kernels  # noqa: E402
+from fastrnn.engine import Trainer  # noqa: E402
 from fastrnn.plan import machine  # noqa: E402
 from fastrnn.model import Hyper, init_state, save_checkpoint, with_streams  # noqa: E402
 from fastrnn.sample import sample_indices  # noqa: E402
 from fastrnn.text import build_vocab, load_book  # noqa: E402
-from fastrnn.trainer import Trainer, compile_kernels  # noqa: E402
 
 # the reference's speed on the day cold starts are quoted for (the machines' speed varies
 # 2-2.5x from day to day, so a wall time alone says little)
@@ -312,7 +313,7 @@ def main(argv=None) -> dict:
     print(f"machine: {machine()['cpu']}, {os.cpu_count()} cores; book: {args.book or 'generated'} "
           f"({book.shape[0]:,} chars, K={K}); m={m}, n={n}; {rounds} rounds", file=sys.stderr)
     for dtype in (np.float64, np.float32):
-        compile_kernels(dtype, book.dtype, streams=1, sampler=True)
+        compile_kernels(KernelSet(dtype, book.dtype, streams=1, sampler=True))
     trainers = {d: Trainer(init_state(vocab, Hyper(dtype=d)), book) for d in ("float64", "float32")}
     for tr in trainers.values():
         tr.run(100)  # leave the first steps (and page faults) out

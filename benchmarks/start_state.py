@@ -43,10 +43,10 @@ def one_run(book_path: str, dtype: str, seed: int, updates: int, every: int, str
     # down by orders of magnitude
     numba.set_num_threads(threads)
     from fastrnn.cache import load_corpus_cached
+    from fastrnn.engine import Trainer
     from fastrnn.evaluate import TextScorer
     from fastrnn.model import Hyper, init_state, with_streams
     from fastrnn.sample import sample_indices, start_state
-    from fastrnn.trainer import Trainer
 
     vocab, encoded = load_corpus_cached(book_path, "auto", "utf-8", 26, "")
     val_chars = int(round(0.1 * encoded.shape[0]))

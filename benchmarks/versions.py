@@ -4,12 +4,13 @@ it): the same training bit for bit, and interleaved speed.
     git worktree add /tmp/before <commit>
     python benchmarks/versions.py --book BOOK --other /tmp/before [--rounds 9]
 
-Trains 1,500 updates (seed 3) with 1 and 16 streams in float64 and float32, and 60 of a small
-LSTM with the gated recipe's settings, under each version and compares every parameter,
-optimizer state, hidden state, loss and best model; then times one stream (float64, float32;
-one thread), 16 streams (float64, two threads) and the LSTM recipe (two threads) round by
-round, alternating which version goes first, and prints the median ratio this/other with its
-range.
+Trains 1,500 updates (seed 3) with 1 and 16 streams in float64 and float32, 60 of a small
+LSTM with the gated recipe's settings and 60 of a two-layer GRU with RMSprop, under each
+version and compares every parameter, optimizer state, hidden state, loss and best model, and
+a text sampled from and a text scored by the classic model, the LSTM and the GRU; then times
+one stream (float64, float32; one thread), 16 streams (float64, two threads) and the LSTM and
+GRU recipes (two threads) round by round, alternating which version goes first, and prints
+the median ratio this/other with its range.
 Each measurement is a fresh process, so each version uses its own code and kernel cache.
 """
 from __future__ import annotations
@@ -23,13 +24,15 @@ import tempfile
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
-# the Trainer of either version (fastrnn/train.py was renamed trainer.py)
+# the Trainer of either version (fastrnn/train.py was renamed trainer.py, whose Trainer moved
+# to engine.py)
 FIND_TRAINER = """
 import importlib, os
 import fastrnn
 def trainer_class():
-    name = "trainer" if os.path.exists(os.path.join(fastrnn.__path__[0], "trainer.py")) else "train"
-    return importlib.import_module("fastrnn." + name).Trainer
+    for name in ("engine", "trainer", "train"):
+        if os.path.exists(os.path.join(fastrnn.__path__[0], name + ".py")):
+            return importlib.import_module("fastrnn." + name).Trainer
 """
 
 TRAJECTORY = FIND_TRAINER + """
@@ -50,16 +53,32 @@ for streams in (1, 16):
                     key + "losses": np.concatenate(losses), key + "smooths": np.concatenate(smooths),
                     key + "best_params": best.params, key + "best_h": best.h,
                     key + "positions": np.array([state.update, state.position, best.update, best.position])})
-# a gated cell with the recipe's settings at a smaller size: Adam, cosine, the norm's clip,
-# an embedding, dropout, 32 streams in blocks (the parallel build on two threads)
+        if streams == 1 and dtype == "float64":
+            classic = state
+# a gated cell with the recipe's settings at a smaller size: Adam with weight decay, cosine,
+# the norm's clip, an embedding, dropout, 32 streams in blocks (the parallel build on two
+# threads); and a GRU of two layers with RMSprop, weight decay and the element-wise clip
 GATED = dict(cell="lstm", hidden=96, seq_length=64, streams=32, dtype="float32", optimizer="adam", eta=0.004,
-             schedule="cosine", schedule_updates=60, clip_norm=5.0, embedding=32, dropout=0.1, seed=3)
-t = Trainer(with_streams(init_state(vocab, Hyper(**GATED)), book.shape[0]), book)
-losses, smooths = zip(*(t.run(20) for _ in range(3)))
-state, best = t.state(), t.best_state()
-out.update({"lstm_params": state.params, "lstm_opt_state": state.opt_state, "lstm_h": state.stream_h,
-            "lstm_losses": np.concatenate(losses), "lstm_smooths": np.concatenate(smooths),
-            "lstm_best_params": best.params, "lstm_best_h": best.stream_h})
+             schedule="cosine", schedule_updates=60, clip_norm=5.0, embedding=32, dropout=0.1, weight_decay=0.1,
+             seed=3)
+GRU = dict(cell="gru", layers=2, hidden=48, seq_length=32, streams=8, dtype="float64", optimizer="rmsprop",
+           eta=0.002, clip=1.0, weight_decay=0.01, seed=3)
+models = {"classic": classic}
+for name, settings in (("lstm", GATED), ("gru", GRU)):
+    t = Trainer(with_streams(init_state(vocab, Hyper(**settings)), book.shape[0]), book)
+    losses, smooths = zip(*(t.run(20) for _ in range(3)))
+    state, best = t.state(), t.best_state()
+    models[name] = state
+    out.update({f"{name}_params": state.params, f"{name}_opt_state": state.opt_state, f"{name}_h": state.stream_h,
+                f"{name}_losses": np.concatenate(losses), f"{name}_smooths": np.concatenate(smooths),
+                f"{name}_best_params": best.params, f"{name}_best_h": best.stream_h})
+# each model's sampler and scorer, from its carried state
+from fastrnn.evaluate import evaluate_text
+from fastrnn.sample import sample_text
+text = vocab.decode(book[:3000])
+for name, state in models.items():
+    out[f"{name}_sample"] = np.array([ord(c) for c in sample_text(state, 300, seed=5)])
+    out[f"{name}_score"] = np.array(evaluate_text(state, text)["nats_per_char"])
 np.savez(sys.argv[2], **out)
 """
 
@@ -88,7 +107,7 @@ print(best)
 # (streams, dtype, threads, updates, cell): the gated cell with its whole recipe (a constant
 # rate: the schedule changes no arithmetic)
 CONFIGS = [(1, "float64", 1, 3000, "rnn"), (1, "float32", 1, 5000, "rnn"), (16, "float64", 2, 400, "rnn"),
-           (32, "float32", 2, 12, "lstm")]
+           (32, "float32", 2, 12, "lstm"), (32, "float32", 2, 12, "gru")]
 
 
 def python(root: str, code: str, *args: str) -> str:

@@ -6,15 +6,16 @@ import os
 
 import numpy as np
 
-from .demo import data_dir
 from .files import atomic_write
-from .text import Vocab
+from .formats import detect_format, load_corpus, text_files
+from .paths import encoded_dir
+from .text import TextError, Vocab
 
 MIN_CACHED_BYTES = 1 << 24  # smaller texts encode in well under a second
 
 
 def _paths(key: str) -> tuple[str, str]:
-    folder = os.path.join(data_dir(), "encoded")
+    folder = encoded_dir()
     return os.path.join(folder, f"{key}.indices.npy"), os.path.join(folder, f"{key}.vocab.npy")
 
 
@@ -54,9 +55,6 @@ def save_encoded(key: str, vocab: Vocab, indices: np.ndarray) -> None:
 
 def load_corpus_cached(path: str, fmt: str, encoding: str, min_chars: int, sha256: str):
     """``formats.load_corpus`` through the cache for texts of at least MIN_CACHED_BYTES."""
-    from .formats import detect_format, load_corpus, text_files
-    from .text import TextError
-
     fmt = detect_format(path) if fmt == "auto" else fmt
     files = text_files(path) if os.path.isdir(path) else [path] if os.path.isfile(path) else []
     size = sum(os.path.getsize(f) for f in files)

@@ -15,9 +15,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from .demo import data_dir
 from .errors import FastrnnError
 from .files import write_text_atomic
+from .paths import corpus_path
 
 
 class CorpusError(FastrnnError, RuntimeError):
@@ -49,10 +49,6 @@ REGISTRY = {c.name: c for c in (
     _gutenberg("mobydick", 2701, "Herman Melville, Moby Dick"),
     _gutenberg("twocities", 98, "Charles Dickens, A Tale of Two Cities"),
 )}
-
-
-def corpus_path(name: str) -> str:
-    return os.path.join(data_dir(), "corpora", f"{name}.txt")
 
 
 def strip_gutenberg(text: str) -> str:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-import sys
 import warnings
 
 from .files import write_text_atomic
+from .paths import demo_corpus_file
 
 # Modules with long, prose-like docstrings that import without side effects or a display.
 DEMO_MODULES = (
@@ -61,23 +61,9 @@ def _add_module(name: str, add) -> None:
                     add(vars(obj)[method])
 
 
-def data_dir() -> str:
-    """Where fastrnn keeps generated and downloaded texts, encoded books and compiled kernels:
-    $FASTRNN_DATA, else the platform's user cache directory (platformdirs: ~/.cache/fastrnn on
-    Linux, or $XDG_CACHE_HOME/fastrnn; ~/Library/Caches/fastrnn on macOS; the local app data
-    folder on Windows)."""
-    root = os.environ.get("FASTRNN_DATA")
-    if root:
-        return root
-    import platformdirs
-
-    return platformdirs.user_cache_dir("fastrnn", appauthor=False)
-
-
 def demo_corpus_path() -> str:
     """The demo corpus as a file in the data directory, written on first use."""
-    version = "{}.{}.{}".format(*sys.version_info[:3])
-    path = os.path.join(data_dir(), f"demo-python{version}.txt")
+    path = demo_corpus_file()
     if not os.path.isfile(path):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         write_text_atomic(path, demo_text(), encoding="utf-8")

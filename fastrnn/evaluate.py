@@ -11,6 +11,9 @@ import math
 
 import numpy as np
 
+from .cells import Layout
+from .engine import engine_for
+from .sample import start_state
 from .text import codepoints
 
 
@@ -24,27 +27,18 @@ class TextScorer:
 
     def __init__(self, m: int, K: int, dtype, index_dtype, chunk: int = 100, cell: str = "rnn", layers: int = 1,
                  embedding: int = 0):
-        from .cells import Layout
-        from .trainer import model_workspace
-
         self.layout = Layout(m, K, cell, layers, embedding)
-        self.work, self.dims, self.kind = model_workspace(self.layout, 1, chunk, dtype, index_dtype)
+        self.engine = engine_for(self.layout)
+        self.work = self.engine.workspace(1, chunk, dtype, index_dtype)
 
     def total_loss(self, params, indices, h=None) -> tuple[float, int]:
         """(summed loss in nats, number of predictions) for predicting indices[1:], indices[0]
         being fed to the flat carried state ``h`` (S,) (zeros when None)."""
-        from .kernels import sampler
-
         if len(indices) < 2:
             return 0.0, 0
         h0 = np.zeros(self.layout.state_size, params.dtype) if h is None else np.asarray(h, params.dtype)
         text = np.ascontiguousarray(indices, self.work.chars.dtype)
-        if self.kind == "classic":
-            loss = sampler.text_loss(self.work, text, h0, params, self.layout.m, self.layout.K)
-        else:
-            loss = sampler.stack_kernels(self.kind)["text_loss"](self.work, text, h0, self.layout.fold(params),
-                                                                 self.dims)
-        return float(loss), len(indices) - 1
+        return self.engine.text_loss(self.work, params, text, h0), len(indices) - 1
 
 
 def evaluate_text(state, text: str, from_zero: bool = False) -> dict:
@@ -54,8 +48,6 @@ def evaluate_text(state, text: str, from_zero: bool = False) -> dict:
     Characters outside the model's vocabulary cannot be predicted or fed in: each one is
     counted, left out, and the text after it is scored from the start state again.
     """
-    from .sample import start_state
-
     h, _ = start_state(state, from_zero)
     vocab = state.vocab
     points = codepoints(text)

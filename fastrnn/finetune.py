@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .model import init_state
 from .text import Vocab
 
 
@@ -27,8 +28,6 @@ def start_from(init, vocab: Vocab, hyper):
     parameters of the trained ``init`` (a ``model.State`` of the same cell, layers and hidden
     size). An array that has an axis of the vocabulary's size takes the model's entries at the
     indices of its characters; the other entries are those of a fresh model."""
-    from .model import init_state
-
     fresh = init_state(vocab, hyper)
     where = np.searchsorted(vocab.codepoints, init.vocab.codepoints)
     new_views = fresh.views()

@@ -18,6 +18,8 @@ import numpy as np
 
 from . import reference
 from .cells import Layout, cell_of
+from .engine import engine_for
+from .errors import FastrnnError
 from .model import PARAM_NAMES, Hyper, init_state
 from .text import build_vocab
 
@@ -169,9 +171,7 @@ def numerical_grads(params: dict, x, y, h0, step: float) -> dict:
 def kernel_grads(state, x, y, h0) -> dict:
     """Raw gradients of one chunk from the Numba kernels, in the state's dtype, as named views;
     h0: the flat carried state."""
-    from .trainer import chunk_gradients
-
-    return state.layout.views(chunk_gradients(state, x, y, h0)[1])
+    return state.layout.views(engine_for(state.layout).chunk_gradients(state.params, x, y, h0)[1])
 
 
 @dataclass(frozen=True)
@@ -289,8 +289,6 @@ def gradient_check(text: str = BUILTIN_TEXT, settings: CheckSettings = CheckSett
                    ) -> GradientCheck:
     """``check_gradients`` on ``text`` (a small built-in text by default) with ``settings``;
     ``tol`` defaults to 1e-6 in float64 and 1e-3 in float32."""
-    from .errors import FastrnnError
-
     if len(text) < settings.seq_length + 1:
         raise FastrnnError(f"the text has {len(text)} characters; the check needs seq_length + 1 = "
                            f"{settings.seq_length + 1}")

@@ -124,6 +124,11 @@ def new_state(hyper: Hyper, codepoints: np.ndarray) -> State:
                  np.zeros(layout.state_size, dtype=dtype))
 
 
+def updates_per_epoch(n_chars: int, seq_length: int) -> int:
+    """Chunks that fit in one pass: starts 0, n, 2n, ... with n + 1 characters each."""
+    return (n_chars - 1) // seq_length
+
+
 def with_streams(state: State, n_chars: int) -> State:
     """``state`` with its B = hyper.streams streams set up, if it has none yet: stream s starts
     at s * (n_chars // B) with h = 0 (stream 0 is the classic walk)."""

@@ -27,12 +27,12 @@ from .errors import FastrnnError
 from .files import write_text_atomic
 from .finetune import reencode, start_from, vocab_union
 from .formats import END_OF_TEXT
-from .model import Hyper, State, init_state, with_streams
+from .model import Hyper, State, init_state, updates_per_epoch, with_streams
 from .recipes import LONG_RUN_EPOCHS, dropout_for, fitted_streams
 from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
 from .settings import OptionError
 from .text import vocab_difference
-from .trainer import RunOptions, Trainer, compile_kernels, train_run, updates_per_epoch
+from .trainer import RunOptions, train_run
 
 VAL_EVERY = 10_000  # updates between validations, unless told
 UNTIL_LIMIT = 10 ** 12  # the updates of a time-limited run until the budget has been measured
@@ -216,9 +216,11 @@ def compile_for(state: State, book: Book, say) -> float:
         say(f"model: {f'an embedding of {h.embedding}, ' if h.embedding else ''}"
             f"{h.layers} layer{'s' if h.layers > 1 else ''} of {h.cell} ({h.hidden} units), "
             f"{state.layout.size:,} parameters, {h.dtype}")
-    seconds = compile_kernels(state.params.dtype, book.train.dtype, streams=h.streams, sampler=True,
-                              scorer=book.val is not None, cell=h.cell, layers=h.layers, optimizer=h.optimizer,
-                              embedding=h.embedding > 0, on_compile=lambda what: say(f"compiling {what}..."))
+    from .build import KernelSet, compile_kernels  # Numba: not while ``import fastrnn``
+
+    seconds = compile_kernels(KernelSet.of(h, book.train.dtype, streams=h.streams, sampler=True,
+                                           scorer=book.val is not None),
+                              on_compile=lambda what: say(f"compiling {what}..."))
     if seconds > 1.5:
         say(f"compiled in {seconds:.1f}s (cached for later runs)")
     return seconds
@@ -227,6 +229,8 @@ def compile_for(state: State, book: Book, say) -> float:
 def _fit_time_limit(plan: RunPlan, state: State, book: Book, say) -> int:
     """The updates that fit in the plan's time limit, measured on the run's own model; the
     schedule and the recipe's dropout follow them (``state.hyper`` is set anew)."""
+    from .engine import Trainer  # Numba: not while ``import fastrnn``
+
     try:
         total, per_update = updates_within(
             lambda: Trainer(state.copy(), book.train, share_machine=plan.share_machine), plan.time_limit)

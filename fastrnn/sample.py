@@ -1,4 +1,4 @@
-"""Generating text from a model: the Python side of ``kernels.sampler.sample_chars``.
+"""Generating text from a model: where it starts, and the texts from the engine's sampler.
 
 Where text starts matters. Training carries h from chunk to chunk and sets it to zero only
 where the book starts again, so to a trained model h = 0 means "the book's first line"; from
@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .cells import Layout
-from .text import Vocab
+from .engine import engine_for
+from .formats import END_OF_TEXT
+from .text import TextError, Vocab
 
 
 def start_state(state, from_zero: bool = False, first: int | None = None) -> tuple[np.ndarray, list[int]]:
@@ -31,12 +33,12 @@ def start_state(state, from_zero: bool = False, first: int | None = None) -> tup
     return state.h.copy(), ([] if state.next_char is None else [state.next_char])
 
 
-def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generator,
-                   temperature: float = 1.0, h=None, prime=(), num: int | None = None,
-                   top_k: int = 0, cell: str = "rnn", layers: int = 1, embedding: int = 0) -> np.ndarray:
-    """``n`` sampled character indices (int64) from flat ``params`` of a model of ``layers``
-    layers of ``cell`` (after an input embedding of width ``embedding``, 0: none); with
-    ``num``, a (num, n) array of ``num`` texts sampled at once from the same start.
+def sample_indices(params, vocab: Vocab, model, n: int, rng: np.random.Generator, temperature: float = 1.0, h=None,
+                   prime=(), num: int | None = None, top_k: int = 0) -> np.ndarray:
+    """``n`` sampled character indices (int64) from flat ``params`` of ``model``: the model's
+    ``cells.Layout``, or the hidden size m of the classic cell (one rnn layer on one-hot
+    inputs); with ``num``, a (num, n) array of ``num`` texts sampled at once from the same
+    start.
 
     h: the flat carried state to start from (zeros when None; not modified). prime: indices
     fed before sampling.
@@ -44,34 +46,14 @@ def sample_indices(params, vocab: Vocab, m: int, n: int, rng: np.random.Generato
     All randomness comes from ``rng``, so a seed gives the same text every time; text i of
     ``num`` uses the numbers it would draw if the texts were sampled one by one.
     """
-    from .kernels import sampler
-
     if not temperature > 0:
         raise ValueError("temperature must be positive")
     if top_k < 0:
         raise ValueError("top_k must not be negative")
-    layout = Layout(m, vocab.size, cell, layers, embedding)
-    dtype = params.dtype
-    count = 1 if num is None else num
-    H = np.zeros((count, layout.state_size), dtype)
-    if h is not None:
-        H[:] = h
-    out = np.zeros((count, n), dtype=np.int64)
-    uniforms = rng.random(count * n).reshape(count, n)
-    prime = np.asarray(prime, dtype=np.int64)
-    if layout.classic:
-        views = layout.views(params)
-        sampler.sample_chars(out, H, np.empty((m, m + vocab.size), dtype), prime, uniforms,
-                             views["W"], views["U"].T, views["V"], views["b"], views["c"],
-                             float(1.0 / temperature), int(top_k))
-    else:
-        from .kernels.workspace import stack_weight_copies
-
-        weights = stack_weight_copies(layers, m, layout.gm, vocab.size, dtype)
-        dims = (layers, m, vocab.size, layout.gm)
-        sampler.stack_kernels(cell)["sample_stack"](out, H, *weights, prime, uniforms, layout.fold(params), dims,
-                                                    float(1.0 / temperature), int(top_k))
-    return out[0] if num is None else out
+    layout = model if isinstance(model, Layout) else Layout(model, vocab.size)
+    if layout.K != vocab.size:
+        raise ValueError(f"a model of {layout.K} characters and a vocabulary of {vocab.size}")
+    return engine_for(layout).sample(params, n, rng, temperature, h, prime, num, top_k)
 
 
 TEXTS_AT_ONCE = 64  # texts per sampler call: bounds the memory of random numbers and indices
@@ -90,9 +72,6 @@ def sample_texts(state, n: int, num: int, seed: int = 0, temperature: float = 1.
     generator seeded with ``seed``; the texts are the same as ``num`` calls of ``sample_text``
     with that ``rng``.
     """
-    from .formats import END_OF_TEXT
-    from .text import TextError
-
     if until_end and END_OF_TEXT not in state.vocab.chars:
         raise TextError("this model has no end-of-text character: --until-end needs a model trained on "
                         "tweets (--format json) or on documents (fastrnn.train(text=[...]))")
@@ -102,9 +81,8 @@ def sample_texts(state, n: int, num: int, seed: int = 0, temperature: float = 1.
     rng = rng if rng is not None else np.random.default_rng(seed)
     texts = []
     for at in range(0, num, TEXTS_AT_ONCE):
-        out = sample_indices(state.params, state.vocab, state.hyper.hidden, n, rng, temperature, h=h,
-                             prime=fed, num=min(TEXTS_AT_ONCE, num - at), top_k=top_k, cell=state.hyper.cell,
-                             layers=state.hyper.layers, embedding=state.hyper.embedding)
+        out = sample_indices(state.params, state.vocab, state.layout, n, rng, temperature, h=h, prime=fed,
+                             num=min(TEXTS_AT_ONCE, num - at), top_k=top_k)
         texts.extend(prime + state.vocab.decode(row) for row in out)
     if until_end:
         texts = [text[:text.find(END_OF_TEXT, len(prime))] if END_OF_TEXT in text[len(prime):] else text

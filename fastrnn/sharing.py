@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+import numba
+
 LOOKS = 3  # a neighbour counts once it has been seen runnable this many looks in a row
 
 
@@ -66,8 +68,6 @@ class ThreadShare:
     @contextlib.contextmanager
     def threads_for_block(self):
         """Numba's thread count set to ``next_count()`` inside, given back after."""
-        import numba
-
         numba.set_num_threads(self.next_count())
         try:
             yield

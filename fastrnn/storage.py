@@ -8,6 +8,8 @@ import os
 import shutil
 from dataclasses import dataclass
 
+from . import paths
+
 
 @dataclass
 class Place:
@@ -31,47 +33,38 @@ def _size(path: str) -> int:
     return total
 
 
-def kernel_versions() -> tuple[str, list[str]]:
-    """(this version's directory, every version's directory) of compiled kernels."""
-    from .kernels import CACHE_DIR, CACHE_ROOT
-
-    return CACHE_DIR, sorted(glob.glob(os.path.join(glob.escape(CACHE_ROOT), "fastrnn-*")))
-
-
 def places() -> list[Place]:
-    from .demo import data_dir
-    from .kernels import CACHE_ROOT
-
-    current, versions = kernel_versions()
+    problem = paths.kernel_cache_problem()  # as a command that compiles would find it
+    current, versions = paths.kernel_cache_dir(), paths.kernel_cache_versions()
     here = next((v for v in versions if v == current), None)
     note = f"this version {_size(here) / 1e6:.1f} MB" if here else "nothing of this version yet"
-    data = data_dir()
-    encoded = os.path.join(data, "encoded")
-    corpora = os.path.join(data, "corpora")
-    demos = glob.glob(os.path.join(glob.escape(data), "demo-*.txt"))
+    if problem:
+        note += f"; cannot be written ({problem})"
+    encoded, corpora = paths.encoded_dir(), paths.corpora_dir()
+    demos = paths.demo_corpus_files()
     return [
-        Place("compiled kernels", CACHE_ROOT, len(versions), sum(map(_size, versions)), note),
-        Place("encoded books", encoded, len(glob.glob(os.path.join(glob.escape(encoded), "*.vocab.npy"))),
-              _size(encoded) if os.path.isdir(encoded) else 0),
-        Place("downloaded corpora", corpora, len(glob.glob(os.path.join(glob.escape(corpora), "*.txt"))),
-              _size(corpora) if os.path.isdir(corpora) else 0),
-        Place("demo corpus", data, len(demos), sum(map(_size, demos))),
+        Place("compiled kernels", paths.kernel_cache_root(), len(versions), sum(map(_size, versions)), note),
+        Place("encoded books", encoded, _count(encoded, ".vocab.npy"), _size(encoded) if os.path.isdir(encoded) else 0),
+        Place("downloaded corpora", corpora, _count(corpora, ".txt"), _size(corpora) if os.path.isdir(corpora) else 0),
+        Place("demo corpus", paths.data_dir(), len(demos), sum(map(_size, demos))),
     ]
+
+
+def _count(folder: str, ending: str) -> int:
+    """Files in ``folder`` whose names end in ``ending``."""
+    return len(glob.glob(os.path.join(glob.escape(folder), f"*{ending}")))
 
 
 def clear(prune: bool = False, everything: bool = False) -> int:
     """Remove the compiled kernels (with ``prune``: those of other versions only) and the
     encoded books (not with ``prune``), and with ``everything`` the downloaded corpora and the
     demo corpus too; returns the bytes freed. All of it is made again when needed."""
-    from .demo import data_dir
-
-    current, versions = kernel_versions()
-    doomed = [v for v in versions if not (prune and v == current)]
+    current = paths.kernel_cache_dir()
+    doomed = [v for v in paths.kernel_cache_versions() if not (prune and v == current)]
     if not prune:
-        data = data_dir()
-        doomed.append(os.path.join(data, "encoded"))
+        doomed.append(paths.encoded_dir())
         if everything:
-            doomed += [os.path.join(data, "corpora")] + glob.glob(os.path.join(glob.escape(data), "demo-*.txt"))
+            doomed += [paths.corpora_dir()] + paths.demo_corpus_files()
     freed = 0
     for path in doomed:
         if not os.path.exists(path):

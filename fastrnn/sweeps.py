@@ -29,11 +29,12 @@ from .api import Run
 from .cache import load_corpus_cached
 from .errors import FastrnnError
 from .files import atomic_write, write_text_atomic
+from .model import updates_per_epoch
 from .plan import held_out, named_corpus, total_updates
 from .recipes import CLASSIC, fitted_streams, with_defaults
 from .rundir import corpus_sha256
 from .settings import BY_NAME, SWEEPABLE, OptionError, check
-from .trainer import updates_per_epoch
+
 
 SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.csv"
@@ -102,10 +103,10 @@ def _warm_up(models) -> None:
     ``models`` is a list of (dtype, cell, layers)."""
     import numpy as np
 
-    from .trainer import compile_kernels
+    from .build import KernelSet, compile_kernels
 
     for dtype, cell, layers in models:
-        compile_kernels(np.dtype(dtype), np.uint8, streams=1, sampler=True, scorer=True, cell=cell, layers=layers)
+        compile_kernels(KernelSet(np.dtype(dtype), np.uint8, cell, layers, streams=1, sampler=True, scorer=True))
 
 
 @dataclass

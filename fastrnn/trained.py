@@ -151,8 +151,8 @@ class Model:
         >>> model.sample(20, prime="the ", seed=2, num=2)[1][:4]
         'the '
         """
+        from .build import KernelSet, compile_kernels  # Numba: only once a model samples
         from .sample import sample_texts
-        from .trainer import compile_kernels
 
         state = self._state
         check_count("num", num)
@@ -166,8 +166,7 @@ class Model:
         if missing:
             raise OptionError("prime", "characters not in the model's vocabulary: "
                                        + " ".join(repr(ch) for ch in missing))
-        compile_kernels(state.params.dtype, state.vocab.index_dtype(), sampler=True, cell=state.hyper.cell,
-                        layers=state.hyper.layers, embedding=state.hyper.embedding > 0, on_compile=_say_compiling)
+        compile_kernels(KernelSet.of(state.hyper, state.vocab.index_dtype(), sampler=True), on_compile=_say_compiling)
         seed = secrets.randbelow(2**31) if seed is None else seed
         texts = sample_texts(state, length, 1 if num is None else num, seed, temperature, prime, top_k=top_k,
                              from_zero=from_zero, until_end=until_end)
@@ -177,12 +176,11 @@ class Model:
         """Bits per character, nats per character and perplexity of the model on ``text``,
         scored from its carried hidden state (from h = 0 with ``from_zero``). Characters outside
         the vocabulary are counted and skipped."""
+        from .build import KernelSet, compile_kernels  # Numba: only once a model scores
         from .evaluate import evaluate_text
-        from .trainer import compile_kernels
 
         state = self._state
-        compile_kernels(state.params.dtype, state.vocab.index_dtype(), scorer=True, cell=state.hyper.cell,
-                        layers=state.hyper.layers, embedding=state.hyper.embedding > 0, on_compile=_say_compiling)
+        compile_kernels(KernelSet.of(state.hyper, state.vocab.index_dtype(), scorer=True), on_compile=_say_compiling)
         result = evaluate_text(state, text, from_zero)
         if result["predicted"] == 0:
             raise FastrnnError("no two consecutive characters of the model's vocabulary to score")

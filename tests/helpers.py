@@ -8,10 +8,10 @@ from click.testing import CliRunner
 from fastrnn import reference
 from fastrnn.cells import CELLS, Layout
 from fastrnn.cli import cli
+from fastrnn.engine import Trainer
 from fastrnn.model import Hyper, State, init_state
 from fastrnn.optimizers import learning_rates
 from fastrnn.text import build_vocab
-from fastrnn.trainer import Trainer
 
 
 def stacks(*layers: int) -> list[tuple[str, int]]:

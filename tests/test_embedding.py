@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import fastrnn
+from fastrnn.engine import Trainer
 from fastrnn.finetune import start_from
 from fastrnn.model import Hyper, init_state, load_checkpoint
 from fastrnn.text import build_vocab
-from fastrnn.trainer import Trainer
 
 from conftest import make_text
 from helpers import SMALL, npz_arrays, one_line_error, run

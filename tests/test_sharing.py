@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fastrnn import sharing
+from fastrnn.engine import Trainer
 from fastrnn.model import with_streams
-from fastrnn.trainer import Trainer
 
 from helpers import small_state
 

@@ -3,10 +3,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from fastrnn.engine import Trainer
+from fastrnn.model import updates_per_epoch
 from fastrnn.model import load_checkpoint, with_streams
 from fastrnn.rundir import RunDir
 from fastrnn.sample import sample_text
-from fastrnn.trainer import RunOptions, Trainer, train_run, updates_per_epoch
+from fastrnn.trainer import RunOptions, train_run
 
 from helpers import small_state
 

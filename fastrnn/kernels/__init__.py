@@ -31,62 +31,28 @@ extended-precision loss of the gradient check), and its step in ``web/sampler.js
 products, the layers, the loop, the sampler and the scorer are every cell's.
 Adding an optimizer: ``kernels/optim.py`` gains its step (the signature of ``adagrad_step``)
 and its entry in ``OPTIMIZER_STEPS``, ``optimizers.py`` the declaration of its state arrays,
-``reference.py`` its NumPy step; the loop compiles a build per optimizer
+``reference.py`` its NumPy step; an option of its own is a field of ``optim.OptimizerOptions``
+and of ``model.Hyper``, by the same name. The loop compiles a build per optimizer
 (``loop.train_loops``).
 The training loop reaches the model through six hooks (``loop.py``) and the optimizer through
 ``step_and_keep_best``.
 
 Compiled code is cached on disk in a directory named by a hash of this package's sources
-(``CACHE_DIR``, under ``CACHE_ROOT``): an edit to any layer (a helper that other kernels inline
-included) gives a new directory, so code compiled from other sources is never served. Where it
+(``CACHE_DIR``, under ``CACHE_ROOT``; ``paths.py`` says where): an edit to any layer (a helper
+that other kernels inline included) gives a new directory, so code compiled from other sources
+is never served. Where it
 cannot be written (a read-only home, a full disk), the kernels compile in memory
 (``CACHE_WRITABLE`` False), with one warning line.
 """
-import hashlib
-import os
-import shutil
 import sys
-import tempfile
 
 from numba.core import config as _numba_config
 
+from .. import paths
 
-def _sources_hash() -> str:
-    """sha256 of every source file of this package, in name order, as 16 hex digits."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    digest = hashlib.sha256()
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            digest.update(name.encode() + b"\0")
-            with open(os.path.join(here, name), "rb") as f:
-                digest.update(f.read())
-    return digest.hexdigest()[:16]
-
-
-def cache_root() -> str:
-    """NUMBA_CACHE_DIR when set, else ``kernels`` in the data directory ($FASTRNN_DATA)."""
-    from ..demo import data_dir
-
-    return os.environ.get("NUMBA_CACHE_DIR") or os.path.join(data_dir(), "kernels")
-
-
-MIN_FREE_BYTES = 200 << 20  # a command's compiled code takes 5-30 MB
-
-
-def _unwritable(path: str) -> str | None:
-    """Why compiled code cannot be kept in ``path``, or None if it can."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        tempfile.TemporaryFile(dir=path).close()
-        free = shutil.disk_usage(path).free
-    except OSError as err:
-        return err.strerror or str(err)
-    return f"{free >> 20} MB free" if free < MIN_FREE_BYTES else None
-
-
-CACHE_ROOT = cache_root()
-CACHE_DIR = os.path.join(CACHE_ROOT, f"fastrnn-{_sources_hash()}")
-_why = _unwritable(CACHE_DIR)
+CACHE_ROOT = paths.kernel_cache_root()
+CACHE_DIR = paths.kernel_cache_dir()
+_why = paths.kernel_cache_problem()
 CACHE_WRITABLE = _why is None
 if not CACHE_WRITABLE:
     print(f"warning: cannot keep compiled code in {CACHE_DIR} ({_why}): compiling in memory, again in every "

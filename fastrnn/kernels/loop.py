@@ -34,6 +34,7 @@ from .dropout import dropout_masks_into
 from .linalg import chunks_into, copy_rows_into
 from .optim import OPTIMIZER_STEPS, adagrad_step, scale_to_norm
 from .rnn import chunk_loss_and_grads, transposes_into
+from .stack import kernels_for
 
 SMOOTHING = 0.999
 
@@ -52,7 +53,7 @@ def _step_and_keep_best(run, grads, held, smooth, first_row, row_len, eta, opts)
     other buffer so that the model that earned it stays intact, and run.best names it.
     grads (P,): read.   held (K,) bool: the characters the update's chunks held as inputs, whose
     input-weight rows of ``row_len`` from ``first_row`` the optimizer may pass over otherwise.
-    eta: this update's learning rate.   opts: the optimizer's options (``optim.py``)."""
+    eta: this update's learning rate.   opts: the optimizer's options (``optim.OptimizerOptions``)."""
     cur = run.current[0]
     dst = cur
     best = smooth < run.best_smooth[0]
@@ -145,7 +146,7 @@ def _train_updates(losses, smooths, run, work, book, etas, opts, dims, block):
     book (N_chars,) int: the encoded text; a stream with fewer than n + 1 characters left
         starts again at 0 with its state 0.
     etas (N,): each update's learning rate.   opts: the optimizer's options, of the parameters'
-        dtype (``optim.py``; opts[2] > 0: the global-norm clip).   dims: the model's sizes.
+        dtype (``optim.OptimizerOptions``).   dims: the model's sizes.
     block: the block function, by address (``TrainLoop``).
     """
     B = run.H.shape[0]
@@ -187,8 +188,8 @@ def _train_updates(losses, smooths, run, work, book, etas, opts, dims, block):
                 mean[i] = acc / B
         grads = work.block_grads[0] if B == 1 else work.grads
         grads = param_grads(work, grads, live, dims)
-        if opts[2] > 0.0:
-            scale_to_norm(grads, opts[2])
+        if opts.clip_norm > 0.0:
+            scale_to_norm(grads, opts.clip_norm)
         first_row, row_len = held_rows(work, dims)
         if step_and_keep_best(run, grads, held, smooth, first_row, row_len, etas[step], opts):
             copy_rows_into(run.best_H, run.H)
@@ -230,7 +231,7 @@ class TrainLoop:
     compiled five times over in the parallel build (the LSTM recipe's: 47 s in one process,
     34 s by address).
     By address, the block function and the loop also compile apart, in two processes at once
-    on a cold cache (``trainer.compile_kernels``)."""
+    on a cold cache (``build.compile_kernels``)."""
 
     def __init__(self, build, block):
         self.build, self.block = build, block
@@ -287,8 +288,6 @@ def train_loops(kind: str, optimizer: str = "adagrad"):
     if (kind, optimizer) not in _LOOPS:
         namespace = dict(globals())
         if kind != "classic":
-            from .stack import kernels_for
-
             namespace.update({name: f for name, f in kernels_for(kind).items()
                               if name in ("transposes_for", "block_loss_and_grads", "keep_end_states", "held_rows",
                                           "model_params", "param_grads")})

@@ -12,11 +12,25 @@ model into the other buffer) and an in-place one, as separate loops: overlapping
 vectorisation. ``scale_to_norm`` is the global-norm clip, applied to the gradient before them.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
 from .config import JIT
+
+
+class OptimizerOptions(NamedTuple):
+    """The optimizers' options as the training loop passes them, each a scalar of the
+    parameters' dtype (``engine.optimizer_options`` builds them from a run's ``Hyper``)."""
+
+    eps: float  # added to the denominator of every step
+    clip: float  # the element-wise clip of the gradient; inf: none (so with clip_norm)
+    clip_norm: float  # > 0: the global-norm clip (``scale_to_norm``), applied first
+    beta1: float  # Adam's first-moment decay
+    beta2: float  # Adam's second-moment decay
+    alpha: float  # RMSprop's decay of its running mean
+    weight_decay: float  # decoupled: theta decays by 1 - eta weight_decay (RMSprop, Adam)
 
 
 @njit(inline="always")
@@ -127,14 +141,13 @@ def scale_to_norm(grads, max_norm):
 # for all: params_out, state_out written (out of place) or params, state updated (in_place);
 # state (k, P): the optimizer's k arrays (``optimizers.OPTIMIZERS``); held (K,) and the rows
 # from first_row of row_len: the input-weight rows of characters the update's chunks held;
-# opts: (eps, clip, clip_norm, beta1, beta2, alpha, weight_decay); t: the steps taken, this one
-# included.
+# opts: an ``OptimizerOptions``; t: the steps taken, this one included.
 
 @njit(inline="always")
 def adagrad_step(params_out, state_out, params, state, grads, held, first_row, row_len, eta, opts, t, in_place):
     """AdaGrad; in place it passes over the rows of characters not held, whose gradient is
     exactly zero and so changes nothing (``adagrad_update_inplace_held``)."""
-    eps, clip = opts[0], opts[1]
+    eps, clip = opts.eps, opts.clip
     if in_place:
         adagrad_update_inplace_held(params, state[0], grads, held, first_row, row_len, eta, eps, clip)
     else:
@@ -144,7 +157,7 @@ def adagrad_step(params_out, state_out, params, state, grads, held, first_row, r
 @njit(inline="always")
 def rmsprop_step(params_out, state_out, params, state, grads, held, first_row, row_len, eta, opts, t, in_place):
     """RMSprop over every parameter (a zero gradient still decays its running mean)."""
-    eps, clip, alpha, decay = opts[0], opts[1], opts[5], 1.0 - eta * opts[6]
+    eps, clip, alpha, decay = opts.eps, opts.clip, opts.alpha, 1.0 - eta * opts.weight_decay
     if in_place:
         rmsprop_update_inplace(params, state[0], grads, eta, alpha, eps, clip, decay)
     else:
@@ -154,7 +167,8 @@ def rmsprop_step(params_out, state_out, params, state, grads, held, first_row, r
 @njit(inline="always")
 def adam_step(params_out, state_out, params, state, grads, held, first_row, row_len, eta, opts, t, in_place):
     """Adam over every parameter, bias-corrected for its t-th step."""
-    eps, clip, beta1, beta2, decay = opts[0], opts[1], opts[3], opts[4], 1.0 - eta * opts[6]
+    eps, clip, beta1, beta2 = opts.eps, opts.clip, opts.beta1, opts.beta2
+    decay = 1.0 - eta * opts.weight_decay
     step = eta / (1.0 - beta1 ** t)
     bc2_sqrt = math.sqrt(1.0 - beta2 ** t)
     if in_place:

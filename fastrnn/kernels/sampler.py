@@ -12,7 +12,7 @@ from .config import JIT, compiled_copies
 from .linalg import copy_into, matmul_add, transpose_into
 from .mathfn import exp_into, max_of, tanh_inplace
 from .rnn import param_views, rnn_forward, transposes_into
-from .stack import head_views, load_states, stack_transposes_into, store_states
+from .stack import head_views, kernels_for, load_states, stack_transposes_into, store_states
 
 
 @njit(**JIT)
@@ -213,8 +213,6 @@ _STACK_BUILT = {}
 def stack_kernels(cell: str) -> dict:
     """{"sample_stack": ..., "text_loss": ...}: a stack's sampler and scorer compiled for
     ``cell`` (lazily)."""
-    from .stack import kernels_for
-
     if cell not in _STACK_BUILT:
         kernels = kernels_for(cell)
         # its body calls its cell's layers_forward, bound here (not a name of this module)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from fastrnn import reference
+from fastrnn.engine import Trainer
 from fastrnn.kernels.dropout import dropout_masks_into
 from fastrnn.model import with_streams
-from fastrnn.trainer import Trainer
 
 from helpers import assert_updates_match_reference, kernel_update, small_state, stacks
 from test_stack import stack_state

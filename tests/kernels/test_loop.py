@@ -10,10 +10,10 @@ import numba
 import numpy as np
 import pytest
 
+from fastrnn.engine import Trainer
 from fastrnn.kernels import loop
 from fastrnn.kernels.workspace import STACK_BLOCK_ROWS, STREAM_BLOCK, stack_stream_blocks, stream_blocks
 from fastrnn.model import with_streams
-from fastrnn.trainer import Trainer
 
 from helpers import assert_close, kernel_update, reference_update, small_state
 
@@ -203,18 +203,18 @@ def test_a_run_with_one_block_or_one_thread_uses_the_serial_build():
 
 LOOP_ALONE = """
 import numpy as np
+from fastrnn.build import KernelSet, compile_kernels
 from fastrnn.kernels import linalg, loop
-from fastrnn.trainer import compile_kernels
-compile_kernels(np.float64, np.uint8, streams=3, parallel=True, loop_alone=True)
+compile_kernels(KernelSet(np.float64, np.uint8, streams=3, parallel=True, loop_alone=True))
 assert loop.train_updates_parallel.build.signatures and not loop.block_loss_and_grads.signatures
 print(len(linalg.matmul_add.signatures))
 """
 
 BLOCK = """
+from fastrnn.engine import Trainer
 from fastrnn.kernels import linalg, loop
 from fastrnn.model import Hyper, init_state
 from fastrnn.text import build_vocab
-from fastrnn.trainer import Trainer
 text = "a short text for a loop that compiles alone " * 4
 vocab = build_vocab(text)
 Trainer(init_state(vocab, Hyper(hidden=4, seq_length=5, streams=3)), vocab.encode(text), parallel=True).run(1)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from fastrnn.cells import CELLS, Layout
+from fastrnn.engine import Trainer, engine_for
 from fastrnn.kernels import loop
 from fastrnn.kernels.sampler import stack_kernels
 from fastrnn.kernels.stack import kernels_for, load_states, store_states
 from fastrnn.model import Hyper, init_state, with_streams
 from fastrnn.text import build_vocab
-from fastrnn.trainer import Trainer, chunk_gradients, model_workspace
 
 from helpers import assert_close, assert_updates_match_reference, kernel_update, reference_update, stacks
 
@@ -99,7 +99,8 @@ def test_a_stream_in_a_block_equals_that_stream_alone(text, cell, layers):
     trainer.run(1)
     for s in range(5):
         p = int(state.stream_positions[s])
-        _, grads = chunk_gradients(state, book[p:p + 9], book[p + 1:p + 10], state.stream_h[s])
+        _, grads = engine_for(state.layout).chunk_gradients(state.params, book[p:p + 9], book[p + 1:p + 10],
+                                                            state.stream_h[s])
         alone = Trainer(replace_streams(state, s), book)
         alone.run(1)
         assert np.array_equal(alone.state().h, trainer.state().stream_h[s])
@@ -122,7 +123,8 @@ def test_sampler_carries_on_the_state_training_computes(text, cell, dtype):
     layout = state.layout
     n = 30
     x = book[:n].astype(np.int64)
-    work, dims, _ = model_workspace(layout, 1, n, state.params.dtype, np.int64)
+    engine = engine_for(layout)
+    work, dims = engine.workspace(1, n, state.params.dtype, np.int64), engine.dims
     kernels = kernels_for(cell)
     kernels["transposes_for"](work, state.params, dims)
     hs, cs, gates, aux, ps, hh = kernels["block_views"](work, 0, 1, n, dims)
