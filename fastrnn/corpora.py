@@ -63,6 +63,21 @@ def strip_gutenberg(text: str) -> str:
     return text[body:end].strip() + "\n"
 
 
+MAX_DOWNLOAD_BYTES = 64 << 20  # a corpus of unknown size: more than any book of the registry
+
+
+class _NoDowngrade(urllib.request.HTTPRedirectHandler):
+    """Redirects, but never from https to plain http."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if req.full_url.startswith("https:") and not newurl.startswith("https:"):
+            raise urllib.error.URLError(f"refused a redirect from https to {newurl}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_NoDowngrade)
+
+
 def fetch(corpus: Corpus, timeout: float = 30.0) -> str:
     """Download ``corpus`` unless it is cached; returns the path of the stored text."""
     path = corpus_path(corpus.name)
@@ -70,12 +85,15 @@ def fetch(corpus: Corpus, timeout: float = 30.0) -> str:
         return path
     hint = (f"download it by hand with: curl -L -o {corpus.name}.txt {corpus.url} "
             f"and train on that file")
+    limit = corpus.size if corpus.size is not None else MAX_DOWNLOAD_BYTES
     try:
-        with urllib.request.urlopen(corpus.url, timeout=timeout) as response:
-            raw = response.read()
+        with _OPENER.open(corpus.url, timeout=timeout) as response:
+            raw = response.read(limit + 1)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
         raise CorpusError(f"cannot download {corpus.name} from {corpus.url} ({reason}); {hint}") from None
+    if len(raw) > limit:
+        raise CorpusError(f"the download of {corpus.name} is larger than {limit:,} bytes; nothing was saved")
     if corpus.size is not None and len(raw) != corpus.size:
         raise CorpusError(f"the download of {corpus.name} is corrupt ({len(raw):,} bytes, expected "
                           f"{corpus.size:,}); nothing was saved")

@@ -57,12 +57,27 @@ def kernel_cache_problem() -> str | None:
     can), or None if it can."""
     path = kernel_cache_dir()
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
         free = shutil.disk_usage(path).free
+        unsafe = _not_private(path) or _not_private(kernel_cache_root())
     except OSError as err:
         return err.strerror or str(err)
+    if unsafe:  # compiled code is machine code this process would run: only its owner may write it
+        return unsafe
     return f"{free >> 20} MB free" if free < MIN_FREE_BYTES else None
+
+
+def _not_private(path: str) -> str | None:
+    """Why others than this user could write into ``path`` (a directory), or None."""
+    if not hasattr(os, "getuid"):  # Windows: the user's profile is private
+        return None
+    status = os.stat(path)
+    if status.st_uid != os.getuid():
+        return f"{path} belongs to another user"
+    if status.st_mode & 0o022:
+        return f"{path} is writable by others than its owner"
+    return None
 
 
 def kernel_cache_versions() -> list[str]:

@@ -216,13 +216,13 @@ def compile_for(state: State, book: Book, say) -> float:
         say(f"model: {f'an embedding of {h.embedding}, ' if h.embedding else ''}"
             f"{h.layers} layer{'s' if h.layers > 1 else ''} of {h.cell} ({h.hidden} units), "
             f"{state.layout.size:,} parameters, {h.dtype}")
-    from .build import KernelSet, compile_kernels  # Numba: not while ``import fastrnn``
+    from .build import CACHE_WRITABLE, KernelSet, compile_kernels  # Numba: not while ``import fastrnn``
 
     seconds = compile_kernels(KernelSet.of(h, book.train.dtype, streams=h.streams, sampler=True,
                                            scorer=book.val is not None),
                               on_compile=lambda what: say(f"compiling {what}..."))
     if seconds > 1.5:
-        say(f"compiled in {seconds:.1f}s (cached for later runs)")
+        say(f"compiled in {seconds:.1f}s" + (" (cached for later runs)" if CACHE_WRITABLE else ""))
     return seconds
 
 

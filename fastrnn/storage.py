@@ -3,12 +3,14 @@
 encoded books, downloaded corpora and the demo corpus."""
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
-import shutil
+import re
 from dataclasses import dataclass
 
 from . import paths
+from .corpora import REGISTRY
 
 
 @dataclass
@@ -55,23 +57,54 @@ def _count(folder: str, ending: str) -> int:
     return len(glob.glob(os.path.join(glob.escape(folder), f"*{ending}")))
 
 
+# the files fastrnn makes in each place, by name: nothing else there is ever removed
+KERNEL_FILE = re.compile(r".*\.(nbi|nbc)$")  # Numba's index and compiled code
+ENCODED_FILE = re.compile(r"[0-9a-f]{64}-(text|json|dir)-[^/]+\.(indices|vocab)\.npy$")  # ``cache.py``
+DEMO_FILE = re.compile(r"demo-python\d+\.\d+\.\d+\.txt$")  # ``paths.demo_corpus_file``
+LEFTOVER = re.compile(r"\.tmp-[A-Za-z0-9_]+$")  # ``files.atomic_write``'s, of a writer killed mid-write
+
+
 def clear(prune: bool = False, everything: bool = False) -> int:
     """Remove the compiled kernels (with ``prune``: those of other versions only) and the
     encoded books (not with ``prune``), and with ``everything`` the downloaded corpora and the
-    demo corpus too; returns the bytes freed. All of it is made again when needed."""
+    demo corpus too; returns the bytes of the files removed. All of it is made again when
+    needed. Only files fastrnn made, recognised by their names, are removed, then the
+    directories they leave empty; a symbolic link is never followed, nor removed."""
     current = paths.kernel_cache_dir()
-    doomed = [v for v in paths.kernel_cache_versions() if not (prune and v == current)]
+    doomed = [(v, KERNEL_FILE) for v in paths.kernel_cache_versions() if not (prune and v == current)]
     if not prune:
-        doomed.append(paths.encoded_dir())
+        doomed.append((paths.encoded_dir(), ENCODED_FILE))
         if everything:
-            doomed += [paths.corpora_dir()] + paths.demo_corpus_files()
+            corpora = re.compile("(" + "|".join(re.escape(name) for name in REGISTRY) + r")\.txt$")
+            doomed += [(paths.corpora_dir(), corpora), (paths.data_dir(), DEMO_FILE)]
+    return sum(_remove_own_files(folder, pattern, recurse=pattern is not DEMO_FILE) for folder, pattern in doomed)
+
+
+def _remove_own_files(folder: str, pattern: re.Pattern, recurse: bool) -> int:
+    """Remove the files under ``folder`` whose names match ``pattern`` (or are leftovers of
+    fastrnn's writes), without following symbolic links; the bytes removed."""
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        return 0
     freed = 0
-    for path in doomed:
-        if not os.path.exists(path):
-            continue
-        freed += _size(path)
-        if os.path.isdir(path):
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            os.unlink(path)
+    walk = os.walk(folder, topdown=False, followlinks=False) if recurse else [(folder, [], [
+        entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)])]
+    for root, dirs, files in walk:
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.islink(path) or not (pattern.match(name) or LEFTOVER.match(name)):
+                continue
+            try:
+                size = os.path.getsize(path)
+                os.unlink(path)
+                freed += size
+            except OSError:
+                pass
+        for name in dirs:  # directories of fastrnn's files, now empty (a symlink is not followed)
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
+    if recurse:
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # only if empty
     return freed

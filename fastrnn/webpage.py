@@ -24,8 +24,14 @@ textarea { width: 30rem; height: 3.2rem; } input { width: 6rem; } .error { color
 
 
 def _script_json(document: dict) -> str:
-    """JSON that can sit inside a <script> element: no "</" to end it early."""
-    return json.dumps(document, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that can sit inside a <script> element whatever its strings hold: every "<", ">"
+    and "&" as a JSON escape, so that neither "</script>" nor "<!--" (which would swallow the
+    page's next script) can appear; line and paragraph separators escaped too."""
+    text = json.dumps(document, separators=(",", ":"))
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                          ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
 
 
 def sampler_script() -> str:

@@ -129,3 +129,24 @@ def test_strip_gutenberg_requires_markers():
     assert strip_gutenberg(GUTENBERG) == BOOK.strip() + "\n"
     with pytest.raises(CorpusError):
         strip_gutenberg("no markers here")
+
+
+def test_a_download_larger_than_the_cap_is_refused_and_nothing_saved(server, data, monkeypatch):
+    base, www, _ = server
+    (www / "big.txt").write_text("x" * 5000)
+    monkeypatch.setattr(corpora, "MAX_DOWNLOAD_BYTES", 4096)
+    register(monkeypatch, Corpus("big", "Too big", f"{base}/big.txt"))
+    with pytest.raises(CorpusError, match="larger than 4,096 bytes"):
+        corpora.get("big")
+    assert leftovers(data) == []
+
+
+def test_a_redirect_from_https_to_plain_http_is_refused():
+    import urllib.error
+    import urllib.request
+
+    handler = corpora._NoDowngrade()
+    request = urllib.request.Request("https://www.gutenberg.org/cache/epub/11/pg11.txt")
+    with pytest.raises(urllib.error.URLError, match="refused a redirect"):
+        handler.redirect_request(request, None, 302, "Found", {}, "http://example.org/pg11.txt")
+    assert handler.redirect_request(request, None, 302, "Found", {}, "https://example.org/pg11.txt") is not None

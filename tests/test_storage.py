@@ -20,9 +20,9 @@ def data(tmp_path):
         (root / "kernels" / old).mkdir(parents=True)
         (root / "kernels" / old / "loop.nbc").write_bytes(b"x" * 1_000_000)
     (root / "encoded").mkdir()
-    (root / "encoded" / "abc-text-utf-8.vocab.npy").write_bytes(b"v" * 500_000)
+    (root / "encoded" / f"{'ab' * 32}-text-utf-8.vocab.npy").write_bytes(b"v" * 500_000)
     (root / "corpora").mkdir()
-    (root / "corpora" / "tiny.txt").write_text("a text")
+    (root / "corpora" / "alice.txt").write_text("a text")
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     return root, dict(env, FASTRNN_DATA=str(root))
 
@@ -41,11 +41,30 @@ def test_cache_shows_what_is_kept_and_clears_it(data):
     kept = [p.name for p in (root / "kernels").glob("fastrnn-*")]
     assert len(kept) == 1 and "0000" not in kept[0] and "1111" not in kept[0] and (root / "encoded").exists()
     assert fastrnn(["cache", "clear"], env).returncode == 0
-    assert not (root / "encoded").exists() and (root / "corpora" / "tiny.txt").exists()
+    assert not (root / "encoded").exists() and (root / "corpora" / "alice.txt").exists()
     assert fastrnn(["cache", "clear", "--all"], env).returncode == 0
     assert not (root / "corpora").exists()
     misuse = fastrnn(["cache", "clear", "--all", "--prune"], env)
     assert misuse.returncode == 2 and len(misuse.stderr.strip().splitlines()) == 1
+
+
+def test_clearing_removes_only_what_fastrnn_made_and_follows_no_link(data, tmp_path):
+    root, env = data
+    mine = {root / "corpora" / "notes.txt": "my notes", root / "encoded" / "important.md": "keep me",
+            root / "demo-talk.txt": "a talk", root / "kernels" / "fastrnn-1111111111111111" / "README": "mine"}
+    for path, text in mine.items():
+        path.write_text(text)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / f"{'cd' * 32}-text-utf-8.vocab.npy").write_bytes(b"v" * 300_000)
+    os.symlink(elsewhere, root / "encoded" / "linked")
+    (root / "demo-python3.11.7.txt").write_text("d" * 200_000)
+    cleared = fastrnn(["cache", "clear", "--all"], env)
+    assert cleared.returncode == 0, cleared.stderr
+    assert "freed 2.7 MB" in cleared.stderr  # the two kernels, the encoded book, the corpus, the demo
+    assert all(path.read_text() == text for path, text in mine.items())
+    assert (elsewhere / f"{'cd' * 32}-text-utf-8.vocab.npy").exists() and (root / "encoded" / "linked").is_symlink()
+    assert not (root / "corpora" / "alice.txt").exists() and not (root / "demo-python3.11.7.txt").exists()
 
 
 def test_an_unwritable_kernel_cache_compiles_in_memory_with_one_warning(tmp_path, book):

@@ -200,3 +200,26 @@ def test_a_cell_the_page_has_no_step_for_is_one_line_in_the_page(browser, tmp_pa
     assert message == f'this page has no step for the cell "newcell" (it has {", ".join(sampler_steps())})'
     assert browser.find_element("id", "sample").get_attribute("class") == "error"
     assert browser.execute_script("return fastrnn.sampler") is None
+
+
+HOSTILE = ("</script><script>window.pwned = 1</script><!--<script>window.pwned = 2</script>"
+           "<img src=x onerror=\"window.pwned = 3\"> & ]]> \u2028 ")
+
+
+def test_pages_of_a_hostile_book_write_text_and_run_none_of_its_scripts(browser, tmp_path):
+    """A book (and a run directory) named and filled with markup: the model page and the report
+    escape it everywhere, in HTML and in the JSON inside the page's script."""
+    from conftest import make_text
+
+    book = tmp_path / "<script>window.pwned=4<!--.txt"
+    book.write_text((make_text(300) + HOSTILE) * 4, encoding="utf-8")
+    out = tmp_path / "run <!--<script>"
+    run = fastrnn.train(book, out=out, steps=200, hidden=12, sample_every=50, progress=False)
+    run.best_model.export(tmp_path / "model.html", html=True)
+    run.report(tmp_path / "report.html")
+    for page in ("model.html", "report.html"):
+        browser.get((tmp_path / page).as_uri())
+        text = wait_for_sample(browser)
+        assert len(text) == 500, page  # the sampler ran: the model's JSON was read whole
+        assert browser.execute_script("return window.pwned === undefined"), page
+        assert browser.execute_script("return document.scripts.length") == 2, page  # the model's and the sampler's
