@@ -183,6 +183,15 @@ def test_errors_survive_pickling():
     assert (stopped.update, stopped.out_dir) == (40, "runs/x")
 
 
+def shell_reply(kc, msg_id, timeout):
+    """The kernel's reply to the request ``msg_id``, passing over replies to others (a late one
+    to the client's kernel_info request, say)."""
+    while True:
+        message = kc.get_shell_msg(timeout=timeout)
+        if message["parent_header"].get("msg_id") == msg_id:
+            return message["content"]
+
+
 def test_interrupting_a_notebook_kernel_checkpoints_the_run(tmp_path, text):
     manager = pytest.importorskip("jupyter_client.manager")
     out = tmp_path / "run"
@@ -190,17 +199,18 @@ def test_interrupting_a_notebook_kernel_checkpoints_the_run(tmp_path, text):
     try:
         # stop_on_error=False: the kernel would otherwise abort the next cell sent within
         # moments of the error, which is the kernel's rule, not this test's subject
-        kc.execute(f"import fastrnn\nfastrnn.train(text={text!r}, out={str(out)!r}, steps=10**8, hidden=16, "
-                   f"sample_every=0, checkpoint_every=0, log_every=10, progress=False)", stop_on_error=False)
+        training = kc.execute(f"import fastrnn\nfastrnn.train(text={text!r}, out={str(out)!r}, steps=10**8, "
+                              f"hidden=16, sample_every=0, checkpoint_every=0, log_every=10, progress=False)",
+                              stop_on_error=False)
         deadline = time.monotonic() + 300
         while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 3):
             assert time.monotonic() < deadline, "the run did not start"
             time.sleep(0.2)
         km.interrupt_kernel()  # the notebook's interrupt: SIGINT to the kernel
-        reply = kc.get_shell_msg(timeout=120)["content"]
+        reply = shell_reply(kc, training, 120)
         assert reply["status"] == "error" and reply["ename"] == "Interrupted", reply
-        kc.execute("fastrnn.load(" + repr(str(out / "last.npz")) + ").hyper['hidden']")  # the kernel lives on
-        assert kc.get_shell_msg(timeout=60)["content"]["status"] == "ok"
+        loading = kc.execute("fastrnn.load(" + repr(str(out / "last.npz")) + ").hyper['hidden']")  # the kernel lives on
+        assert shell_reply(kc, loading, 60)["status"] == "ok"
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
