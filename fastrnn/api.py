@@ -167,7 +167,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         The book as a string, or documents (tweets, say) each closed by an end-of-text
         character; kept in the run directory as book.txt so that the run can be resumed.
     out : str or path, optional
-        The run directory [default: runs/<book>-<date>-<time>]; an existing run is kept
+        The run directory [default: ``runs/<book>-<date>-<time>``]; an existing run is kept
         unless ``force``.
     steps, epochs : int, optional
         Total updates and/or passes over the book (the fewer wins) [default: 5 epochs].
