@@ -30,7 +30,8 @@ def load_encoded(key: str):
         return None
     # a damaged entry is a miss: the kernels do not bounds-check their indices
     if (codepoints.ndim != 1 or codepoints.size == 0 or codepoints.dtype.kind not in "iu"
-            or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.max() >= 0x110000):
+            or np.any(np.diff(codepoints.astype(np.int64)) <= 0) or codepoints.astype(np.int64)[0] < 0
+            or codepoints.max() >= 0x110000):
         return None
     vocab = Vocab(codepoints.astype(np.uint32))
     if indices.ndim != 1 or indices.dtype != vocab.index_dtype() or indices.size == 0 or indices.max() >= vocab.size:
