@@ -34,7 +34,7 @@ def gradcheck(book=None, *, text: str | None = None, cell: str = "rnn", layers: 
     ``book`` (a file) or ``text`` (a small built-in text without either) and ``chunks`` more.
     Returns a ``GradientCheck``: ``.results``, ``.passed``, ``.table()`` (what ``fastrnn
     gradcheck`` prints)."""
-    from .gradients import BUILTIN_TEXT, CheckSettings, gradient_check
+    from .gradients import BUILTIN_TEXT, CheckSettings, gradient_check  # Numba: not while ``import fastrnn``
 
     for name, value in dict(cell=cell, dtype=dtype, layers=layers, hidden=hidden, seq_length=seq_length, seed=seed,
                             embedding=embedding, sigma=sigma).items():
@@ -216,7 +216,8 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     >>> fastrnn.resume("runs/doc", steps=400, progress=False).updates_trained
     100
     """
-    given = {s.name: value for s, value in zip(OPTIONS, _arguments(locals(), OPTIONS))}
+    arguments = locals()
+    given = {s.name: arguments[s.name] for s in OPTIONS}
     if book is not None and text is not None:
         raise OptionError("text", "give a book or a text, not both")
     start = None
@@ -262,7 +263,8 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
     ``epochs`` passes in all (by default the total it was started with). The book, encoding,
     format and intervals are the run's own unless given. A finished run is returned as it is."""
     run_dir = os.fspath(run_dir)
-    given = {name: value for name, value in locals().items() if name in BY_NAME}
+    arguments = locals()
+    given = {name: value for name, value in arguments.items() if name in BY_NAME}
     for name, value in given.items():
         check(name, value)
     if not os.path.isdir(run_dir):
@@ -282,11 +284,6 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
                                config["val_fraction"], intervals, steps, epochs, resumed=state, config=config,
                                share_machine=threads is None)
         return _carry_out(resumed, tell, say, should_stop)
-
-
-def _arguments(arguments: dict, settings) -> list:
-    """The values of ``settings`` among a function's ``locals()``."""
-    return [arguments[s.name] for s in settings]
 
 
 def _carry_out(run_plan, tell, say, should_stop) -> Run:
