@@ -69,6 +69,10 @@ class Engine:
                             [0], 0, float("nan"), float("inf"))
         return self._chunk_gradients(work, run, book)
 
+    def _chunk_gradients(self, work, run, book) -> tuple[float, np.ndarray]:
+        """(loss, gradients) of the chunk at run.positions[0] of ``book``, through ``work``."""
+        raise NotImplementedError
+
     def text_loss(self, work, params: np.ndarray, text: np.ndarray, h0: np.ndarray) -> float:
         """Summed cross-entropy in nats of predicting text[1:], text[0] being fed to the flat
         carried state h0 (S,), in chunks of ``work``'s (a workspace of one stream)."""
@@ -87,6 +91,10 @@ class Engine:
         self._sample_chars(out, H, params, np.asarray(prime, dtype=np.int64), uniforms, float(1.0 / temperature),
                            int(top_k))
         return out[0] if num is None else out
+
+    def _sample_chars(self, out, H, params, prime, uniforms, inv_temperature, top_k) -> None:
+        """The sampler's kernel: ``out`` (N, n) written, ``H`` (N, S) advanced in place."""
+        raise NotImplementedError
 
 
 class ClassicEngine(Engine):
