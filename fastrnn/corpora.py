@@ -9,10 +9,7 @@ download leaves nothing behind.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from .errors import FastrnnError
@@ -66,16 +63,20 @@ def strip_gutenberg(text: str) -> str:
 MAX_DOWNLOAD_BYTES = 64 << 20  # a corpus of unknown size: more than any book of the registry
 
 
-class _NoDowngrade(urllib.request.HTTPRedirectHandler):
-    """Redirects, but never from https to plain http."""
+def opener():
+    """urllib's opener, following redirects but never from https to plain http. urllib is
+    imported here, not with the module: with http.client and email it is about a tenth of a
+    second of every command's start, and only a download needs it."""
+    import urllib.error
+    import urllib.request
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if req.full_url.startswith("https:") and not newurl.startswith("https:"):
-            raise urllib.error.URLError(f"refused a redirect from https to {newurl}")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+    class NoDowngrade(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):
+            if req.full_url.startswith("https:") and not newurl.startswith("https:"):
+                raise urllib.error.URLError(f"refused a redirect from https to {newurl}")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
 
-
-_OPENER = urllib.request.build_opener(_NoDowngrade)
+    return urllib.request.build_opener(NoDowngrade)
 
 
 def fetch(corpus: Corpus, timeout: float = 30.0) -> str:
@@ -85,9 +86,12 @@ def fetch(corpus: Corpus, timeout: float = 30.0) -> str:
         return path
     hint = (f"download it by hand with: curl -L -o {corpus.name}.txt {corpus.url} "
             f"and train on that file")
+    import http.client  # with urllib: only a download needs them (``opener``)
+    import urllib.error
+
     limit = corpus.size if corpus.size is not None else MAX_DOWNLOAD_BYTES
     try:
-        with _OPENER.open(corpus.url, timeout=timeout) as response:
+        with opener().open(corpus.url, timeout=timeout) as response:
             raw = response.read(limit + 1)
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
