@@ -93,6 +93,9 @@ def fetch(corpus: Corpus, timeout: float = 30.0) -> str:
     try:
         with opener().open(corpus.url, timeout=timeout) as response:
             raw = response.read(limit + 1)
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit() and len(raw) < int(length) <= limit:  # read(amount) does not raise it
+                raise http.client.IncompleteRead(raw, int(length) - len(raw))
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         reason = getattr(err, "reason", err)
         raise CorpusError(f"cannot download {corpus.name} from {corpus.url} ({reason}); {hint}") from None
