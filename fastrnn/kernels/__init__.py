@@ -36,11 +36,11 @@ and its entry in ``OPTIMIZER_STEPS``, ``optimizers.py`` the declaration of its s
 The training loop reaches the model through six hooks (``loop.py``) and the optimizer through
 ``step_and_keep_best``.
 
-Compiled code is cached on disk in a directory named by a hash of this package's sources
-(``CACHE_DIR``, under ``CACHE_ROOT``): an edit to any layer (a helper that other kernels inline
-included) gives a new directory, so code compiled from other sources is never served. Where it
-cannot be written (a read-only home, a full disk), the kernels compile in memory
-(``CACHE_WRITABLE`` False), with one warning line.
+Compiled code is cached on disk in a directory named by a hash of this package's sources and
+of the CPU compiled for (``CACHE_DIR``, under ``CACHE_ROOT``): an edit to any layer (a helper
+that other kernels inline included) gives a new directory, so code compiled from other sources
+is never served. Where it cannot be written (a read-only home, a full disk), the kernels
+compile in memory (``CACHE_WRITABLE`` False), with one warning line.
 """
 import hashlib
 import os
@@ -52,9 +52,15 @@ from numba.core import config as _numba_config
 
 
 def _sources_hash() -> str:
-    """sha256 of every source file of this package, in name order, as 16 hex digits."""
+    """sha256 of every source file of this package, in name order, and of the CPU that Numba
+    compiles for (the kernels' vector width follows it: a home shared by two machines keeps a
+    build for each), as 16 hex digits."""
+    from llvmlite import binding
+
     here = os.path.dirname(os.path.abspath(__file__))
     digest = hashlib.sha256()
+    digest.update(f"{_numba_config.CPU_NAME or binding.get_host_cpu_name()}\0"
+                  f"{_numba_config.CPU_FEATURES or binding.get_host_cpu_features().flatten()}\0".encode())
     for name in sorted(os.listdir(here)):
         if name.endswith(".py"):
             digest.update(name.encode() + b"\0")
