@@ -2,7 +2,7 @@
 it): the same training bit for bit, and interleaved speed.
 
     git worktree add /tmp/before <commit>
-    python benchmarks/versions.py --book BOOK --other /tmp/before [--rounds 9]
+    python benchmarks/versions.py --book BOOK --other /tmp/before [--rounds 9] [--cpu-name znver3]
 
 Trains 1,500 updates (seed 3) with 1 and 16 streams in float64 and float32, 60 of a small
 LSTM with the gated recipe's settings and 60 of a two-layer GRU with RMSprop, under each
@@ -12,6 +12,9 @@ one stream (float64, float32; one thread), 16 streams (float64, two threads) and
 GRU recipes (two threads) round by round, alternating which version goes first, and prints
 the median ratio this/other with its range.
 Each measurement is a fresh process, so each version uses its own code and kernel cache.
+``--cpu-name`` compiles both for another CPU (NUMBA_CPU_NAME): ``znver3`` measures the 256-bit
+(AVX2) kernels on a machine with AVX-512, with the host's features less AVX-512
+(NUMBA_CPU_FEATURES, unless ``--cpu-features`` gives them).
 """
 from __future__ import annotations
 
@@ -119,6 +122,14 @@ def python(root: str, code: str, *args: str) -> str:
     return done.stdout
 
 
+def features_without_avx512() -> str:
+    """The host CPU's features as NUMBA_CPU_FEATURES takes them, every AVX-512 (and AVX10) one off."""
+    from llvmlite import binding
+
+    return ",".join(("+" if on and "avx512" not in name and not name.startswith("avx10") else "-") + name
+                    for name, on in sorted(binding.get_host_cpu_features().items()))
+
+
 def main() -> None:
     import numpy as np
 
@@ -126,7 +137,12 @@ def main() -> None:
     parser.add_argument("--book", required=True)
     parser.add_argument("--other", required=True, help="the root of another fastrnn checkout")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--cpu-name", help="compile for this CPU (NUMBA_CPU_NAME), e.g. znver3: AVX2 only")
+    parser.add_argument("--cpu-features", help="with --cpu-name: its LLVM features (default: the host's less AVX-512)")
     args = parser.parse_args()
+    if args.cpu_name:  # every child process inherits them
+        os.environ["NUMBA_CPU_NAME"] = args.cpu_name
+        os.environ["NUMBA_CPU_FEATURES"] = args.cpu_features or features_without_avx512()
     book = os.path.abspath(args.book)
     with tempfile.TemporaryDirectory() as tmp:
         files = {}

@@ -33,8 +33,15 @@ def kernel_cache_root() -> str:
 
 @functools.lru_cache(maxsize=1)
 def kernel_sources_hash() -> str:
-    """sha256 of every source file of the kernels package, in name order, as 16 hex digits."""
+    """sha256 of every source file of the kernels package, in name order, and of the CPU that
+    Numba compiles for (the kernels' vector width follows it: a home shared by two machines
+    keeps a build for each), as 16 hex digits."""
+    from llvmlite import binding  # Numba's: only where kernels are compiled or their cache shown
+    from numba.core import config
+
     digest = hashlib.sha256()
+    digest.update(f"{config.CPU_NAME or binding.get_host_cpu_name()}\0"
+                  f"{config.CPU_FEATURES or binding.get_host_cpu_features().flatten()}\0".encode())
     for name in sorted(os.listdir(KERNELS_PACKAGE)):
         if name.endswith(".py"):
             digest.update(name.encode() + b"\0")

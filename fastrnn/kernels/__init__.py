@@ -37,12 +37,12 @@ and of ``model.Hyper``, by the same name. The loop compiles a build per optimize
 The training loop reaches the model through six hooks (``loop.py``) and the optimizer through
 ``step_and_keep_best``.
 
-Compiled code is cached on disk in a directory named by a hash of this package's sources
-(``CACHE_DIR``, under ``CACHE_ROOT``; ``paths.py`` says where): an edit to any layer (a helper
-that other kernels inline included) gives a new directory, so code compiled from other sources
-is never served. Where it
-cannot be written (a read-only home, a full disk), the kernels compile in memory
-(``CACHE_WRITABLE`` False), with one warning line.
+Compiled code is cached on disk in a directory named by a hash of this package's sources and
+of the CPU compiled for (``CACHE_DIR``, under ``CACHE_ROOT``; ``paths.py`` says where): an edit
+to any layer (a helper that other kernels inline included) gives a new directory, so code
+compiled from other sources is never served. Where it cannot be written (a read-only home, a
+full disk, a directory others can write), the kernels compile in memory (``CACHE_WRITABLE``
+False), with one warning line.
 """
 import sys
 

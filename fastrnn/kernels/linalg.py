@@ -9,7 +9,7 @@ from numba import from_dtype, njit, types
 from numba.extending import overload
 
 from .config import JIT, UNCACHED
-from .simd import lanes_of, vfma, vload, vstore
+from .simd import HALF, lanes_of, vfma, vload, vstore
 
 
 @njit(inline="always")
@@ -117,7 +117,8 @@ def _tiles_3wide(out, coef, A, tiled):
 
 @njit(inline="always")
 def _tiles_2wide(out, coef, A, tiled, first):
-    """Columns first.. of the tiled rows in 4 x 2 tiles, and a 4 x 1 tile for one vector or less."""
+    """Columns first.. of the tiled rows in 4 x 2 tiles, and a 4 x 1 tile for one vector or less:
+    unmasked for a whole vector or half of one (``simd.HALF``), masked otherwise."""
     V = lanes_of(out)
     L = out.shape[1]
     for i in range(first, L, 2 * V):
@@ -127,6 +128,10 @@ def _tiles_2wide(out, coef, A, tiled, first):
                 _tile_4x2(out, coef, A, t, i, None)
             elif width > V:
                 _tile_4x2(out, coef, A, t, i, width - V)
+            elif width == V:
+                _tile_4x1(out, coef, A, t, i, None)
+            elif 2 * width == V:
+                _tile_4x1(out, coef, A, t, i, HALF)
             else:
                 _tile_4x1(out, coef, A, t, i, width)
 
@@ -221,7 +226,7 @@ def _tile_4x2(out, coef, A, t, i, last):
 
 @njit(inline="always")
 def _tile_4x1(out, coef, A, t, i, count):
-    """Rows t..t+3, columns i..i+count (count <= V) of ``matmul_add``."""
+    """Rows t..t+3, columns i..i+count (count <= V; None: V; ``HALF``: V / 2) of ``matmul_add``."""
     o0, o1 = vload(out, t, i, count), vload(out, t + 1, i, count)
     o2, o3 = vload(out, t + 2, i, count), vload(out, t + 3, i, count)
     for j in range(A.shape[0]):
@@ -238,7 +243,8 @@ def _tile_4x1(out, coef, A, t, i, count):
 def _rows(out, coef, A, first):
     """Rows first..T-1 of ``matmul_add`` as sums of scaled rows of A, eight rows of A per pass
     over an output row (then one at a time): each pass carries ceil(L / lanes) independent
-    vectors, where a register tile of one row would carry a few (faster at T = 1).
+    vectors, where a register tile of one row would carry a few (faster at T = 1). A tail of
+    half a vector goes unmasked (``simd.HALF``), others masked.
     The sum of each element is still in order of j, with the tiles' multiply-add, so these
     rows equal the tiled ones bit for bit."""
     T = out.shape[0]
@@ -255,7 +261,10 @@ def _rows(out, coef, A, first):
             for i in range(0, whole, V):
                 o = _eight_terms(out, A, t, j, i, None, c0, c1, c2, c3, c4, c5, c6, c7)
                 vstore(out, t, i, o, None)
-            if whole < L:
+            if 2 * (L - whole) == V:
+                o = _eight_terms(out, A, t, j, whole, HALF, c0, c1, c2, c3, c4, c5, c6, c7)
+                vstore(out, t, whole, o, HALF)
+            elif whole < L:
                 o = _eight_terms(out, A, t, j, whole, L - whole, c0, c1, c2, c3, c4, c5, c6, c7)
                 vstore(out, t, whole, o, L - whole)
         j += 8
@@ -264,7 +273,9 @@ def _rows(out, coef, A, first):
             c = coef[t, j]
             for i in range(0, whole, V):
                 vstore(out, t, i, vfma(vload(A, j, i, None), c, vload(out, t, i, None)), None)
-            if whole < L:
+            if 2 * (L - whole) == V:
+                vstore(out, t, whole, vfma(vload(A, j, whole, HALF), c, vload(out, t, whole, HALF)), HALF)
+            elif whole < L:
                 vstore(out, t, whole, vfma(vload(A, j, whole, L - whole), c, vload(out, t, whole, L - whole)),
                        L - whole)
         j += 1

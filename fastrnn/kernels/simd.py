@@ -9,6 +9,11 @@ instruction, else 256 bits (an AVX2 register). Machines with narrower registers 
 results through LLVM's splitting of wide vectors, and the width changes no result: every
 element is summed in the same order with the same multiply-add whatever the lanes.
 
+A ``count`` of ``HALF`` loads or stores the first half of the lanes as a vector of half the
+width, unmasked: a row's tail of exactly half a vector (100 columns of float32 in 256 bits)
+then needs no masked load or store. AVX2's masked stores are slow on some CPUs (AMD's before
+Zen 4), and a masked load of what a masked store just wrote waits for the store to complete.
+
 ``vfma`` computes ``acc + a * s`` with ``llvm.fmuladd``, fused where the CPU has FMA, on every
 path of ``matmul_add``, so that its paths round alike. With NUMBA_DISABLE_JIT=1 the same
 names are plain NumPy functions (at the end of this module), unfused, so the kernels still run
@@ -19,15 +24,15 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils, config
 from numba.core.errors import TypingError
-from numba.extending import intrinsic, models, register_model
-
+from numba.core.imputils import lower_constant
+from numba.extending import intrinsic, models, register_model, typeof_impl
 
 
 def _vector_bits() -> int:
     """512 on a CPU with AVX-512 (as Numba compiles for it: its NUMBA_CPU_NAME and
     NUMBA_CPU_FEATURES, else the host's), else 256."""
     if config.CPU_NAME is not None or config.CPU_FEATURES is not None:
-        return 512 if "+avx512f" in (config.CPU_FEATURES or "") else 256
+        return 512 if "+avx512f" in (config.CPU_FEATURES or "").split(",") else 256
     from llvmlite import binding
 
     return 512 if binding.get_host_cpu_features().get("avx512f") else 256
@@ -56,14 +61,48 @@ def _vec_type(dtype):
     return Vec(dtype, VECTOR_BITS // dtype.bitwidth)
 
 
+class Half:
+    """The type of ``HALF``."""
+
+    def __repr__(self):
+        return "HALF"
+
+
+HALF = Half()  # the count of ``vload`` and ``vstore`` that moves the first half of the lanes, unmasked
+
+
+class HalfType(types.Dummy):
+    """Numba's type of ``HALF``: the count is known when the kernel compiles."""
+
+
+half_type = HalfType("half")
+register_model(HalfType)(models.OpaqueModel)
+
+
+@typeof_impl.register(Half)
+def _typeof_half(val, c):
+    return half_type
+
+
+@lower_constant(HalfType)
+def _lower_half(context, builder, ty, pyval):
+    return context.get_dummy_value()
+
+
+def _moved_type(dtype, count):
+    """The vector that ``vload`` and ``vstore`` move for ``count``: half a vector for ``HALF``."""
+    vec = _vec_type(dtype)
+    return Vec(dtype, vec.lanes // 2) if isinstance(count, HalfType) else vec
+
+
 def _check_rows(name, arr, count):
     """Typing-time checks: a 2-D float array whose rows may be contiguous (a Fortran-ordered one
-    cannot be), and a count that is None or an integer."""
+    cannot be), and a count that is None, ``HALF`` or an integer."""
     if not (isinstance(arr, types.Array) and arr.ndim == 2 and arr.dtype in (types.float32, types.float64)
             and arr.layout != "F"):
         raise TypingError(f"{name}: needs a 2-D float32 or float64 array with contiguous rows, got {arr}")
-    if not isinstance(count, (types.NoneType, types.Integer)):
-        raise TypingError(f"{name}: count must be None or an integer, got {count}")
+    if not isinstance(count, (types.NoneType, HalfType, types.Integer)):
+        raise TypingError(f"{name}: count must be None, HALF or an integer, got {count}")
 
 
 def _type_name(ty):
@@ -121,15 +160,16 @@ def lanes_of(typingctx, arr):
 @intrinsic
 def vload(typingctx, arr, row, col, count):
     """arr[row, col:col + lanes] of a 2-D array with contiguous rows, as a Vec. ``count`` None
-    loads all lanes; an int loads the first ``count`` (the rest are 0) and reads nothing past them."""
+    loads all lanes; ``HALF`` the first half, as a vector of half the lanes; an int loads the
+    first ``count`` (the rest are 0) and reads nothing past them."""
     _check_rows("vload", arr, count)
-    vec = _vec_type(arr.dtype)
+    vec = _moved_type(arr.dtype, count)
 
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(vec)
         ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1], args[2]), vty.as_pointer())
         align = arr.dtype.bitwidth // 8
-        if isinstance(count, types.NoneType):
+        if isinstance(count, (types.NoneType, HalfType)):
             return builder.load(ptr, align=align)
         mask = _first_lanes(builder, vec.lanes, args[3])
         fnty = ir.FunctionType(vty, [ptr.type, ir.IntType(32), mask.type, vty])
@@ -141,16 +181,17 @@ def vload(typingctx, arr, row, col, count):
 
 @intrinsic
 def vstore(typingctx, arr, row, col, value, count):
-    """arr[row, col:col + lanes] = value; ``count`` as in ``vload`` (an int writes the first lanes only)."""
+    """arr[row, col:col + lanes] = value; ``count`` as in ``vload`` (an int writes the first lanes
+    only; ``HALF`` takes a vector of half the lanes)."""
     _check_rows("vstore", arr, count)
-    if value != _vec_type(arr.dtype):
-        raise TypingError(f"vstore: a {value} does not fit a row of {arr}")
+    if value != _moved_type(arr.dtype, count):
+        raise TypingError(f"vstore: a {value} does not fit a row of {arr} with count {count}")
 
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(value)
         ptr = builder.bitcast(_element_pointer(context, builder, arr, args[0], args[1], args[2]), vty.as_pointer())
         align = arr.dtype.bitwidth // 8
-        if isinstance(count, types.NoneType):
+        if isinstance(count, (types.NoneType, HalfType)):
             builder.store(args[3], ptr, align=align)
         else:
             mask = _first_lanes(builder, value.lanes, args[4])
@@ -182,14 +223,14 @@ if config.DISABLE_JIT:
         return VECTOR_BITS // (8 * arr.dtype.itemsize)
 
     def vload(arr, row, col, count):
-        lanes = lanes_of(arr)
-        n = lanes if count is None else count
+        lanes = lanes_of(arr) // (2 if count is HALF else 1)
+        n = lanes if count is None or count is HALF else count
         v = np.zeros(lanes, arr.dtype)
         v[:n] = arr[row, col:col + n]
         return v
 
     def vstore(arr, row, col, value, count):
-        n = value.shape[0] if count is None else count
+        n = value.shape[0] if count is None or count is HALF else count
         arr[row, col:col + n] = value[:n]
 
     def vfma(a, s, acc):

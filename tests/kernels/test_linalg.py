@@ -1,4 +1,5 @@
-"""linalg: matmul_add against extended precision, row independence, and bounds."""
+"""linalg: matmul_add against extended precision, row independence, and bounds, at the host's vector
+width and at 256 bits."""
 import os
 import subprocess
 import sys
@@ -95,3 +96,25 @@ def test_matmul_add_runs_as_python_too():
                             capture_output=True, text=True, env=dict(os.environ, NUMBA_DISABLE_JIT="1"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_matmul_add_at_256_bits_on_a_machine_with_avx512():
+    # a machine with AVX-512 runs 512-bit vectors; the 256-bit kernels (AVX2, where a float32 row
+    # of 100 ends in half a vector) compile for Zen 3 in a child process, with AVX-512 off
+    from llvmlite import binding
+
+    features = binding.get_host_cpu_features()
+    if not features.get("avx512f"):
+        pytest.skip("this machine runs the 256-bit kernels itself")
+    env = dict(os.environ, NUMBA_CPU_NAME="znver3", NUMBA_CPU_FEATURES=",".join(
+        ("+" if on and "avx512" not in name and not name.startswith("avx10") else "-") + name
+        for name, on in sorted(features.items())))
+    width = subprocess.run([sys.executable, "-c", "from fastrnn.kernels import simd; print(simd.VECTOR_BITS)"],
+                           capture_output=True, text=True, env=env)
+    assert width.stdout.strip() == "256", width.stdout + width.stderr
+    tests = [f"{__file__}::{name}" for name in ("test_matmul_add_is_accurate_and_each_row_independent_of_the_others",
+                                                 "test_matmul_add_never_reads_or_writes_past_the_last_row")]
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
