@@ -123,3 +123,15 @@ def test_sample_length_sets_the_samples_of_a_run_and_of_its_resumed_sessions(tmp
     assert [len(s.text) for s in fastrnn.Run(out).samples] == [17, 17, 17]
     fastrnn.resume(out, steps=30, progress=False)  # keeps the run's length
     assert [len(s.text) for s in fastrnn.Run(out).samples] == [17] * 4
+
+
+def test_a_run_of_zero_steps_writes_the_model_at_update_zero(tmp_path, book):
+    out = tmp_path / "run"
+    result = run(["train", str(book), "--out", str(out), "--steps", "0", "--hidden", "8", "-q"])
+    assert result.exit_code == 0, result.output
+    model = fastrnn.load(out / "last.npz")
+    assert model.update == 0 and fastrnn.Run(out).summary["updates"] == 0
+    # the first update by hand from there is the run's own first update
+    assert fastrnn.resume(out, steps=1, progress=False).updates_trained == 1
+    with pytest.raises(OptionError, match="warmup"):  # a warm-up still has to end within the run
+        fastrnn.train(book, out=tmp_path / "w", steps=3, warmup=3, hidden=8, progress=False)
