@@ -156,7 +156,7 @@ def compile_transposed_product(dtype) -> None:
     transposed view, as ``matmul_add_transposed`` runs it for X of fewer than 64 rows: every
     cell's backward pass needs it for its weight gradients, last in its tree. The second process
     of a cold start compiles it first, and the block function compiling in the first process
-    then loads it (``trainer.compile_kernels``)."""
+    then loads it (``build.compile_kernels``)."""
     if hasattr(matmul_add, "compile"):  # not under NUMBA_DISABLE_JIT
         rows = types.Array(from_dtype(np.dtype(dtype)), 2, "C")
         matmul_add.compile((rows, rows.copy(layout="F"), rows))
