@@ -175,7 +175,10 @@ def mutations(data: bytes):
     )
 
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+# 60 fixed examples a file in every run; FASTRNN_FUZZ_EXAMPLES=20000 for a long run by hand (random
+# ones then, not derandomized)
+EXAMPLES = int(os.environ.get("FASTRNN_FUZZ_EXAMPLES", "60"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 60,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
