@@ -17,7 +17,8 @@ from .model import load_checkpoint
 from .progress import ProgressDisplay
 from .recipes import run_settings
 from .rundir import RunDir, RunLock, default_run_dir, holds_run, load_run_config
-from .settings import BY_NAME, OPTIONS, RUN, STORED, OptionError, check, check_count, check_positive
+from .settings import (BY_NAME, OPTIONS, RUN, STORED, OptionError, check, check_count, check_positive,
+                       parameter_docs)
 from .stopping import StopRequest
 from .text import read_text
 from .trained import Model, load
@@ -182,17 +183,9 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         Fine-tune: start from this trained model (a checkpoint, or a run directory's best.npz).
         The vocabulary becomes the union of the model's and the text's; the cell, layers,
         hidden size, embedding and dtype are the model's; the optimizer starts afresh.
-    cell, layers, hidden, seq_length, embedding, dropout, sigma, seed, dtype, streams, restart_every
-        The model and how it walks the book (``fastrnn.settings``).
-    optimizer, eta, beta1, beta2, alpha, weight_decay, schedule, min_eta, warmup, decay, decay_every
-        The optimizer (AdaGrad, or PyTorch's RMSprop and Adam) and the learning rate's schedule;
-        an option the optimizer or schedule does not take is an error.
-    clip, clip_norm
-        Clip each gradient element to [-clip, clip], or the gradient's global norm: one or the other.
-    threads : int, optional
-        Cores for several streams [default: all]; results do not depend on it.
-    val_fraction, val_every, sample_every, sample_length, log_every, checkpoint_every, encoding, format
-        The held-out end of the book, the intervals of the run directory's files, how to read BOOK.
+    SETTINGS
+        Every setting's entry, written from its declaration (``fastrnn.settings``) when the
+        module is imported.
     force : bool
         Replace a run already in ``out``.
     progress : bool or callable
@@ -253,6 +246,12 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
                                planned_updates=planned_updates, dropout_by_epochs=dropout is None, force=force,
                                share_machine=threads is None)
             return _carry_out(new, tell, say, should_stop)
+
+
+train.__doc__ = train.__doc__.replace(
+    "    SETTINGS\n        Every setting's entry, written from its declaration (``fastrnn.settings``) when the\n"
+    "        module is imported.\n",
+    parameter_docs([s.name for s in OPTIONS if s.name not in ("steps", "epochs", "time_limit", "planned_updates")]))
 
 
 def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book=None, encoding: str | None = None,

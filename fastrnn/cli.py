@@ -70,20 +70,6 @@ def _errors(command):
     return wrapper
 
 
-def _option_help(setting) -> str:
-    """--help's text of a setting: its help and, where the cells' recipes differ or the default
-    needs words, the defaults in brackets [rnn's; gru's and lstm's]."""
-    if setting.default_text:
-        return f"{setting.help} [{setting.default_text}]"
-    if setting.by_cell:
-        values = list(dict.fromkeys("none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
-                                    for v in setting.by_cell.values()))
-        return f"{setting.help} [{'; '.join(values)}]"
-    if setting.optimizers:
-        return f"{setting.help} [{setting.default:g}]"
-    return setting.help
-
-
 def setting_option(name: str, **overrides):
     """The click option of the setting ``name`` (``settings.py``): its type (ranges are checked
     by the API, with one message for every caller), help and default; a setting whose default
@@ -96,7 +82,7 @@ def setting_option(name: str, **overrides):
     default = None if decided_later else setting.default
     # a command of its own default (gradcheck's) shows the setting's help without the recipes'
     attrs = dict(type=kind, default=default, show_default=default is not None, metavar=setting.metavar,
-                 help=setting.help if "default" in overrides else _option_help(setting))
+                 help=setting.help if "default" in overrides else setting.help_with_defaults())
     attrs.update(overrides)
     flag = "--" + name.replace("_", "-")
     return click.option(flag, *(["fmt"] if name == "format" else []), **attrs)

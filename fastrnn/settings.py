@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import textwrap
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -116,6 +117,19 @@ class Setting:
         if self.high is not None and not (value < self.high if self.high_open else value <= self.high):
             return False
         return True
+
+    def help_with_defaults(self) -> str:
+        """The help text and, where the cells' recipes differ or the default needs words, the
+        defaults in brackets [rnn's; gru's and lstm's] (``fastrnn train --help``)."""
+        if self.default_text:
+            return f"{self.help} [{self.default_text}]"
+        if self.by_cell:
+            values = list(dict.fromkeys("none" if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+                                        for v in self.by_cell.values()))
+            return f"{self.help} [{'; '.join(values)}]"
+        if self.optimizers:
+            return f"{self.help} [{self.default:g}]"
+        return self.help
 
     def cell_default(self, cell: str):
         """The default a run of ``cell`` takes where it is not given."""
@@ -284,3 +298,16 @@ def check_positive(name: str, value) -> None:
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0 < value < math.inf
     if value is not None and not ok:
         raise OptionError(name, f"{name} must be a positive number, not {value!r}")
+
+
+def parameter_docs(names, indent: str = "    ") -> str:
+    """numpydoc entries of the settings ``names`` (a public function's parameters), written from
+    the declaration, so that a setting's help is written once."""
+    lines = []
+    for name in names:
+        s = BY_NAME[name]
+        kind = f"{{{', '.join(repr(c) for c in s.choices)}}}" if s.choices else s.type.__name__
+        lines += [f"{indent}{name} : {kind}, optional",
+                  textwrap.fill(s.help_with_defaults(), 96, initial_indent=indent + "    ",
+                                subsequent_indent=indent + "    ")]
+    return "\n".join(lines) + "\n"
