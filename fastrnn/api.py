@@ -69,10 +69,13 @@ class Run:
 
     def __init__(self, path):
         self.dir = os.fspath(path)
+        """The run directory."""
         if not os.path.isdir(self.dir) or not holds_run(self.dir):
             raise FastrnnError(f"{self.dir}: not a fastrnn run directory")
         self._files = RunDir(self.dir)
-        self.updates_trained = None  # by the train or resume call that returned it
+        self.updates_trained = None
+        """Updates trained by the ``train`` or ``resume`` call that returned this run (None
+        for a run opened with ``Run(path)``)."""
 
     def __repr__(self) -> str:
         return f"<fastrnn.Run {self.dir}>"

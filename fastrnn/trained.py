@@ -46,6 +46,7 @@ class Model:
     def __init__(self, state, path: str | None = None):
         self._state = state
         self.path = path
+        """The file the model was read from (None for a model made in Python)."""
 
     def __repr__(self) -> str:
         h = self._state.hyper
