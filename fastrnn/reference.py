@@ -27,6 +27,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from .cells import CELLS
+from .settings import BY_NAME
 
 
 def forward(params, inputs, targets, hprev, masks=None):
@@ -91,14 +92,15 @@ class OptimizerSettings(NamedTuple):
     weight_decay: decoupled (AdamW's), theta *= 1 - eta weight_decay, for rmsprop and adam.
     """
 
-    name: str = "adagrad"
-    eps: float = 1e-8
-    clip: float = 5.0
-    clip_norm: float = 0.0
-    beta1: float = 0.9
-    beta2: float = 0.999
-    alpha: float = 0.99
-    weight_decay: float = 0.0
+    # the defaults are the settings' own (``settings.py``)
+    name: str = BY_NAME["optimizer"].default
+    eps: float = BY_NAME["eps"].default
+    clip: float = BY_NAME["clip"].default
+    clip_norm: float = BY_NAME["clip_norm"].default
+    beta1: float = BY_NAME["beta1"].default
+    beta2: float = BY_NAME["beta2"].default
+    alpha: float = BY_NAME["alpha"].default
+    weight_decay: float = BY_NAME["weight_decay"].default
 
 
 def adagrad_step(params, mem, grads, eta=0.1, options=OptimizerSettings()):

@@ -190,24 +190,18 @@ def _fuzz_one(path, data, read):
         assert "\n" not in str(err)
 
 
-def test_fuzzed_checkpoints_are_read_or_refused(tmp_path, trained):
-    data = (trained / "last.npz").read_bytes()
+@pytest.mark.parametrize("kind", ["checkpoint", "JSON model"])
+def test_fuzzed_models_are_read_or_refused(tmp_path, trained, kind):
+    path = trained / "last.npz"
+    if kind == "JSON model":
+        path = tmp_path / "m.json"
+        assert run(["export", str(trained), "-o", str(path)]).exit_code == 0
+    data = path.read_bytes()
 
     @FUZZ
     @given(mutations(data))
     def check(mutated):
-        _fuzz_one(tmp_path / "fuzz.npz", mutated, load_checkpoint)
-    check()
-
-
-def test_fuzzed_json_models_are_read_or_refused(tmp_path, trained):
-    assert run(["export", str(trained), "-o", str(tmp_path / "m.json")]).exit_code == 0
-    data = (tmp_path / "m.json").read_bytes()
-
-    @FUZZ
-    @given(mutations(data))
-    def check(mutated):
-        _fuzz_one(tmp_path / "fuzz.json", mutated, load_checkpoint)
+        _fuzz_one(tmp_path / ("fuzz" + path.suffix), mutated, load_checkpoint)
     check()
 
 
