@@ -149,8 +149,9 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
           decay_every: int | None = None, clip: float | None = None, clip_norm: float | None = None,
           dropout: float | None = None, embedding: int | None = None, dtype: str | None = None,
           streams: int | None = None, restart_every: int = 0, threads: int | None = None,
-          val_fraction: float = 0.0, val_every: int | None = None, sample_every: int = 10_000,
-          sample_length: int = 200, log_every: int = 100, checkpoint_every: int = 10_000, encoding: str = "utf-8", format: str = "auto", force: bool = False,
+          val_fraction: float = 0.0, val_file=None, val_every: int | None = None, sample_every: int = 10_000,
+          sample_length: int = 200, log_every: int = 100, checkpoint_every: int = 10_000, encoding: str = "utf-8",
+          format: str = "auto", force: bool = False,
           time_limit=None, planned_updates: int | None = None, progress=True, should_stop=None) -> Run:
     """Train a model on a book and return its run.
 
@@ -168,8 +169,9 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
         A text file, a directory of .txt files, tweets in JSON, or a corpus name from
         ``fastrnn corpus list``; None (and no ``text``) trains on the built-in demo corpus.
     text : str or list of str, optional
-        The book as a string, or documents (tweets, say) each closed by an end-of-text
-        character; kept in the run directory as book.txt so that the run can be resumed.
+        The book as a string, or a list of documents (names, tweets), each read from the start
+        state as ``format="lines"`` reads a list's lines; kept in the run directory as
+        book.txt so that the run can be resumed.
     out : str or path, optional
         The run directory [default: ``runs/<book>-<date>-<time>``]; an existing run is kept
         unless ``force``.
@@ -225,6 +227,10 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
                 raise OptionError(name, f"{name} comes from the init model ({have!r}), not {given[name]!r}")
             given[name] = have
         given["sigma"] = start.hyper["sigma"] if sigma is None else sigma
+    if val_file is not None:
+        given["val_file"] = val_file = os.fspath(val_file)
+        if val_fraction:
+            raise OptionError("val_file", "give val_fraction or val_file, not both")
     settings = run_settings({s.name: given[s.name] for s in STORED if s.option})
     for s in OPTIONS:
         if s.group == RUN and s.name not in ("time_limit", "threads"):  # read by parse_time_limit, use_threads
@@ -235,6 +241,10 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
     tell, say = _display(progress)
     if text is None:
         book = plan.named_corpus(book) if book is not None else plan.demo_corpus(say)
+    settings["documents"] = plan.reads_documents(format, book) if text is None else not isinstance(text, str)
+    if start is not None and start._state.hyper.documents and not settings["documents"]:
+        raise OptionError("init", f"{init} was trained on documents (a list, tweets): fine-tune it on documents "
+                                  f"(--format lines), not on a book")
     out = os.fspath(out or default_run_dir("text" if text is not None else os.fspath(book)))
     with RunLock(out):  # before the check: two runs told the same --out cannot both pass it
         if holds_run(out) and not force:
@@ -247,7 +257,7 @@ def train(book=None, *, text=None, out=None, steps: int | None = None, epochs: i
                                intervals, steps, epochs, settings=settings, init=start and start._state,
                                init_path=start and os.path.abspath(start.path), time_limit=time_limit,
                                planned_updates=planned_updates, dropout_by_epochs=dropout is None, force=force,
-                               share_machine=threads is None)
+                               share_machine=threads is None, val_file=val_file)
             return _carry_out(new, tell, say, should_stop)
 
 
@@ -282,9 +292,14 @@ def resume(run_dir, *, steps: int | None = None, epochs: int | None = None, book
         book = plan.named_corpus(book) if book is not None else config["book"]
         if steps is None and epochs is None:
             steps = config["total_updates"]
+        if format is not None and (plan.reads_documents(format, book)
+                                   != plan.reads_documents(config["format"], config["book"])):
+            raise OptionError("format", f"{run_dir} was trained on "
+                                        f"{'documents' if state.hyper.documents else 'a book'} "
+                                        f"(--format {config['format']}); it cannot resume on --format {format}")
         resumed = plan.RunPlan(run_dir, book, book, encoding or config["encoding"], format or config["format"],
                                config["val_fraction"], intervals, steps, epochs, resumed=state, config=config,
-                               share_machine=threads is None)
+                               share_machine=threads is None, val_file=config.get("val_file"))
         return _carry_out(resumed, tell, say, should_stop)
 
 

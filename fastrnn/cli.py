@@ -221,12 +221,16 @@ def export(checkpoint, output, html):
 @click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of TEXT.")
 @click.option("--from-zero", is_flag=True,
               help="Score from h = 0 instead of the checkpoint's carried hidden state.")
+@click.option("--format", "fmt", type=click.Choice(["text", "lines"]),
+              help="TEXT is a text, or a list: each non-empty line a document scored from the start state, its "
+                   "end counted (makemore's count) [default: lines for a model trained on documents, else text].")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @_errors
-def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
+def evaluate(checkpoint, text_file, encoding, from_zero, fmt, as_json):
     """Bits per character and perplexity of a model (a checkpoint or a run directory's
     best.npz) on TEXT, scored from the model's carried hidden state (TEXT's first character is
-    fed to it). Characters outside the model's vocabulary are counted and skipped."""
+    fed to it), or, for a list, each line from the start state. Characters outside the
+    model's vocabulary are counted and skipped."""
     import json
     from dataclasses import asdict
 
@@ -237,7 +241,7 @@ def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
     model = load(checkpoint)
     text = read_text(text_file, encoding)
     try:
-        score = model.evaluate(text, from_zero=from_zero)
+        score = model.evaluate(text, from_zero=from_zero, format=fmt or ("lines" if model.documents else "text"))
     except FastrnnError as err:
         raise _fail(f"{text_file}: {err}") from None
     if as_json:
@@ -254,7 +258,7 @@ def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
 @click.option("--checkpoint", type=click.Path(),
               help="A checkpoint file or a run directory (its best.npz) [default: the latest run].")
 @click.option("--len", "length", default=1000, show_default=True, type=click.IntRange(min=0),
-              help="Characters to generate.")
+              help="Characters to generate (of a documents model: at most, per document).")
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed [default: a fresh one, reported].")
 @click.option("--temperature", default=1.0, show_default=True, type=POSITIVE_FLOAT,
               help="Below 1: more likely characters; above 1: more varied.")
@@ -266,20 +270,25 @@ def evaluate(checkpoint, text_file, encoding, from_zero, as_json):
 @click.option("--from-zero", is_flag=True,
               help="Start from h = 0 (what the model saw only at the book's start) instead of the "
                    "checkpoint's carried state and next character.")
-@click.option("--num", default=1, show_default=True, type=POSITIVE,
-              help="Texts to generate at once, each from the start, separated by blank lines "
-                   "(see --json).")
+@click.option("--num", type=POSITIVE,
+              help="Texts to generate at once, each from the start, separated by blank lines (see --json); of a "
+                   "documents model (a list, tweets), documents, one per line [default: 1; 20 documents].")
+@click.option("--new-only", is_flag=True,
+              help="Of a documents model: only documents that are not in its run's book (drawn until --num are).")
 @click.option("--until-end", is_flag=True,
               help="For models trained on tweets: start a new text and stop at its end (--len is then a maximum).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the texts as one JSON array of strings (texts may hold blank lines themselves).")
 @_errors
-def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from_zero, num, until_end, as_json):
+def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from_zero, num, new_only, until_end,
+           as_json):
     """Generate text from a trained model. Only the text goes to stdout.
 
     Text starts from the state the model was in when the checkpoint was written (its carried
     hidden state, fed the character that came next in the book), then --prime; --until-end
-    feeds that state an end-of-text character instead."""
+    feeds that state an end-of-text character instead. A model trained on documents (--format
+    lines, tweets) writes documents, each from the start state to its end, and says on stderr
+    how many copy a line of its run's book and how many are new."""
     from .trained import load
     from .settings import OptionError
     from .text import read_text
@@ -292,6 +301,13 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
         import secrets
 
         seed = secrets.randbelow(2**31)
+    if model.documents:  # --until-end: one, as tweets were sampled before they were documents
+        return _sample_documents(model, num or (1 if until_end else 20), length, seed, temperature, prime, top_k,
+                                 new_only, as_json, fresh)
+    if new_only:
+        raise click.BadParameter("is for models trained on documents (--format lines, tweets)",
+                                 param_hint="'--new-only'")
+    num = num or 1
     try:
         texts = model.sample(length, temperature=temperature, prime=prime, seed=seed, num=num, top_k=top_k,
                              from_zero=from_zero, until_end=until_end)
@@ -307,6 +323,27 @@ def sample(checkpoint, length, seed, temperature, prime, prime_file, top_k, from
         click.echo(json.dumps(texts, ensure_ascii=False))
     else:
         click.echo("\n\n".join(texts))
+
+
+def _sample_documents(model, num, length, seed, temperature, prime, top_k, new_only, as_json, fresh) -> None:
+    """``fastrnn sample`` of a documents model: one document per line, the counts on stderr."""
+    result = model.sample_documents(num, max_length=length, temperature=temperature, prime=prime, seed=seed,
+                                    top_k=top_k, new_only=new_only)
+    if fresh:
+        click.echo(f"sampled {model.path} with --seed {seed}", err=True)
+    if result.counts is None:
+        click.echo(f"{result.drawn} documents; no counts of copies and new ones: {result.no_counts}", err=True)
+    else:
+        c = result.counts
+        click.echo(f"{result.drawn} documents drawn: {c['new']} new, {c['training']} copies of a training line, "
+                   f"{c['held_out']} copies of a held-out line", err=True)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(result.documents, ensure_ascii=False))
+    else:
+        # one a line, unless they hold line breaks themselves (tweets): then a blank line between
+        click.echo(("\n\n" if any("\n" in d for d in result.documents) else "\n").join(result.documents))
 
 
 @cli.command()

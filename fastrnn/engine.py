@@ -21,6 +21,7 @@ from .kernels.embedding import embedding_grads_into
 from .kernels.optim import OptimizerOptions
 from .kernels.stack import kernels_for
 from .kernels.workspace import allocate_stack_workspace, allocate_workspace, new_run_state, stack_weight_copies
+from .documents import Documents, document_starts
 from .model import State, updates_per_epoch, with_streams
 from .optimizers import learning_rates
 from .sharing import ThreadShare
@@ -41,9 +42,11 @@ class Engine:
         """The model's sizes as the kernels take them."""
         raise NotImplementedError
 
-    def workspace(self, streams: int, n: int, dtype, index_dtype, dropout: float = 0.0, seed: int = 0):
+    def workspace(self, streams: int, n: int, dtype, index_dtype, dropout: float = 0.0, seed: int = 0,
+                  restart: int = -1):
         """The buffers of ``streams`` streams of chunks of ``n`` characters, with ``dropout``
-        (its masks drawn from ``seed``)."""
+        (its masks drawn from ``seed``), the state starting afresh at each input ``restart``
+        (documents' end marker; -1: none)."""
         raise NotImplementedError
 
     def training_loops(self, optimizer: str):
@@ -57,12 +60,12 @@ class Engine:
             return loop.loop_for(blocks, numba.get_num_threads(), self.kind, optimizer)
         return self.training_loops(optimizer)[1 if parallel else 0]
 
-    def chunk_gradients(self, params: np.ndarray, x: np.ndarray, y: np.ndarray, h0: np.ndarray
+    def chunk_gradients(self, params: np.ndarray, x: np.ndarray, y: np.ndarray, h0: np.ndarray, restart: int = -1
                         ) -> tuple[float, np.ndarray]:
         """(loss, raw gradients (P,)) of one chunk: inputs x, targets y (n,) int, from the flat
-        carried state h0 (S,) (gradcheck, tests)."""
+        carried state h0 (S,), starting afresh at each input ``restart`` (gradcheck, tests)."""
         x = np.asarray(x)
-        work = self.workspace(1, len(x), params.dtype, x.dtype)
+        work = self.workspace(1, len(x), params.dtype, x.dtype, restart=restart)
         book = np.concatenate([x, np.asarray(y)[-1:]]).astype(x.dtype)
         # the block function reads the run's chunk starts, carried states and update number
         run = new_run_state(params, np.zeros((1, params.size), params.dtype), np.asarray(h0, params.dtype)[None, :],
@@ -81,16 +84,26 @@ class Engine:
     def sample(self, params: np.ndarray, n: int, rng: np.random.Generator, temperature: float = 1.0, h=None,
                prime=(), num: int | None = None, top_k: int = 0) -> np.ndarray:
         """``n`` sampled character indices (int64), or with ``num`` a (num, n) array of texts
-        sampled at once from the same start (``sample.sample_indices`` says the rest)."""
+        sampled at once from the same start (``sample.sample_indices`` says the rest); prime
+        (L,) or, with ``num``, (num, L) for each text its own."""
         count = 1 if num is None else num
         H = np.zeros((count, self.layout.state_size), params.dtype)
         if h is not None:
             H[:] = h
-        out = np.zeros((count, n), dtype=np.int64)
-        uniforms = rng.random(count * n).reshape(count, n)
-        self._sample_chars(out, H, params, np.asarray(prime, dtype=np.int64), uniforms, float(1.0 / temperature),
-                           int(top_k))
+        prime = np.asarray(prime, dtype=np.int64)
+        if prime.ndim == 1:  # the same for every text
+            prime = np.tile(prime, (count, 1))
+        out = self.sample_states(params, H, prime, rng.random(count * n).reshape(count, n), temperature, top_k)
         return out[0] if num is None else out
+
+    def sample_states(self, params: np.ndarray, H: np.ndarray, prime: np.ndarray, uniforms: np.ndarray,
+                      temperature: float = 1.0, top_k: int = 0) -> np.ndarray:
+        """(N, n) sampled characters of N texts from their states H (N, S), advanced in place
+        through each text's prime (N, L) int64 and the first n - 1 characters drawn (not the
+        last: a text continues with it as its prime); uniforms (N, n) pick the characters."""
+        out = np.zeros(uniforms.shape, dtype=np.int64)
+        self._sample_chars(out, H, params, prime, uniforms, float(1.0 / temperature), int(top_k))
+        return out
 
     def _sample_chars(self, out, H, params, prime, uniforms, inv_temperature, top_k) -> None:
         """The sampler's kernel: ``out`` (N, n) written, ``H`` (N, S) advanced in place."""
@@ -107,9 +120,9 @@ class ClassicEngine(Engine):
     def dims(self) -> tuple:
         return self.layout.m, self.layout.K
 
-    def workspace(self, streams, n, dtype, index_dtype, dropout=0.0, seed=0):
+    def workspace(self, streams, n, dtype, index_dtype, dropout=0.0, seed=0, restart=-1):
         m, K = self.dims
-        return allocate_workspace(streams, n, m, K, self.layout.size, dtype, index_dtype, dropout, seed)
+        return allocate_workspace(streams, n, m, K, self.layout.size, dtype, index_dtype, dropout, seed, restart)
 
     def _chunk_gradients(self, work, run, book):
         params = run.params[0]
@@ -145,10 +158,10 @@ class StackEngine(Engine):
         layout = self.layout
         return layout.layers, layout.m, layout.K, layout.gm
 
-    def workspace(self, streams, n, dtype, index_dtype, dropout=0.0, seed=0):
+    def workspace(self, streams, n, dtype, index_dtype, dropout=0.0, seed=0, restart=-1):
         L, m, K, gm = self.dims
         return allocate_stack_workspace(streams, n, L, m, gm, K, self.layout.folded_size, dtype, index_dtype, dropout,
-                                        seed, self.layout.embedding)
+                                        seed, self.layout.embedding, restart)
 
     def _chunk_gradients(self, work, run, book):
         layout = self.layout
@@ -191,15 +204,21 @@ class Trainer:
     """The run state and workspace of ``kernels.loop`` for one run, allocated once, and the
     model states read back from them."""
 
-    def __init__(self, state: State, book: np.ndarray, parallel: bool | None = None, share_machine: bool = False):
+    def __init__(self, state: State, book: np.ndarray, parallel: bool | None = None, share_machine: bool = False,
+                 documents: Documents | None = None):
         """``parallel``: run the loop's parallel build (True) or its serial one (False); by
         default the parallel one where there are several blocks of streams and threads.
         ``share_machine``: run each block of updates on fewer of Numba's threads while other
-        processes' threads are runnable (``sharing.py``)."""
+        processes' threads are runnable (``sharing.py``). ``documents``: a documents model's
+        training documents, packed anew in the order of each epoch (``book`` is then one
+        packing of them: its length is every packing's)."""
         self.vocab, self.hyper, self.book = state.vocab, state.hyper, book
         h = state.hyper
         n, B = h.seq_length, h.streams
         self.per_epoch = updates_per_epoch(book.shape[0], n)
+        self.documents = documents
+        if documents is not None:  # the packing the state's positions refer to
+            self.book = documents.packed_for_epoch(h.seed, self.epoch_of(state.update))
         if B > self.per_epoch:
             raise ValueError(f"{B} streams on a text of {self.per_epoch} chunks: streams would coincide")
         if B > 1 and state.stream_h is None:
@@ -209,7 +228,8 @@ class Trainer:
         self.run_state = new_run_state(state.params, state.opt_state, H, positions, state.update,
                                        state.smooth_loss, state.best_smooth_loss)
         self.engine = engine_for(state.layout)
-        self.work = self.engine.workspace(B, n, state.params.dtype, book.dtype, h.dropout, h.seed)
+        self.work = self.engine.workspace(B, n, state.params.dtype, book.dtype, h.dropout, h.seed, state.restart)
+        self.restart = state.restart
         self.best_val_loss = state.best_val_loss
         self._loop = self.engine.training_loop(h.optimizer, len(self.work.block_starts) - 1, parallel)
         self._opts = optimizer_options(h, state.params.dtype)
@@ -235,6 +255,8 @@ class Trainer:
         done = 0
         while done < n_updates:
             count = n_updates - done
+            if self.documents is not None:
+                count = min(count, self._pack_documents())
             if every:
                 if self.update % every == 0 and self.update > 0:
                     self._restart_streams()
@@ -252,6 +274,23 @@ class Trainer:
             done += count
         return losses, smooths
 
+    def _first_update_of(self, epoch: int) -> int:
+        """The updates applied before the first update of pass ``epoch`` (``epoch_of``)."""
+        return -(-(epoch * self.per_epoch + 1) // self.hyper.streams) - 1
+
+    def _pack_documents(self) -> int:
+        """Where the next update starts a pass: the documents packed in its order, each stream
+        at the start of a document spread evenly through them, from the zero state. Returns
+        the updates left in the pass."""
+        epoch = self.epoch_of(self.update + 1)
+        if self.update == self._first_update_of(epoch):
+            run, B = self.run_state, self.hyper.streams
+            self.book = self.documents.packed_for_epoch(self.hyper.seed, epoch)
+            spread = np.arange(B, dtype=np.int64) * (self.book.shape[0] // B)
+            run.positions[:] = document_starts(self.book, self.restart, spread)
+            run.H[:] = 0.0
+        return self._first_update_of(epoch + 1) - self.update
+
     def _restart_streams(self) -> None:
         """``restart_every``: every stream starts afresh, h = 0, at a place drawn from (seed,
         update), so that h = 0 means "anywhere in the book" to the model, not only its first
@@ -260,6 +299,8 @@ class Trainer:
         last_start = self.book.shape[0] - self.hyper.seq_length - 1
         run = self.run_state
         run.positions[:] = rng.integers(0, last_start + 1, size=run.positions.shape[0])
+        if self.documents is not None:
+            run.positions[:] = document_starts(self.book, self.restart, run.positions)
         run.H[:] = 0.0
 
     def epoch_of(self, update: int) -> int:

@@ -21,15 +21,16 @@ class TextScorer:
     """Summed cross-entropy of next-character prediction over texts, with buffers allocated once.
 
     The hidden state starts where the caller says (zeros by default) and is carried through the
-    text in chunks of ``chunk`` characters (the chunk length changes nothing but speed).
+    text in chunks of ``chunk`` characters (the chunk length changes nothing but speed), from
+    zeros again at each input ``restart`` (a documents model's end marker).
     Texts are arrays of vocabulary indices of ``index_dtype``.
     """
 
     def __init__(self, m: int, K: int, dtype, index_dtype, chunk: int = 100, cell: str = "rnn", layers: int = 1,
-                 embedding: int = 0):
+                 embedding: int = 0, restart: int = -1):
         self.layout = Layout(m, K, cell, layers, embedding)
         self.engine = engine_for(self.layout)
-        self.work = self.engine.workspace(1, chunk, dtype, index_dtype)
+        self.work = self.engine.workspace(1, chunk, dtype, index_dtype, restart=restart)
 
     def total_loss(self, params, indices, h=None) -> tuple[float, int]:
         """(summed loss in nats, number of predictions) for predicting indices[1:], indices[0]
@@ -53,7 +54,8 @@ def evaluate_text(state, text: str, from_zero: bool = False) -> dict:
     points = codepoints(text)
     idx, known = vocab.lookup(points)
     scorer = TextScorer(state.hyper.hidden, vocab.size, state.params.dtype, vocab.index_dtype(),
-                        cell=state.hyper.cell, layers=state.hyper.layers, embedding=state.hyper.embedding)
+                        cell=state.hyper.cell, layers=state.hyper.layers, embedding=state.hyper.embedding,
+                        restart=state.restart)
     total, count = 0.0, 0
     # score each run of known characters on its own
     edges = np.flatnonzero(np.diff(np.concatenate([[0], known.astype(np.int8), [0]])))

@@ -1,8 +1,10 @@
-"""Corpus formats: a plain text file, a directory of .txt files, or tweets in JSON.
+"""Corpus formats: a plain text file, a list (one document per line), a directory of .txt
+files, or tweets in JSON.
 
-Tweets (a JSON array of objects with a ``text`` field, or JSON lines of such objects) have their
-HTML entities decoded and each is closed by an end-of-text character, so a model learns where
-a tweet ends and ``fastrnn sample --until-end`` can produce whole ones.
+The documents of a list (its non-empty lines, ``documents.document_lines``) and tweets (a JSON
+array of objects with a ``text`` field, or JSON lines of such objects, HTML entities decoded)
+are each closed by an end-of-text character, so that a model learns where one ends
+(``documents.py``).
 """
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ import re
 
 import numpy as np
 
-from .text import TextError, check_file, codepoints, decoded_blocks, encode_blocks
+from .documents import document_lines
+from .text import TextError, check_file, codepoints, decoded_blocks, encode_blocks, read_text
 
 END_OF_TEXT = "\x03"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-FORMATS = ("auto", "text", "json", "dir")
+FORMATS = ("auto", "text", "lines", "json", "dir")
 
 
 def detect_format(path: str) -> str:
@@ -95,6 +98,13 @@ def load_corpus(path: str, fmt: str = "auto", encoding: str = "utf-8", min_chars
         return encode_blocks(blocks, path, min_chars)
     if fmt == "json":
         text = "".join(t + END_OF_TEXT for t in tweet_texts(path, encoding))
+        return encode_blocks(lambda: iter([codepoints(text)]), path, min_chars)
+    if fmt == "lines":
+        # an end marker inside a line would end its document there: not a character of it
+        lines = document_lines(read_text(path, encoding).replace(END_OF_TEXT, ""))
+        if not lines:
+            raise TextError(f"{path}: no line with anything on it (a list holds one document per line)")
+        text = "".join(line + END_OF_TEXT for line in lines)
         return encode_blocks(lambda: iter([codepoints(text)]), path, min_chars)
     from .text import load_book
 

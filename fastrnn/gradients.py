@@ -18,8 +18,10 @@ import numpy as np
 
 from . import reference
 from .cells import Layout, cell_of
+from .documents import document_lines
 from .engine import engine_for
 from .errors import FastrnnError
+from .formats import END_OF_TEXT
 from .model import PARAM_NAMES, Hyper, init_state
 from .text import build_vocab
 
@@ -56,9 +58,10 @@ STENCIL = ((2, -1.0), (1, 8.0), (-1, -8.0), (-2, 1.0))  # centred five-point: f'
 BATCH = 256
 
 
-def _batched_loss(params: dict, name: str, stack, x, y, h0):
+def _batched_loss(params: dict, name: str, stack, x, y, h0, restart=None):
     """Chunk losses of ``len(stack)`` models that differ from ``params`` only in ``name``,
-    whose values are ``stack`` (B, *shape). Returns (B,)."""
+    whose values are ``stack`` (B, *shape), each state starting afresh (zeros) at the input
+    ``restart``. Returns (B,)."""
     B = stack.shape[0]
     p = dict(params)
     p[name] = stack
@@ -67,6 +70,8 @@ def _batched_loss(params: dict, name: str, stack, x, y, h0):
     h = np.broadcast_to(h0, (B, h0.shape[0]))
     loss = np.zeros(B, dtype=PRECISION)
     for xt, yt in zip(x, y):
+        if xt == restart:
+            h = np.zeros_like(h)
         Wh = np.matmul(W, h[:, :, None])[:, :, 0] if batched(W, 2) else h @ W.T
         Ux = U[:, :, xt] if batched(U, 2) else U[:, xt]
         h = np.tanh(Wh + Ux + b)
@@ -113,7 +118,7 @@ def _batched_lstm(gi, gh, carried):
 _BATCHED_STEPS = {"rnn": _batched_rnn, "gru": _batched_gru, "lstm": _batched_lstm}
 
 
-def _batched_stack_loss(params: dict, name: str, stack, x, y, h0, cell: str, layers: int):
+def _batched_stack_loss(params: dict, name: str, stack, x, y, h0, restart=None, *, cell: str, layers: int):
     """``_batched_loss`` for a stack of ``layers`` layers of ``cell`` (after an input
     embedding where ``params`` has one); h0 the flat carried state (S,)."""
     B = stack.shape[0]
@@ -127,6 +132,8 @@ def _batched_stack_loss(params: dict, name: str, stack, x, y, h0, cell: str, lay
     E = p.get("embedding.weight")
     loss = np.zeros(B, dtype=PRECISION)
     for xt, yt in zip(x, y):
+        if xt == restart:
+            carried = [tuple(np.zeros_like(v) for v in vectors) for vectors in carried]
         for k in range(layers):
             W_ih, W_hh, b_ih, b_hh = (p[f"{a}_l{k}"] for a in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
             if k > 0:
@@ -142,10 +149,11 @@ def _batched_stack_loss(params: dict, name: str, stack, x, y, h0, cell: str, lay
     return loss
 
 
-def numerical_grads(params: dict, x, y, h0, step: float) -> dict:
+def numerical_grads(params: dict, x, y, h0, step: float, restart=None) -> dict:
     """Centred five-point differences of the chunk loss, entry by entry, computed in extended
     precision (``PRECISION``) whatever the dtype of ``params``; returned as float64. ``params``:
-    the classic cell's arrays or a stack's (``reference.architecture`` reads which)."""
+    the classic cell's arrays or a stack's (``reference.architecture`` reads which).
+    ``restart``: the input read from the zero state (documents' end marker), or None."""
     work = {k: np.asarray(v, dtype=PRECISION) for k, v in params.items()}
     h0 = np.asarray(h0, dtype=PRECISION)
     if "W" in params:
@@ -163,15 +171,15 @@ def numerical_grads(params: dict, x, y, h0, step: float) -> dict:
             for k, weight in STENCIL:
                 stack = np.repeat(base.reshape(1, -1), idx.size, axis=0)
                 stack[np.arange(idx.size), idx] += k * step
-                flat[idx] += weight * loss(work, name, stack.reshape((idx.size,) + base.shape), x, y, h0)
+                flat[idx] += weight * loss(work, name, stack.reshape((idx.size,) + base.shape), x, y, h0, restart)
         grads[name] = (flat / (12 * step)).astype(np.float64).reshape(base.shape)
     return grads
 
 
 def kernel_grads(state, x, y, h0) -> dict:
     """Raw gradients of one chunk from the Numba kernels, in the state's dtype, as named views;
-    h0: the flat carried state."""
-    return state.layout.views(engine_for(state.layout).chunk_gradients(state.params, x, y, h0)[1])
+    h0: the flat carried state (a documents model's state restarts at its end marker)."""
+    return state.layout.views(engine_for(state.layout).chunk_gradients(state.params, x, y, h0, state.restart)[1])
 
 
 @dataclass(frozen=True)
@@ -180,7 +188,8 @@ class CheckSettings:
     ``embedding`` of that width; 0: none) of ``hidden`` units, its weights drawn as training
     draws them from ``seed`` (``sigma`` is the rnn cell's; the gated cells' are PyTorch's
     uniform), the kernels in ``dtype``; the first chunk of ``seq_length`` characters and
-    ``chunks`` more at random positions; finite differences of step ``h``."""
+    ``chunks`` more at random positions; finite differences of step ``h``. ``documents``: the
+    text's lines are documents, each read from the start state (``--format lines``)."""
 
     cell: str = "rnn"
     layers: int = 1
@@ -192,6 +201,7 @@ class CheckSettings:
     seed: int = 0
     chunks: int = 0
     h: float = DEFAULT_STEP
+    documents: bool = False
 
 
 def check_gradients(text: str = BUILTIN_TEXT, settings: CheckSettings = CheckSettings(), eps: float = 1e-6,
@@ -206,13 +216,16 @@ def check_gradients(text: str = BUILTIN_TEXT, settings: CheckSettings = CheckSet
     kernels' gradients (used to prove the check can fail).
     """
     seq_length, seed, dtype = settings.seq_length, settings.seed, settings.dtype
+    if settings.documents:
+        text = END_OF_TEXT + "".join(line + END_OF_TEXT for line in document_lines(text))
     if len(text) < seq_length + 1:
         raise ValueError(f"the text has {len(text)} characters; the check needs seq_length + 1 = {seq_length + 1}")
     vocab = build_vocab(text)
     book = vocab.encode(text)
     state = init_state(vocab, Hyper(hidden=settings.hidden, seq_length=seq_length, seed=seed, sigma=settings.sigma,
                                     dtype=dtype, cell=settings.cell, layers=settings.layers,
-                                    embedding=settings.embedding))
+                                    embedding=settings.embedding, documents=settings.documents))
+    restart = None if state.restart < 0 else state.restart
     layout = state.layout
     names = ("b", "c", "U", "W", "V") if layout.classic else layout.names
     S = layout.state_size
@@ -224,10 +237,10 @@ def check_gradients(text: str = BUILTIN_TEXT, settings: CheckSettings = CheckSet
         # the first chunk starts from a zero state as training does; the others from a random one
         h0 = np.zeros(S) if k == 0 else rng.uniform(-0.5, 0.5, S)
         params64 = {name: v.astype(np.float64) for name, v in state.views().items()}
-        numerical = numerical_grads(params64, x, y, h0, settings.h)
+        numerical = numerical_grads(params64, x, y, h0, settings.h, restart)
         analytic = {
             "kernels": (kernel_grads_fn or kernel_grads)(state, x, y, h0.astype(dtype)),
-            "reference": reference.loss_and_grads(params64, x, y, h0)[1],
+            "reference": reference.loss_and_grads(params64, x, y, h0, restart=restart)[1],
         }
         for impl, grads in analytic.items():
             for name in names:

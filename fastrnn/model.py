@@ -18,6 +18,7 @@ from .cells import Layout
 from .errors import CheckpointError
 from .export import read_model_json
 from .files import atomic_write
+from .formats import END_OF_TEXT
 from .optimizers import optimizer_of
 from .settings import STORED, hyper_problem
 from .text import Vocab
@@ -83,6 +84,13 @@ class State:
     # character are the state the model was in, where text generation and scoring start.
     # None for a new model and for checkpoints of format 1, which did not record it.
     next_char: int | None = None
+
+    @property
+    def restart(self) -> int:
+        """The input read from the start state (zeros) wherever it comes: a documents model's
+        end marker (``formats.END_OF_TEXT``), so that each document starts afresh; -1 for a
+        book's model."""
+        return int(self.vocab.encode(END_OF_TEXT)[0]) if self.hyper.documents else -1
 
     @property
     def adagrad(self) -> np.ndarray:

@@ -26,7 +26,8 @@ from .demo import DEMO_MODULES, demo_corpus_path
 from .errors import FastrnnError
 from .files import write_text_atomic
 from .finetune import reencode, start_from, vocab_union
-from .formats import END_OF_TEXT
+from .documents import Documents
+from .formats import END_OF_TEXT, detect_format, load_corpus
 from .model import Hyper, State, init_state, updates_per_epoch, with_streams
 from .recipes import LONG_RUN_EPOCHS, dropout_for, fitted_streams
 from .rundir import clear_run, corpus_sha256, holds_run, save_run_config
@@ -69,10 +70,20 @@ class RunPlan:
     dropout_by_epochs: bool = False  # dropout not given: the recipe's for the epochs the run plans
     force: bool = False
     share_machine: bool = False  # fewer threads while other processes are busy (threads not given)
+    val_file: str | None = None  # scored instead of a held-out fraction
 
     @property
     def seq_length(self) -> int:
         return self.resumed.hyper.seq_length if self.resumed else self.settings["seq_length"]
+
+    @property
+    def documents(self) -> bool:
+        """Whether the run's book is documents (``documents.py``)."""
+        return self.resumed.hyper.documents if self.resumed else self.settings["documents"]
+
+    @property
+    def seed(self) -> int:
+        return self.resumed.hyper.seed if self.resumed else self.settings["seed"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,8 @@ class Book:
     chars: int  # before the hold-out
     sha256: str
     seq_length: int
+    documents: Documents | None = None  # a documents book's training documents (``train`` packs them)
+    held_documents: int = 0  # documents held out
 
     @property
     def per_epoch(self) -> int:
@@ -136,7 +149,8 @@ def carry_out(plan: RunPlan, tell, say, should_stop) -> dict:
                       share_machine=plan.share_machine, time_limit=plan.time_limit,
                       extra_summary={"compile_seconds": compile_seconds, "book": os.path.abspath(plan.book),
                                      "machine": machine(), **({"init": init_from} if init_from else {})})
-    return train_run(state, book.train, plan.out, opts, resume=plan.resumed is not None, val_book=book.val)
+    return train_run(state, book.train, plan.out, opts, resume=plan.resumed is not None, val_book=book.val,
+                     documents=book.documents)
 
 
 def read_book(plan: RunPlan, say) -> Book:
@@ -158,12 +172,69 @@ def read_book(plan: RunPlan, say) -> Book:
         if wider.size > vocab.size:
             encoded = reencode(encoded, vocab, wider)
         vocab = wider
-    train_part, val_part = held_out(encoded, plan.val_fraction, plan.seq_length, plan.book)
+    if plan.documents:
+        return _documents_book(plan, vocab, encoded, sha256, say)
+    if plan.val_file:
+        train_part, val_part = encoded, held_out_file(plan, vocab, say)
+    else:
+        train_part, val_part = held_out(encoded, plan.val_fraction, plan.seq_length, plan.book)
     return Book(vocab, train_part, val_part, encoded.shape[0], sha256, plan.seq_length)
 
 
+def _documents_book(plan: RunPlan, vocab, encoded: np.ndarray, sha256: str, say) -> Book:
+    """A documents book: its documents, a random fraction of them (or those of the val file)
+    held out."""
+    marker = int(vocab.encode(END_OF_TEXT)[0])
+    documents, held = Documents(encoded, marker), None
+    if plan.val_file:
+        held = Documents(held_out_file(plan, vocab, say), marker)
+    elif plan.val_fraction:
+        documents, held = documents.split(plan.val_fraction, plan.seed)
+    train = documents.packed_for_epoch(plan.seed, 0)
+    if train.shape[0] < plan.seq_length + 1:
+        raise FastrnnError(f"{plan.book}: {len(documents):,} documents of {train.shape[0]:,} characters in all; "
+                           f"training needs at least {plan.seq_length + 1} (one chunk and its last target)")
+    return Book(vocab, train, None if held is None else held.packed(), encoded.shape[0], sha256, plan.seq_length,
+                documents, len(held) if held is not None else 0)
+
+
+# which files a book's --val-file may be, by the book's format
+VAL_FORMATS = {"text": ("text",), "lines": ("text",), "json": ("json",), "dir": ("text",)}
+
+
+def held_out_file(plan: RunPlan, vocab, say) -> np.ndarray:
+    """The run's val file, read in the book's format and encoded in ``vocab``: characters
+    outside it are left out (and counted, as ``fastrnn eval`` does)."""
+    path = plan.val_file
+    fmt = detect_format(plan.book) if plan.format == "auto" else plan.format
+    if not os.path.exists(path):
+        raise FastrnnError(f"{path}: no such file (--val-file)")
+    found = detect_format(path)
+    if found not in VAL_FORMATS[fmt]:
+        what = {"dir": "a directory", "json": "JSON", "text": "a text file"}[found]
+        raise OptionError("val_file", f"--val-file {path} is {what}, but the book is {fmt}: its held-out file must "
+                                      f"be {'JSON tweets' if fmt == 'json' else 'a text file'}")
+    # a documents run on a text (fastrnn.train(text=[...])) holds out a list
+    read_as = "lines" if plan.documents and fmt == "text" else "text" if fmt == "dir" else fmt
+    val_vocab, encoded = load_corpus(path, read_as, plan.encoding, 2)
+    points = val_vocab.codepoints[encoded]
+    indices, known = vocab.lookup(points)
+    if not np.all(known):
+        unknown = "".join(map(chr, np.unique(points[~known]).tolist()))
+        say(f"{path}: {int(np.sum(~known)):,} characters outside the model's vocabulary left out ({unknown!r})")
+    if int(np.sum(known)) < 2:
+        raise FastrnnError(f"{path}: nothing to validate on in the model's vocabulary")
+    return indices[known]
+
+
 def _say_book(plan: RunPlan, book: Book, streams: int, done: int, total: int, say) -> None:
-    held = f", {book.val.shape[0]:,} held out for validation" if book.val is not None else ""
+    if book.documents is not None:
+        count, kept = len(book.documents), book.held_documents if plan.val_fraction else 0
+        held = f" ({count + kept:,} documents" + (f", {kept:,} held out for validation)" if kept else ")")
+    else:
+        held = f", {book.val.shape[0]:,} held out for validation" if book.val is not None else ""
+    if plan.val_file:
+        held += f"; validation on {plan.val_file}"
     per_update = f"{streams} streams, " if streams > 1 else ""
     say(f"book {plan.book}: {book.chars:,} characters{held}, {book.vocab.size} distinct; {per_update}"
         f"{-(-book.per_epoch // streams):,} updates per epoch; "
@@ -198,6 +269,9 @@ def new_state(plan: RunPlan, book: Book, planned: int, say) -> State:
     if init is not None:
         say(f"fine-tuning the {init.vocab.size}-character model of update {init.update:,} on {book.vocab.size} "
             f"characters ({book.vocab.size - init.vocab.size} new)")
+        if hyper.documents and not init.hyper.documents:
+            say("the model was trained on a book: from now on it reads documents, each from the start state, "
+                "and learns to predict their end marker")
     return state
 
 
@@ -233,7 +307,8 @@ def _fit_time_limit(plan: RunPlan, state: State, book: Book, say) -> int:
 
     try:
         total, per_update = updates_within(
-            lambda: Trainer(state.copy(), book.train, share_machine=plan.share_machine), plan.time_limit)
+            lambda: Trainer(state.copy(), book.train, share_machine=plan.share_machine, documents=book.documents),
+            plan.time_limit)
     except ValueError as err:
         raise OptionError("time_limit", str(err)) from None
     _check_warmup(state.hyper.warmup, total, "the time limit's")
@@ -261,7 +336,8 @@ def run_config(plan: RunPlan, book: Book, total: int, planned: int, intervals: d
                 **({"planned_updates": planned} if plan.planned_updates is not None else {}),
                 **({"init": plan.init_path} if plan.init_path else {})}
     return {"book": os.path.abspath(plan.book), "book_sha256": book.sha256, "encoding": plan.encoding,
-            "format": plan.format, "total_updates": total, "val_fraction": plan.val_fraction, **intervals, **kept}
+            "format": plan.format, "total_updates": total, "val_fraction": plan.val_fraction,
+            **({"val_file": os.path.abspath(plan.val_file)} if plan.val_file else {}), **intervals, **kept}
 
 
 def machine() -> dict:
@@ -287,6 +363,35 @@ def held_out(encoded, val_fraction: float, seq_length: int, book):
         raise FastrnnError(f"{book}: too short to hold out {val_fraction:g} of it and still train on "
                            f"chunks of {seq_length + 1} characters")
     return train_part, (encoded[encoded.shape[0] - val_chars:] if val_chars else None)
+
+
+def run_documents(run_dir: str, seed: int) -> tuple[set, set]:
+    """(training documents, held-out documents) of the documents run in ``run_dir`` (of the
+    ``seed``), as strings: its book split as the run split it. FastrnnError where the run's
+    files cannot give them (a moved or changed book)."""
+    from .rundir import load_run_config
+
+    config = load_run_config(run_dir)
+    book = config["book"]
+    if not os.path.exists(book) or corpus_sha256(book) != config.get("book_sha256"):
+        raise FastrnnError(f"the run's book {book} is gone or changed")
+    vocab, encoded = load_corpus(book, config["format"], config["encoding"], 2)
+    if END_OF_TEXT not in vocab.chars:
+        raise FastrnnError(f"the run's book {book} holds no documents")
+    documents, held = Documents(encoded, int(vocab.encode(END_OF_TEXT)[0])), []
+    if config.get("val_file"):
+        val_vocab, val = load_corpus(config["val_file"], "json" if config["format"] == "json" else "lines",
+                                     config["encoding"], 2)
+        held = Documents(val, int(val_vocab.encode(END_OF_TEXT)[0])).texts(val_vocab)
+    elif config.get("val_fraction"):
+        documents, held_documents = documents.split(config["val_fraction"], seed)
+        held = held_documents.texts(vocab)
+    return set(documents.texts(vocab)), set(held)
+
+
+def reads_documents(fmt: str, book) -> bool:
+    """Whether a book read in format ``fmt`` is documents: a list's lines, tweets."""
+    return (detect_format(os.fspath(book)) if fmt == "auto" else fmt) in ("lines", "json")
 
 
 def total_updates(steps: int | None, epochs: int | None, per_epoch: int, streams: int) -> int:

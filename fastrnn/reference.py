@@ -30,13 +30,15 @@ from .cells import CELLS
 from .settings import BY_NAME
 
 
-def forward(params, inputs, targets, hprev, masks=None):
+def forward(params, inputs, targets, hprev, masks=None, restart=None):
     """Forward pass over one chunk: returns (loss, xs, hs, ps), the per-timestep one-hot inputs,
     carried states (hs[-1] = hprev; for the classic cell h, for a stack the flat state (S,))
     and probabilities. Works in the dtype of the parameters. masks (L, n, m): dropout's
-    multipliers of each layer's h_t on its way up (``dropout_masks``), or None."""
+    multipliers of each layer's h_t on its way up (``dropout_masks``), or None.
+    restart: the input read from the zero state wherever it comes (documents' end marker, so
+    that each document starts from the start state), or None."""
     if "W" not in params:
-        return _stack_forward(params, inputs, targets, hprev, masks)[:4]
+        return _stack_forward(params, inputs, targets, hprev, masks, restart)[:4]
     W, U, V, b, c = (params[k] for k in ("W", "U", "V", "b", "c"))
     K = V.shape[0]
     xs, hs, ps = {}, {-1: np.copy(hprev)}, {}
@@ -44,7 +46,7 @@ def forward(params, inputs, targets, hprev, masks=None):
     for t in range(len(inputs)):
         xs[t] = np.zeros(K, dtype=W.dtype)
         xs[t][inputs[t]] = 1.0
-        hs[t] = np.tanh(np.dot(W, hs[t - 1]) + np.dot(U, xs[t]) + b)
+        hs[t] = np.tanh(np.dot(W, previous(hs[t - 1], inputs[t], restart)) + np.dot(U, xs[t]) + b)
         o = np.dot(V, hs[t] if masks is None else masks[0, t] * hs[t]) + c
         e = np.exp(o - np.max(o))
         ps[t] = e / np.sum(e)
@@ -52,18 +54,24 @@ def forward(params, inputs, targets, hprev, masks=None):
     return loss, xs, hs, ps
 
 
-def loss_and_grads(params, inputs, targets, hprev, masks=None):
+def previous(h, x, restart):
+    """The state the step reading x starts from: h, or zeros where x is the restart input."""
+    return np.zeros_like(h) if x == restart else h
+
+
+def loss_and_grads(params, inputs, targets, hprev, masks=None, restart=None):
     """Forward and backward over one chunk.
 
     inputs, targets: int sequences of length n; hprev: the carried state, (m,) for the classic
-    cell, the flat (S,) for a stack; masks: dropout's, as ``forward`` takes them.
+    cell, the flat (S,) for a stack; masks, restart: as ``forward`` takes them (no gradient
+    flows back through a restart).
     Returns (loss, grads, h_last): the summed cross-entropy, a dict of raw (unclipped)
     gradients shaped like ``params``, and the carried state after the last input.
     """
     if "W" not in params:
-        return _stack_loss_and_grads(params, inputs, targets, hprev, masks)
+        return _stack_loss_and_grads(params, inputs, targets, hprev, masks, restart)
     W, V = params["W"], params["V"]
-    loss, xs, hs, ps = forward(params, inputs, targets, hprev, masks)
+    loss, xs, hs, ps = forward(params, inputs, targets, hprev, masks, restart)
     mask = (lambda t: 1.0) if masks is None else (lambda t: masks[0, t])
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     dh_next = np.zeros_like(hprev)
@@ -76,8 +84,8 @@ def loss_and_grads(params, inputs, targets, hprev, masks=None):
         da = (1.0 - hs[t] * hs[t]) * dh
         grads["b"] += da
         grads["U"] += np.outer(da, xs[t])
-        grads["W"] += np.outer(da, hs[t - 1])
-        dh_next = np.dot(W.T, da)
+        grads["W"] += np.outer(da, previous(hs[t - 1], inputs[t], restart))
+        dh_next = previous(np.dot(W.T, da), inputs[t], restart)
     return loss, grads, hs[len(inputs) - 1]
 
 
@@ -179,7 +187,8 @@ class Dropout(NamedTuple):
     seed: int = 0
 
 
-def train_step(params, mem, H, positions, book, n, eta=0.1, *, optimizer=OptimizerSettings(), t=1, dropout=None):
+def train_step(params, mem, H, positions, book, n, eta=0.1, *, optimizer=OptimizerSettings(), t=1, dropout=None,
+               restart=None):
     """One update of B streams, in place: each stream s takes the chunk of n characters at
     positions[s] (after starting again at 0 with a zero state when fewer than n + 1 characters
     are left) from its carried state H[s]; the mean of the B gradients goes through
@@ -187,8 +196,9 @@ def train_step(params, mem, H, positions, book, n, eta=0.1, *, optimizer=Optimiz
     mean squares, or Adam's (m, v); t: Adam's step number), after the global-norm clip with
     its ``clip_norm`` > 0 (which replaces the element-wise clip). B = 1 is the classic
     algorithm. With a ``Dropout``, stream s's chunk runs with ``dropout_masks(p, seed, t, s,
-    ...)``: the update's number is t. Returns (mean chunk loss, the mean gradient as the
-    optimizer was given it: raw, or scaled by the global-norm clip).
+    ...)``: the update's number is t. ``restart``: as ``forward`` takes it. Returns (mean chunk
+    loss, the mean gradient as the optimizer was given it: raw, or scaled by the global-norm
+    clip).
 
     H (B, S), positions (B,) int: read and written.   book: the encoded text.
     """
@@ -203,7 +213,7 @@ def train_step(params, mem, H, positions, book, n, eta=0.1, *, optimizer=Optimiz
         if dropout is not None and dropout.p > 0:
             _, layers, m = architecture(params)
             masks = dropout_masks(dropout.p, dropout.seed, t, s, layers, n, m, H.dtype)
-        chunk_loss, grads, H[s] = loss_and_grads(params, book[p:p + n], book[p + 1:p + n + 1], H[s], masks)
+        chunk_loss, grads, H[s] = loss_and_grads(params, book[p:p + n], book[p + 1:p + n + 1], H[s], masks, restart)
         loss += chunk_loss
         for k in total:
             total[k] += grads[k]
@@ -419,7 +429,7 @@ def stack_step(params, carried, x, masks_t=None):
     return new, caches
 
 
-def _stack_forward(params, inputs, targets, hprev, masks=None):
+def _stack_forward(params, inputs, targets, hprev, masks=None, restart=None):
     """``forward`` for a stack; also returns caches[t], the layers' caches at step t."""
     cell, layers, m = architecture(params)
     V, c = params["head.weight"], params["head.bias"]
@@ -428,6 +438,8 @@ def _stack_forward(params, inputs, targets, hprev, masks=None):
     loss = 0.0
     for t in range(len(inputs)):
         xs[t] = input_vector(params, inputs[t])
+        if inputs[t] == restart:
+            carried = unpack_state(np.zeros_like(hs[-1]), cell, layers, m)
         carried, caches[t] = stack_step(params, carried, xs[t], None if masks is None else masks[:, t])
         hs[t] = pack_state(carried)
         o = np.dot(V, carried[-1][0] if masks is None else masks[-1, t] * carried[-1][0]) + c
@@ -437,11 +449,11 @@ def _stack_forward(params, inputs, targets, hprev, masks=None):
     return loss, xs, hs, ps, caches
 
 
-def _stack_loss_and_grads(params, inputs, targets, hprev, masks=None):
+def _stack_loss_and_grads(params, inputs, targets, hprev, masks=None, restart=None):
     """``loss_and_grads`` for a stack."""
     cell, layers, m = architecture(params)
     V = params["head.weight"]
-    loss, xs, hs, ps, caches = _stack_forward(params, inputs, targets, hprev, masks)
+    loss, xs, hs, ps, caches = _stack_forward(params, inputs, targets, hprev, masks, restart)
     mask = (lambda k, t: 1.0) if masks is None else (lambda k, t: masks[k, t])
     grads = {k: np.zeros_like(v) for k, v in params.items()}
     # dnext[k]: dL/d(layer k's carried vectors) through the step after
@@ -458,4 +470,6 @@ def _stack_loss_and_grads(params, inputs, targets, hprev, masks=None):
                                                 dcarried)
         if "embedding.weight" in grads:  # dh: dL/d of layer 0's input E[x_t]
             grads["embedding.weight"][inputs[t]] += dh
+        if inputs[t] == restart:  # the step read the zero state: nothing flows further back
+            dnext = [tuple(np.zeros_like(d) for d in dk) for dk in dnext]
     return loss, grads, hs[len(inputs) - 1]

@@ -94,3 +94,42 @@ def sample_text(state, n: int, seed: int = 0, temperature: float = 1.0, prime: s
                 rng: np.random.Generator | None = None, **start) -> str:
     """One text of ``sample_texts``."""
     return sample_texts(state, n, 1, seed, temperature, prime, rng, **start)[0]
+
+
+DOCUMENT_PIECE = 32  # characters drawn per sampler call: a document ends after a few pieces at most
+
+
+def sample_documents(state, num: int, max_length: int, seed: int, temperature: float = 1.0, prime: str = "", *,
+                     top_k: int = 0, first: int = 0) -> list[str]:
+    """``num`` documents of a documents model (``documents.py``), each drawn from the start
+    state: the end marker fed from zeros, then ``prime``, then characters up to the next end
+    marker (not included), at most ``max_length`` of them; each document is ``prime`` and
+    what was drawn. Document i draws its numbers from (seed, first + i): the same whatever
+    ``num``.
+    Documents are drawn ``DOCUMENT_PIECE`` characters at a time, and those that ended drop
+    out."""
+    if not state.hyper.documents:
+        raise TextError("this model was trained on a book, not on documents (a list with --format lines, tweets)")
+    engine = engine_for(state.layout)
+    fed = np.concatenate([state.vocab.encode(END_OF_TEXT), state.vocab.encode(prime) if prime else []])
+    marker = int(fed[0])
+    texts = []
+    for at in range(0, num, TEXTS_AT_ONCE):
+        count = min(TEXTS_AT_ONCE, num - at)
+        H = np.zeros((count, state.layout.state_size), state.params.dtype)
+        primes = np.tile(fed.astype(np.int64), (count, 1))
+        drawn = [[] for _ in range(count)]
+        rngs = [np.random.default_rng([seed, first + at + i]) for i in range(count)]
+        alive = np.arange(count)
+        while alive.size and len(drawn[alive[0]]) < max_length:
+            n = min(DOCUMENT_PIECE, max_length - len(drawn[alive[0]]))
+            uniforms = np.stack([rngs[i].random(n) for i in alive.tolist()])
+            piece = engine.sample_states(state.params, H, primes, uniforms, temperature, top_k)
+            going = np.ones(alive.size, bool)
+            for row, i in enumerate(alive.tolist()):
+                ends = np.flatnonzero(piece[row] == marker)
+                drawn[i].extend(piece[row, :ends[0] if ends.size else piece.shape[1]].tolist())
+                going[row] = ends.size == 0
+            alive, H, primes = alive[going], H[going], piece[going, -1:]
+        texts += [prime + state.vocab.decode(chars) for chars in drawn]
+    return texts

@@ -24,14 +24,16 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from .cells import CELLS
 from .errors import FastrnnError
+from .formats import FORMATS
 from .optimizers import OPTIMIZERS, SCHEDULES
 
 MODEL, OPTIMIZER, RUN = "model", "optimizer", "run"
 GROUPS = (MODEL, OPTIMIZER, RUN)
 DTYPES = ("float64", "float32")
-FORMATS = ("auto", "text", "json", "dir")
 
 
 class OptionError(FastrnnError, ValueError):
@@ -93,6 +95,8 @@ class Setting:
         """The values it takes, as the end of "NAME must be ..."."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        if self.type is bool:
+            return "true or false"
         if self.type is int:
             return "a positive integer" if self.low == 1 else "a non-negative integer"
         if self.high is None or self.high == math.inf:
@@ -106,6 +110,8 @@ class Setting:
             return isinstance(value, str) and value in self.choices
         if self.type is str:
             return isinstance(value, str)
+        if self.type is bool:
+            return isinstance(value, (bool, np.bool_))
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return False
         if self.type is int and not isinstance(value, numbers.Integral):
@@ -171,6 +177,9 @@ SETTINGS: tuple[Setting, ...] = (
             choices=DTYPES, by_cell=_gated("float64", "float32"), sweepable=True),
     _int("streams", 1, "Chunks per update, from positions spread evenly through the book; their gradients are "
          "averaged (1: the classic algorithm).", MODEL, by_cell=_gated(1, 32), sweepable=True),
+    Setting("documents", bool, False, "The book is documents (the lines of a list, tweets): each is read from the "
+            "start state and followed by an end marker the model learns to predict, in an order shuffled every "
+            "epoch (set by the format).", MODEL, option=False),
     _int("restart_every", 0, "Every this many updates, start each stream afresh (h = 0) at a random place, so that "
          "h = 0 is not only the book's start to the model (0: never, the classic walk).", MODEL, low=0,
          sweepable=True),
@@ -223,8 +232,11 @@ SETTINGS: tuple[Setting, ...] = (
     _int("val_every", None, "Updates between validation losses.", RUN, resumable=True,
          default_text="10000; with --time-limit, a tenth of the run, at most an epoch"),
     Setting("encoding", str, "utf-8", "Text encoding of BOOK.", RUN, resumable=True),
-    Setting("format", str, "auto", "BOOK is a text file, tweets in JSON, or a directory of .txt files (auto: by "
-            "what BOOK is and its name).", RUN, choices=FORMATS, resumable=True),
+    Setting("val_file", str, None, "Score this held-out file instead of a fraction of the book (in the book's "
+            "format; characters the model lacks are skipped).", RUN, metavar="FILE"),
+    Setting("format", str, "auto", "BOOK is a text file, a list (lines: each non-empty line one document, read "
+            "from the start state), tweets in JSON, or a directory of .txt files (auto: by what BOOK is and its "
+            "name).", RUN, choices=FORMATS, resumable=True),
 )
 BY_NAME = {s.name: s for s in SETTINGS}
 STORED = tuple(s for s in SETTINGS if s.stored)  # ``model.Hyper``'s fields

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .documents import document_lines
 from .errors import FastrnnError
+from .formats import END_OF_TEXT
 from .model import load_checkpoint, save_checkpoint
 from .rundir import resolve_checkpoint
 from .settings import OptionError, check_count, check_positive
@@ -27,6 +29,21 @@ class Score:
     predicted: int  # characters predicted (each after one the model was fed)
     unknown_chars: int  # characters outside the model's vocabulary, skipped
     unknown_distinct: str  # those characters, each once
+
+
+@dataclass(frozen=True)
+class Documents:
+    """Documents drawn from a documents model (``Model.sample_documents``)."""
+
+    documents: list[str]
+    # of every document drawn: copies of a training document ("training"), of a held-out one
+    # ("held_out"), and new ones ("new"); None where the run's files cannot tell (``no_counts``)
+    counts: dict | None
+    drawn: int  # documents drawn (more than asked for with ``new_only``)
+    no_counts: str = ""  # why there are no counts
+
+
+NEW_ONLY_DRAWS = 100  # documents drawn at most, per one asked for, to find new ones
 
 
 def _say_compiling(what: str) -> None:
@@ -116,7 +133,7 @@ class Model:
 
     def sample(self, length: int = 1000, *, temperature: float = 1.0, prime: str = "", seed: int | None = None,
                num: int | None = None, top_k: int = 0, from_zero: bool = False,
-               until_end: bool = False) -> str | list[str]:
+               until_end: bool = False, first: int = 0) -> str | list[str]:
         """Generate text: ``prime`` followed by ``length`` sampled characters.
 
         Parameters
@@ -138,6 +155,9 @@ class Model:
             hidden state, fed the character that came next in the book).
         until_end : bool
             For models trained on tweets: start a new text and stop at its end.
+        first : int
+            A documents model's texts are documents, each from the start state to its end;
+            document i draws its random numbers from (seed, first + i).
 
         Returns
         -------
@@ -153,7 +173,7 @@ class Model:
         'the '
         """
         from .build import KernelSet, compile_kernels  # Numba: only once a model samples
-        from .sample import sample_texts
+        from .sample import sample_documents, sample_texts
 
         state = self._state
         check_count("num", num)
@@ -169,18 +189,77 @@ class Model:
                                        + " ".join(repr(ch) for ch in missing))
         compile_kernels(KernelSet.of(state.hyper, state.vocab.index_dtype(), sampler=True), on_compile=_say_compiling)
         seed = secrets.randbelow(2**31) if seed is None else seed
-        texts = sample_texts(state, length, 1 if num is None else num, seed, temperature, prime, top_k=top_k,
-                             from_zero=from_zero, until_end=until_end)
+        if state.hyper.documents:
+            texts = sample_documents(state, 1 if num is None else num, length, seed, temperature, prime,
+                                     top_k=top_k, first=first)
+        else:
+            texts = sample_texts(state, length, 1 if num is None else num, seed, temperature, prime, top_k=top_k,
+                                 from_zero=from_zero, until_end=until_end)
         return texts[0] if num is None else texts
 
-    def evaluate(self, text: str, *, from_zero: bool = False) -> Score:
+    @property
+    def documents(self) -> bool:
+        """Whether the model was trained on documents (a list's lines, tweets): it then samples
+        documents, each from the start state to its end."""
+        return bool(self._state.hyper.documents)
+
+    def sample_documents(self, num: int = 20, *, max_length: int = 1000, temperature: float = 1.0, prime: str = "",
+                         seed: int | None = None, top_k: int = 0, new_only: bool = False) -> Documents:
+        """Draw ``num`` documents from a documents model, each from the start state to its end
+        marker (at most ``max_length`` characters after ``prime``), and count how many copy a
+        document of the run's training or held-out part and how many are new (where the
+        model's run directory and book are at hand). ``new_only``: keep drawing until ``num``
+        new ones are found (at most ``NEW_ONLY_DRAWS`` per one asked for)."""
+        from .plan import run_documents
+        from .documents import novelty
+
+        if not self.documents:
+            raise FastrnnError("this model was trained on a book, not on documents: sample text with Model.sample")
+        check_count("num", num)
+        run_dir = os.path.dirname(os.path.abspath(self.path)) if self.path else None
+        if run_dir and not os.path.exists(os.path.join(run_dir, "run.json")):
+            run_dir = None
+        known, no_counts = None, ""
+        try:
+            known = run_documents(run_dir, self._state.hyper.seed) if run_dir else None
+            no_counts = "" if known else "the model has no run directory (its run.json) beside it"
+        except FastrnnError as err:
+            no_counts = str(err)
+        if new_only and known is None:
+            raise FastrnnError(f"new_only needs the run's documents to tell new ones: {no_counts}")
+        seed = secrets.randbelow(2**31) if seed is None else seed
+        kept, drawn, counts = [], 0, {"training": 0, "held_out": 0, "new": 0}
+        while len(kept) < num:
+            if drawn >= NEW_ONLY_DRAWS * num:
+                raise FastrnnError(f"only {len(kept)} new documents in {drawn:,} drawn ({NEW_ONLY_DRAWS} per one asked "
+                                   f"for); the model mostly copies its list: try a higher temperature")
+            batch = self.sample(max_length, temperature=temperature, prime=prime, seed=seed, first=drawn,
+                                num=num if not new_only else max(num - len(kept), 8), top_k=top_k)
+            drawn += len(batch)
+            for text in batch:
+                kind = "new" if known is None else next(iter(k for k, v in novelty([text], *known).items() if v))
+                counts[kind] += 1
+                if not new_only or kind == "new":
+                    kept.append(text)
+        return Documents(kept[:num], counts if known is not None else None, drawn, no_counts)
+
+    def evaluate(self, text: str, *, from_zero: bool = False, format: str = "text") -> Score:
         """Bits per character, nats per character and perplexity of the model on ``text``,
-        scored from its carried hidden state (from h = 0 with ``from_zero``). Characters outside
-        the vocabulary are counted and skipped."""
+        scored from its carried hidden state (from h = 0 with ``from_zero``), or with
+        ``format="lines"`` over the documents of a list (each non-empty line, scored from the
+        start state, its end marker predicted and counted: makemore's count). Characters
+        outside the vocabulary are counted and skipped."""
         from .build import KernelSet, compile_kernels  # Numba: only once a model scores
         from .evaluate import evaluate_text
 
         state = self._state
+        if format not in ("text", "lines"):
+            raise OptionError("format", f"format must be one of text, lines, not {format!r}")
+        if format == "lines":
+            if not state.hyper.documents:
+                raise OptionError("format", "this model was trained on a book: it has no end marker to score a "
+                                            "list's documents with")
+            text = END_OF_TEXT + "".join(line + END_OF_TEXT for line in document_lines(text))
         compile_kernels(KernelSet.of(state.hyper, state.vocab.index_dtype(), scorer=True), on_compile=_say_compiling)
         result = evaluate_text(state, text, from_zero)
         if result["predicted"] == 0:

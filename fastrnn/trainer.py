@@ -48,6 +48,9 @@ class NonFiniteError(FastrnnError, FloatingPointError):
     """The loss or the parameters stopped being finite; nothing was written after that."""
 
 
+FINAL_DOCUMENTS = 20  # documents the best model of a documents run writes at the end of samples.txt
+
+
 @dataclass
 class RunOptions:
     total_updates: int
@@ -71,7 +74,7 @@ def _sample_rng(seed: int, update: int) -> np.random.Generator:
 
 
 def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, resume: bool = False,
-              val_book: np.ndarray | None = None) -> dict:
+              val_book: np.ndarray | None = None, documents=None) -> dict:
     """Train from ``state`` until ``opts.total_updates`` and fill the run directory.
 
     Writes metrics.csv, samples.txt, last.npz, best.npz, loss.png and summary.json (and
@@ -82,14 +85,14 @@ def train_run(state: State, book: np.ndarray, out_dir: str, opts: RunOptions, re
     those of the last good state) and Interrupted when ``opts.should_stop()`` says so (after
     writing a checkpoint).
     """
-    return _Training(state, book, out_dir, opts, resume, val_book).run()
+    return _Training(state, book, out_dir, opts, resume, val_book, documents).run()
 
 
 class _Training:
     """One call of ``train_run``: the trainer, the run directory, and the best model on disk."""
 
     def __init__(self, state: State, book: np.ndarray, out_dir: str, opts: RunOptions, resume: bool,
-                 val_book: np.ndarray | None):
+                 val_book: np.ndarray | None, documents):
         # the kernels (Numba) load when a run starts, not with ``import fastrnn``, which imports
         # this module for ``Interrupted``
         from .engine import Trainer
@@ -97,12 +100,12 @@ class _Training:
 
         self.state0, self.book, self.opts, self.resume, self.val_book = state, book, opts, resume, val_book
         self.dir = RunDir(out_dir)
-        self.trainer = Trainer(state, book, share_machine=opts.share_machine)
+        self.trainer = Trainer(state, book, share_machine=opts.share_machine, documents=documents)
         self.scorer = None
         if val_book is not None:
             self.scorer = TextScorer(state.hyper.hidden, state.vocab.size, state.params.dtype, val_book.dtype,
                                      cell=state.hyper.cell, layers=state.hyper.layers,
-                                     embedding=state.hyper.embedding)
+                                     embedding=state.hyper.embedding, restart=state.restart)
         # the loss of the best model on disk: validation loss with held-out text, else smooth loss
         self.best_saved = state.best_val_loss if self.scorer else state.best_smooth_loss
         self.start_update = self.trainer.update
@@ -178,11 +181,19 @@ class _Training:
                                  f"the checkpoints keep the last good state (try a smaller eta)")
 
     def sample(self) -> None:
-        """A periodic sample, from the carried state, with random numbers of (seed, update)."""
-        from .sample import sample_text  # the kernels: as in __init__
+        """A periodic sample, from the carried state, with random numbers of (seed, update); of
+        a documents model, documents one per line, as many as fill the sample's length."""
+        from .sample import sample_documents, sample_text  # the kernels: as in __init__
 
         state = self.trainer.state()
-        text = sample_text(state, self.opts.sample_length, rng=_sample_rng(state.hyper.seed, state.update))
+        rng, length = _sample_rng(state.hyper.seed, state.update), self.opts.sample_length
+        if state.hyper.documents:
+            documents = []
+            while sum(len(d) + 1 for d in documents) < length and len(documents) < length:
+                documents += sample_documents(state, 8, length, int(rng.integers(2**62)))
+            text = "\n".join(documents)
+        else:
+            text = sample_text(state, length, rng=rng)
         self.dir.append_sample(state.update, state.smooth_loss, text)
 
     def validate(self) -> None:
@@ -209,12 +220,16 @@ class _Training:
         save_checkpoint(self.dir.file("last.npz"), self.trainer.state())
 
     def best_passage(self) -> None:
-        from .sample import sample_text  # the kernels: as in __init__
+        from .sample import sample_documents, sample_text  # the kernels: as in __init__
 
         best = load_checkpoint(self.dir.file("best.npz"))
-        passage = sample_text(best, self.opts.final_len, seed=self.state0.hyper.seed)
-        start = ("from its carried hidden state and next character" if best.next_char is not None
-                 else "from its carried hidden state")
+        if best.hyper.documents:
+            passage = "\n".join(sample_documents(best, FINAL_DOCUMENTS, self.opts.final_len, self.state0.hyper.seed))
+            start = f"in {FINAL_DOCUMENTS} documents, each from the start state"
+        else:
+            passage = sample_text(best, self.opts.final_len, seed=self.state0.hyper.seed)
+            start = ("from its carried hidden state and next character" if best.next_char is not None
+                     else "from its carried hidden state")
         if self.scorer:
             self.dir.append_best_passage(best.update, "validation loss", best.best_val_loss, start, passage)
         else:

@@ -48,7 +48,8 @@ def reference_update(state: State, book):
                                             h.weight_decay)
     loss, grads = reference.train_step(new.views(), mem[0] if len(mem) == 1 else mem, H, positions, book,
                                        h.seq_length, new.params.dtype.type(eta), optimizer=optimizer,
-                                       t=state.update + 1, dropout=reference.Dropout(h.dropout, h.seed))
+                                       t=state.update + 1, dropout=reference.Dropout(h.dropout, h.seed),
+                                       restart=None if state.restart < 0 else state.restart)
     new.position, new.update = int(positions[0]), new.update + 1
     new.epoch = max(0, new.update * state.hyper.streams - 1) // ((book.shape[0] - 1) // state.hyper.seq_length)
     new.smooth_loss = loss if np.isnan(state.smooth_loss) else 0.999 * state.smooth_loss + 0.001 * loss

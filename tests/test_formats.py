@@ -68,8 +68,11 @@ def test_train_on_tweets_and_sample_whole_ones(tmp_path):
         assert sampled.exit_code == 0, sampled.output
         text = sampled.stdout[:-1]
         assert END_OF_TEXT not in text and 0 < len(text) < 400
-    plain = run(["sample", "--checkpoint", str(out), "--seed", "1", "--len", "400"])
-    assert plain.stdout.count(END_OF_TEXT) > 1  # without --until-end it runs across tweets
+    # tweets are documents: without --until-end, 20 whole ones, each from the start state
+    plain = run(["sample", "--checkpoint", str(out), "--seed", "1", "--len", "400", "--json"])
+    tweets = json.loads(plain.stdout)
+    assert len(tweets) == 20 and all(END_OF_TEXT not in t for t in tweets)
+    assert "20 documents drawn" in plain.stderr
     several = run(["sample", "--checkpoint", str(out), "--until-end", "--seed", "0", "--len", "400", "--num", "6",
                    "--json"])
     texts = json.loads(several.stdout)

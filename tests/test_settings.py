@@ -19,7 +19,7 @@ def test_each_setting_is_declared_once_with_what_it_needs():
     names = [s.name for s in SETTINGS]
     assert len(names) == len(set(names))
     for s in SETTINGS:
-        assert s.group in settings.GROUPS and s.help and s.type in (int, float, str), s.name
+        assert s.group in settings.GROUPS and s.help and s.type in (int, float, str, bool), s.name
         assert s.default is None or s.valid(s.default) or s.default == 0, s.name
         for cell, value in s.by_cell.items():
             assert cell in fastrnn.cells.CELLS and (value is None or s.valid(value)), (s.name, cell)

@@ -78,7 +78,8 @@ def block_loss_and_grads(j, run, work, book, params, dims):
     """Block j of ``work`` (a ``Workspace``) through the cell: its streams' chunks from ``book``
     at run.positions, starting from run.H, with the masks of the update's number (counted from
     1) where there is dropout; writes work.block_grads[j] and work.block_losses[j] and leaves
-    h_n of each stream at the end of work.hs[j]. params (P,): read; work.WT and
+    h_n of each stream at the end of work.hs[j]; where a stream reads work.restart (documents'
+    end marker), its state restarts from 0. params (P,): read; work.WT and
     work.VT hold its transposes.   dims: (m, K)."""
     m, K = dims
     first = work.block_starts[j]
@@ -99,7 +100,7 @@ def block_loss_and_grads(j, run, work, book, params, dims):
         work.block_grads[j], hs, dropped, work.ps[j, :n * G * K].reshape((n, G, K)),
         work.dh_out[j, :n * G * m].reshape((n, G, m)), work.dh_next[j, :G * m].reshape((G, m)),
         work.wh[j, :G * m].reshape((G, m)), work.scratch[j], xy[:, :n], xy[:, 1:], work.WT, work.VT, params, masks,
-        m, K)
+        m, K, work.restart[0])
 
 
 @njit(inline="always")

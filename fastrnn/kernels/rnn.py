@@ -43,9 +43,11 @@ def transposes_into(WT, VT, params, m, K):
 
 
 @njit(**JIT)
-def rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c, dropped, masks):
+def rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c, dropped, masks, restart):
     """Forward pass of G streams over one chunk each, walked in step; returns the summed
     cross-entropy of all G chunks (float64, stream by stream, each summed over t).
+    restart: the input character read from h = 0 wherever it comes (documents' end marker:
+    each document starts from the start state), or -1 (none).
 
     hs (n+1, G, m): row 0 read (each stream's h_prev), rows 1..n written with h_1..h_n.
     ps (n, G, K): written with p_t.
@@ -69,6 +71,10 @@ def rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c, dropped, masks):
         # order ``sample_chars`` uses, so that sampling carries on exactly the h training computes
         wh[:] = 0.0
         matmul_add(wh, hs[t], WT)
+        if restart >= 0:  # W 0 = 0 exactly: the product of a zero state
+            for s in range(G):
+                if xs[s, t] == restart:
+                    wh[s, :] = 0.0
         h = hs[t + 1]
         for s in range(G):
             for i in range(m):
@@ -100,9 +106,10 @@ def output_layer_loss(ps, scratch, h_rows, ys, VT, c):
 
 
 @njit(**JIT)
-def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, dropped, masks, xs, ys, W, V):
+def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, dropped, masks, xs, ys, W, V, restart):
     """Backward pass over the G chunks that ``rnn_forward`` just ran; the gradients are
-    the sums over all G chunks.
+    the sums over all G chunks. No gradient crosses a restart (``rnn_forward``): the rows of
+    hs[t] whose streams restart at t are left 0.
 
     dW (m, m), dUT (K, m), dV (K, m), db (m,), dc (K,): written with the raw gradients (dUT
     is dU transposed, as ``param_views`` lays U out).
@@ -140,6 +147,12 @@ def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, dropped, masks, x
         if t > 0:  # backprop stops at the chunk's start: W^T da_0 is never used
             dh_next[:] = 0.0
             matmul_add(dh_next, da, W)
+            if restart >= 0:
+                for s in range(G):
+                    if xs[s, t] == restart:
+                        dh_next[s, :] = 0.0
+    if restart >= 0:
+        zero_restarted_rows(hs, xs, restart)
     # dW = sum_t da_t h_{t-1}^T;  db = sum_t da_t;  dU[:, x_t] += da_t (row x_t of dUT)
     matmul_add_transposed(dW, da_rows, h_rows[:n * G])
     for t in range(n):
@@ -152,7 +165,19 @@ def rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, dropped, masks, x
 
 
 @njit(inline="always")
-def chunk_loss_and_grads(grads, hs, dropped, ps, dh_out, dh_next, wh, scratch, xs, ys, WT, VT, params, masks, m, K):
+def zero_restarted_rows(hs, xs, restart):
+    """hs (n+1, G, m): row t of stream s <- 0 where it restarts at t (xs[s, t] == restart), so
+    that the products summing h_{t-1} over the chunk see the zero state the step read."""
+    G, n = xs.shape
+    for t in range(n):
+        for s in range(G):
+            if xs[s, t] == restart:
+                hs[t, s, :] = 0.0
+
+
+@njit(inline="always")
+def chunk_loss_and_grads(grads, hs, dropped, ps, dh_out, dh_next, wh, scratch, xs, ys, WT, VT, params, masks, m, K,
+                         restart):
     """Summed loss and raw gradients of G chunks walked in step (``rnn_forward``, then
     ``rnn_backward``).
 
@@ -160,12 +185,12 @@ def chunk_loss_and_grads(grads, hs, dropped, ps, dh_out, dh_next, wh, scratch, x
     dropped, masks: dropout's (``rnn_forward``).
     ps (n, G, K), dh_out (n, G, m), dh_next (G, m), wh (G, m), scratch (3, >= G * max(m, K)):
     workspaces.   xs, ys (G, n) int: read.   WT (m, m), VT (m, K): read, the
-    ``transposes_into`` of params (P,), which is read.
+    ``transposes_into`` of params (P,), which is read.   restart: ``rnn_forward``'s.
     """
     W, UT, V, b, c = param_views(params, m, K)
     dW, dUT, dV, db, dc = param_views(grads, m, K)
-    loss = rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c, dropped, masks)
-    rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, dropped, masks, xs, ys, W, V)
+    loss = rnn_forward(hs, ps, scratch, wh, xs, ys, WT, VT, UT, b, c, dropped, masks, restart)
+    rnn_backward(dW, dUT, dV, db, dc, dh_out, dh_next, ps, hs, dropped, masks, xs, ys, W, V, restart)
     return loss
 
 

@@ -79,8 +79,8 @@ def sample_chars(out, H, WVT, prime, uniforms, W, UT, V, b, c, inv_temperature, 
     out (N, n) int64: written with the sampled indices.   H (N, m): start states, advanced in
     place through the prime and the first n - 1 sampled characters (the last is not fed).
     WVT (m, m+K): workspace, written with [W.T | V.T] so that one pass over it gives both W h
-    and V h for all N texts (half the loop overhead of two passes).   prime (L,) int: inputs fed
-    to every text before sampling (may be empty; without it the first character comes from
+    and V h for all N texts (half the loop overhead of two passes).   prime (N, L) int: the
+    inputs fed to each text before sampling (may be empty; without it the first character comes from
     softmax(V h + c)).   uniforms (N, n): numbers in [0, 1) that pick each character by inverse
     CDF.   W, UT (K, m: U transposed), V, b, c: read.   inv_temperature: 1 / T.
     top_k: pick only among the top_k most likely characters (ties at the boundary broken by
@@ -100,7 +100,7 @@ def sample_chars(out, H, WVT, prime, uniforms, W, UT, V, b, c, inv_temperature, 
     work = np.empty(K)
     ranked = np.empty(K)  # the largest logits, for top_k
     scratch = np.empty((3, N * max(m, K)), dtype=H.dtype)  # tanh in the model's precision, as in training
-    L = prime.shape[0]
+    L = prime.shape[1]
     for t in range(L + n):
         # W h and o = c + V h for every text in one pass
         for s in range(N):
@@ -109,7 +109,8 @@ def sample_chars(out, H, WVT, prime, uniforms, W, UT, V, b, c, inv_temperature, 
                 wv[s, m + k] = c[k]
         matmul_add(wv, H, WVT)
         if t < L:
-            x[:] = prime[t]
+            for s in range(N):
+                x[s] = prime[s, t]
         else:
             for s in range(N):
                 pick = pick_char(wv[s, m:], uniforms[s, t - L], inv_temperature, top_k, shifted, p, work, ranked)
@@ -129,7 +130,8 @@ def sample_chars(out, H, WVT, prime, uniforms, W, UT, V, b, c, inv_temperature, 
 @njit(**JIT)
 def text_loss(work, text, h0, params, m, K):
     """Summed cross-entropy of predicting text[1:] from text[:-1], starting from h0 and
-    carrying h through chunks of the workspace's chunk length n; returns float64 nats.
+    carrying h through chunks of the workspace's chunk length n (and restarting it from 0 at
+    each work.restart, documents' end marker); returns float64 nats.
 
     work: a ``Workspace`` of one stream (block 0's buffers are used).   text (N,) int: read.
     h0 (m,): the state text[0] is fed to, read.   params (P,): read.
@@ -149,7 +151,7 @@ def text_loss(work, text, h0, params, m, K):
         xs = text[pos:pos + L]
         ys = text[pos + 1:pos + L + 1]
         total += rnn_forward(hs[:L + 1], ps[:L], work.scratch[0], wh, xs[np.newaxis, :], ys[np.newaxis, :],
-                             work.WT, work.VT, UT, b, c, hs[:L + 1], no_masks)
+                             work.WT, work.VT, UT, b, c, hs[:L + 1], no_masks, work.restart[0])
         copy_into(hs[0, 0], hs[L, 0])
         pos += L
     return total
@@ -160,7 +162,7 @@ def _sample_stack(out, H, WT, W, VT, prime, uniforms, params, dims, inv_temperat
 
     out (N, n) int64: written.   H (N, S): the texts' flat carried states, advanced in place
     through the prime and the first n - 1 sampled characters.   WT, W, VT: workspaces
-    (``workspace.stack_weight_copies``).   prime (L,) int, uniforms (N, n),
+    (``workspace.stack_weight_copies``).   prime (N, L) int, uniforms (N, n),
     inv_temperature, top_k: as ``sample_chars``.   params (P,): read.   dims: (L, m, K, gm).
     Each step is ``stack.layers_forward`` over a chunk of one character of N streams: h_t as
     training computes it, bit for bit.
@@ -175,6 +177,7 @@ def _sample_stack(out, H, WT, W, VT, prime, uniforms, params, dims, inv_temperat
     gates = np.empty((Ly, 1, N, gm), dtype=dtype)
     aux = np.empty((Ly, 1, N, m), dtype=dtype)
     hh = np.empty((N, gm), dtype=dtype)
+    prev = np.empty((2, N, m), dtype=dtype)
     no_masks = np.empty((Ly, 0, N, m), dtype=dtype)  # no dropout
     scratch = np.empty((3, N * max(gm, K)), dtype=dtype)
     o = np.empty((N, K), dtype=dtype)
@@ -184,10 +187,11 @@ def _sample_stack(out, H, WT, W, VT, prime, uniforms, params, dims, inv_temperat
     work = np.empty(K)
     ranked = np.empty(K)
     load_states(hs, cs, H)
-    L = prime.shape[0]
+    L = prime.shape[1]
     for t in range(L + n):
         if t < L:
-            x[:, 0] = prime[t]
+            for s in range(N):
+                x[s, 0] = prime[s, t]
         else:
             # o = c + V h of the top layer, for every text
             for s in range(N):
@@ -199,7 +203,7 @@ def _sample_stack(out, H, WT, W, VT, prime, uniforms, params, dims, inv_temperat
                 x[s, 0] = pick
             if t == L + n - 1:
                 break
-        layers_forward(hs, cs, hs, gates, aux, hh, scratch, x, WT, params, no_masks, dims)
+        layers_forward(hs, cs, hs, gates, aux, hh, prev, scratch, x, WT, params, no_masks, -1, dims)
         for l in range(Ly):
             for s in range(N):
                 copy_into(hs[l, 0, s], hs[l, 1, s])

@@ -33,7 +33,7 @@ from .gru import gru_backward_step, gru_forward_step
 from .linalg import chunks_into, copy_into, copy_rows_into, matmul_add, matmul_add_transposed, transpose_into
 from .lstm import lstm_backward_step, lstm_forward_step
 from .mathfn import output_gradients_into
-from .rnn import output_layer_loss, rnn_backward_step, rnn_forward_step
+from .rnn import output_layer_loss, rnn_backward_step, rnn_forward_step, zero_restarted_rows
 
 # The bodies below call ``forward_step``, ``backward_step`` and each other by names that are not
 # this module's: ``kernels_for`` binds them, per cell, to its steps and to its own copies.
@@ -114,7 +114,31 @@ def store_states(states, hs, cs, t):
                     states[s, (L + l) * m + i] = cs[l, t, s, i]
 
 
-def _layers_forward(hs, cs, dropped, gates, aux, hh, scratch, xs, WT, params, masks, dims):
+@njit(inline="always")
+def restarts_at(xs, t, restart):
+    """Whether some stream reads ``restart`` at t (xs (G, n)): documents' end marker, read
+    from the zero state; never with restart = -1."""
+    if restart >= 0:
+        for s in range(xs.shape[0]):
+            if xs[s, t] == restart:
+                return True
+    return False
+
+
+@njit(inline="always")
+def restarted_states(prev, h, c, xs, t, restart):
+    """(h_prev, c_prev) of step t where some stream restarts there: prev (2, G, m) <- h, c
+    (G, m) with the rows of the streams that restart at t set to 0."""
+    G = xs.shape[0]
+    for s in range(G):
+        zero = xs[s, t] == restart
+        for i in range(h.shape[1]):
+            prev[0, s, i] = 0.0 if zero else h[s, i]
+            prev[1, s, i] = 0.0 if zero else c[s, i]
+    return prev[0], prev[1]
+
+
+def _layers_forward(hs, cs, dropped, gates, aux, hh, prev, scratch, xs, WT, params, masks, restart, dims):
     """The layers' forward pass over one chunk of G streams.
 
     hs, cs (L, n+1, G, m): row 0 of each layer read (the carried h, c), rows 1..n written.
@@ -122,8 +146,10 @@ def _layers_forward(hs, cs, dropped, gates, aux, hh, scratch, xs, WT, params, ma
     dropped (L, n+1, G, m): rows 1..n of each layer written with masks h_t, what the layer
     above and the output layer read; with no dropout, hs itself.
     gates (L, n, G, gm), aux (L, n, G, m): written with what the backward steps read.
-    hh (G, gm), scratch (3, >= G max(gm, K)): workspaces.   xs (G, n) int: the inputs.
-    WT (L, 2, m, >= gm): read (``stack_transposes_into``).   params (P,): read.
+    hh (G, gm), prev (2, G, m), scratch (3, >= G max(gm, K)): workspaces.   xs (G, n) int: the
+    inputs.   WT (L, 2, m, >= gm): read (``stack_transposes_into``).   params (P,): read.
+    restart: the input read from the zero state (h = c = 0) wherever it comes (documents' end
+    marker: each document starts from the start state), or -1 (none).
     """
     L, m, K, gm = dims
     G, n = xs.shape
@@ -148,32 +174,36 @@ def _layers_forward(hs, cs, dropped, gates, aux, hh, scratch, xs, WT, params, ma
         c = cs[l]
         for t in range(n):
             # hh = W_hh h_{t-1}, then the cell's step
+            h_prev, c_prev = h[t], c[t]
+            if restarts_at(xs, t, restart):
+                h_prev, c_prev = restarted_states(prev, h[t], c[t], xs, t, restart)
             hh[:] = 0.0
-            matmul_add(hh, h[t], WT[l, 0, :, :gm])
-            forward_step(h[t + 1], c[t + 1], a[t], aux[l, t], hh, b_hh, h[t], c[t], scratch)
+            matmul_add(hh, h_prev, WT[l, 0, :, :gm])
+            forward_step(h[t + 1], c[t + 1], a[t], aux[l, t], hh, b_hh, h_prev, c_prev, scratch)
         if masks.shape[1] > 0:
             multiply_into(dropped[l, 1:], masks[l], h[1:])
 
 
-def _chunk_forward(hs, cs, dropped, gates, aux, ps, hh, scratch, xs, ys, WT, VT, params, masks, dims):
+def _chunk_forward(hs, cs, dropped, gates, aux, ps, hh, prev, scratch, xs, ys, WT, VT, params, masks, restart, dims):
     """``layers_forward``, then p_t = softmax(V h_t + c) of the top layer's h_t (times its
     masks); returns the summed cross-entropy of all G chunks (float64, stream by stream).
     ps (n, G, K): written.   VT (m, K): V.T, read.   ys (G, n) int: the targets."""
     L, m, K, gm = dims
     G, n = xs.shape
-    layers_forward(hs, cs, dropped, gates, aux, hh, scratch, xs, WT, params, masks, dims)
+    layers_forward(hs, cs, dropped, gates, aux, hh, prev, scratch, xs, WT, params, masks, restart, dims)
     V, c = head_views(params, L, m, K, gm)
     return output_layer_loss(ps, scratch, dropped[L - 1].reshape(((n + 1) * G, m))[G:], ys, VT, c)
 
 
-def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs, dropped, gates, aux, xs, ys, W,
-                    params, masks, dims):
+def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, prev, ps, hs, cs, dropped, gates, aux, xs, ys,
+                    W, params, masks, restart, dims):
     """Backward pass over the G chunks ``chunk_forward`` just ran; the gradients are the sums
-    over all G chunks.
+    over all G chunks. No gradient crosses a restart (``layers_forward``): each layer's hs rows
+    of the streams that restart at t are left 0.
 
     grads (P,): written with the raw gradients (layer 0's W_ih as W_ih.T, as stored).
     dh0, dh1 (n G m): workspaces, dL/dh_t of a layer from above and of the layer below it, in
-    turns.   dg_ih, dg_hh (n G gm), dh_next, dc_next (G, m): workspaces.
+    turns.   dg_ih, dg_hh (n G gm), dh_next, dc_next (G, m), prev (2, G, m): workspaces.
     ps (n, G, K): read p_t, overwritten with g_t = p_t - onehot(y_t).
     hs, cs, dropped, gates, aux, xs, ys, params, masks: read.   W (L, 2, gm, >= m): each layer's W_hh and W_ih,
     read (``stack_transposes_into``).
@@ -203,10 +233,21 @@ def _chunk_backward(grads, dh0, dh1, dg_ih, dg_hh, dh_next, dc_next, ps, hs, cs,
         dh_next[:] = 0.0
         dc_next[:] = 0.0
         for t in range(n - 1, -1, -1):
-            backward_step(dgi[t], dgh[t], dh_next, dc_next, dabove[t], gates[l, t], aux[l, t], hs[l, t], cs[l, t],
+            h_prev, c_prev = hs[l, t], cs[l, t]
+            restarts = restarts_at(xs, t, restart)
+            if restarts:
+                h_prev, c_prev = restarted_states(prev, hs[l, t], cs[l, t], xs, t, restart)
+            backward_step(dgi[t], dgh[t], dh_next, dc_next, dabove[t], gates[l, t], aux[l, t], h_prev, c_prev,
                           hs[l, t + 1])
             if t > 0:  # dL/dh_{t-1} += W_hh^T dg_hh_t; backprop stops at the chunk's start
                 matmul_add(dh_next, dgh[t], W_hh)
+                if restarts:  # and at a restart
+                    for s in range(G):
+                        if xs[s, t] == restart:
+                            dh_next[s, :] = 0.0
+                            dc_next[s, :] = 0.0
+        if restart >= 0:  # the products below sum h_{t-1} as the steps read it
+            zero_restarted_rows(hs[l], xs, restart)
         gi_rows = dg_ih.reshape((n * G, gm))
         gh_rows = dg_hh.reshape((n * G, gm))
         # dW_hh = sum_t dg_hh_t h_{t-1}^T;  db_hh = sum_t dg_hh_t;  db_ih = sum_t dg_ih_t
@@ -263,8 +304,9 @@ def _transposes_for(work, params, dims):
 
 def _block_loss_and_grads(j, run, work, book, params, dims):
     """Block j of ``work`` (a ``StackWorkspace``) through the stack: its streams' chunks from
-    ``book`` at run.positions, starting from their carried states in run.H, with the masks of
-    the update's number (counted from 1) where there is dropout; writes
+    ``book`` at run.positions, starting from their carried states in run.H (and from 0 at each
+    work.restart), with the masks of the update's number (counted from 1) where there is
+    dropout; writes
     work.block_grads[j] and work.block_losses[j]."""
     L, m, K, gm = dims
     first = work.block_starts[j]
@@ -278,12 +320,14 @@ def _block_loss_and_grads(j, run, work, book, params, dims):
         dropout_masks_into(masks, work.dropout[0], work.seed[0], run.update[0] + 1, first)
     load_states(hs, cs, run.H[first:first + G])
     xs, ys = xy[:, :n], xy[:, 1:]
-    work.block_losses[j] = chunk_forward(hs, cs, dropped, gates, aux, ps, hh, work.scratch[j], xs, ys, work.WT,
-                                         work.VT, params, masks, dims)
+    prev = work.prev[j, :2 * G * m].reshape((2, G, m))
+    restart = work.restart[0]
+    work.block_losses[j] = chunk_forward(hs, cs, dropped, gates, aux, ps, hh, prev, work.scratch[j], xs, ys,
+                                         work.WT, work.VT, params, masks, restart, dims)
     chunk_backward(work.block_grads[j], work.dh[j, 0, :n * G * m], work.dh[j, 1, :n * G * m],
                    work.dg_ih[j, :n * G * gm], work.dg_hh[j, :n * G * gm],
-                   work.dh_next[j, :G * m].reshape((G, m)), work.dc_next[j, :G * m].reshape((G, m)), ps, hs, cs,
-                   dropped, gates, aux, xs, ys, work.W, params, masks, dims)
+                   work.dh_next[j, :G * m].reshape((G, m)), work.dc_next[j, :G * m].reshape((G, m)), prev, ps, hs,
+                   cs, dropped, gates, aux, xs, ys, work.W, params, masks, restart, dims)
 
 
 def _keep_end_states(run, work, j, first, G, n, dims):
@@ -325,7 +369,8 @@ def _param_grads(work, grads, params, dims):
 
 def _text_loss(work, text, state0, params, dims):
     """Summed cross-entropy of predicting text[1:] from text[:-1], from the carried state
-    state0 (S,), in chunks of the workspace's chunk length n; returns float64 nats.
+    state0 (S,), in chunks of the workspace's chunk length n, restarting from 0 at each
+    work.restart; returns float64 nats.
     work: a ``StackWorkspace`` of one stream.   text (N,) int, params (P,): read."""
     L, m, K, gm = dims
     n = work.chars.shape[2] - 1
@@ -341,8 +386,9 @@ def _text_loss(work, text, state0, params, dims):
         load_states(hs, cs, states)
         xs = text[pos:pos + chunk].reshape((1, chunk))
         ys = text[pos + 1:pos + chunk + 1].reshape((1, chunk))
-        total += chunk_forward(hs, cs, hs, gates, aux, ps, hh, work.scratch[0], xs, ys, work.WT, work.VT, params,
-                               masks, dims)
+        prev = work.prev[0, :2 * m].reshape((2, 1, m))
+        total += chunk_forward(hs, cs, hs, gates, aux, ps, hh, prev, work.scratch[0], xs, ys, work.WT, work.VT,
+                               params, masks, work.restart[0], dims)
         store_states(states, hs, cs, chunk)
         pos += chunk
     return total

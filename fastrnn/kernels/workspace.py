@@ -61,6 +61,8 @@ class Workspace(NamedTuple):
     dropped: np.ndarray  # (nb, (n+1) G m): h_t times the masks, which the output layer reads; (nb, 0) without
     dropout: np.ndarray  # (1,) float64: the dropout probability p, 0 for none
     seed: np.ndarray  # (1,) int64: the run's seed, which the masks are drawn from
+    restart: np.ndarray  # (1,) int64: the input read from the zero state wherever it comes (documents' end
+    # marker), -1 for none
 
     def block_views(self, j: int = 0, G: int = 1):
         """(hs (n+1, G, m), ps (n, G, K), dh_out (n, G, m), dh_next (G, m), wh (G, m), scratch)
@@ -73,10 +75,10 @@ class Workspace(NamedTuple):
 
 
 def allocate_workspace(streams: int, n: int, m: int, K: int, P: int, dtype, index_dtype, dropout: float = 0.0,
-                       seed: int = 0) -> Workspace:
+                       seed: int = 0, restart: int = -1) -> Workspace:
     """A ``Workspace`` for ``streams`` streams of chunks of ``n`` characters, hidden size m,
     vocabulary K and P parameters, with ``dropout`` before the output layer (masks drawn from
-    ``seed``). A lone stream's exp and tanh work covers its whole chunk (one exp call per
+    ``seed``), restarting the state at each input ``restart`` (-1: none). A lone stream's exp and tanh work covers its whole chunk (one exp call per
     chunk); a block's, one row per stream."""
     sizes = stream_blocks(streams)
     nb, G = len(sizes), max(sizes)
@@ -98,6 +100,7 @@ def allocate_workspace(streams: int, n: int, m: int, K: int, P: int, dtype, inde
         VT=np.zeros((m, K), dtype),
         held=np.zeros(K, np.bool_),
         **_dropout_buffers(dropout, seed, nb, 1, n, G, m, dtype),
+        restart=np.array([restart], np.int64),
     )
 
 
@@ -148,6 +151,8 @@ class StackWorkspace(NamedTuple):
     embedding: np.ndarray  # (1,) int64: the embedding's width D, 0 for one-hot inputs
     folded: np.ndarray  # (P,): the one-hot model the blocks read; (0,) without an embedding
     param_grads: np.ndarray  # (P + (K + gm) D - K gm,): the gradient of the embedding model; (0,) without
+    restart: np.ndarray  # (1,) int64: the input read from the zero state wherever it comes, -1 for none
+    prev: np.ndarray  # (nb, 2 G m): the h_{t-1}, c_{t-1} a step reads where some of its streams restart
 
 
 def stack_block_streams(n: int) -> int:
@@ -168,11 +173,13 @@ def stack_stream_blocks(B: int, n: int) -> list[int]:
 
 
 def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: int, P: int, dtype,
-                             index_dtype, dropout: float = 0.0, seed: int = 0, embedding: int = 0) -> StackWorkspace:
+                             index_dtype, dropout: float = 0.0, seed: int = 0, embedding: int = 0,
+                             restart: int = -1) -> StackWorkspace:
     """A ``StackWorkspace`` for ``streams`` streams of chunks of ``n`` characters through L layers
     of hidden size m and gm weight rows, vocabulary K and P parameters (those of the one-hot
     model), with ``dropout`` on each layer's output (masks drawn from ``seed``) and an input
-    embedding of width ``embedding`` (0: none)."""
+    embedding of width ``embedding`` (0: none), restarting the state at each input ``restart``
+    (-1: none)."""
     sizes = stack_stream_blocks(streams, n)
     nb, G = len(sizes), max(sizes)
     dtype = np.dtype(dtype)
@@ -190,6 +197,7 @@ def allocate_stack_workspace(streams: int, n: int, L: int, m: int, gm: int, K: i
         **_dropout_buffers(dropout, seed, nb, L, n, G, m, dtype),
         embedding=np.array([embedding], np.int64), folded=zeros(P if embedding else 0),
         param_grads=zeros(P + (K + gm) * embedding - K * gm if embedding else 0),
+        restart=np.array([restart], np.int64), prev=zeros(nb, 2 * G * m),
     )
 
 

@@ -32,8 +32,8 @@ def test_sampler_carries_on_the_hidden_state_training_computes(text, dtype):
     rnn.transposes_into(work.WT, work.VT, state.params, m, K)
     x = book[:n].astype(np.int64)
     rnn.rnn_forward(hs, ps, scratch, wh, x[None, :], book[1:n + 1].astype(np.int64)[None, :], work.WT, work.VT,
-                    U.T, b, c, hs, np.empty((0, 1, m), dtype))
+                    U.T, b, c, hs, np.empty((0, 1, m), dtype), -1)
     H = h0[None, :].copy()  # fed the n characters as a prime; the one sampled character is not fed
-    sampler.sample_chars(np.zeros((1, 1), np.int64), H, np.zeros((m, m + K), dtype), x, np.full((1, 1), 0.5),
+    sampler.sample_chars(np.zeros((1, 1), np.int64), H, np.zeros((m, m + K), dtype), x[None, :], np.full((1, 1), 0.5),
                          W, U.T, V, b, c, 1.0, 0)
     assert np.array_equal(H[0], hs[n, 0])

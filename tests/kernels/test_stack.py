@@ -130,12 +130,13 @@ def test_sampler_carries_on_the_state_training_computes(text, cell, dtype):
     hs, cs, gates, aux, ps, hh = kernels["block_views"](work, 0, 1, n, dims)
     states = np.stack([state.h])
     load_states(hs, cs, states)
-    kernels["chunk_forward"](hs, cs, hs, gates, aux, ps, hh, work.scratch[0], x[None, :], x[None, :], work.WT,
-                             work.VT, state.params, np.empty((layout.layers, 0, 1, layout.m), dtype), dims)
+    prev = work.prev[0, :2 * layout.m].reshape(2, 1, layout.m)
+    kernels["chunk_forward"](hs, cs, hs, gates, aux, ps, hh, prev, work.scratch[0], x[None, :], x[None, :], work.WT,
+                             work.VT, state.params, np.empty((layout.layers, 0, 1, layout.m), dtype), -1, dims)
     store_states(states, hs, cs, n)
     # two texts fed the chunk as a prime; the one character sampled is not fed
     H = np.stack([state.h, state.h])
-    stack_kernels(cell)["sample_stack"](np.zeros((2, 1), np.int64), H, work.WT, work.W, work.VT, x,
+    stack_kernels(cell)["sample_stack"](np.zeros((2, 1), np.int64), H, work.WT, work.W, work.VT, np.stack([x, x]),
                                         np.full((2, 1), 0.5), state.params, dims, 1.0, 0)
     assert np.array_equal(H[0], states[0]) and np.array_equal(H[1], states[0])
 
