@@ -98,6 +98,7 @@ def makemore_datasets(makemore, list_path: str):
 
 
 def check_split(makemore, list_path: str, train: list[str], test: list[str]) -> None:
+    """Stop unless the split made here is makemore's, word for word."""
     train_set, test_set = makemore_datasets(makemore, list_path)
     if train_set.words != train or test_set.words != test:
         raise SystemExit("the split differs from makemore's create_datasets: this torch or makemore.py "
