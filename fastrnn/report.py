@@ -36,11 +36,27 @@ def _facts(run_dir) -> dict:
     best = load_checkpoint(files.file("best.npz"))
     book = summary.get("book") or _config(files).get("book", "")
     text, checked_on = _book_start(files, book, best.hyper.seq_length)
+    passage = files.best_passage()
+    if passage and best.hyper.documents:
+        passage = (passage[0] + ". " + _novelty(files.path, best.hyper.seed, passage[1].split("\n")), passage[1])
     return {"dir": files.path, "summary": summary, "metrics": metrics, "validation": files.validation(),
-            "samples": files.samples(), "passage": files.best_passage(), "best": best, "book": book,
+            "samples": files.samples(), "passage": passage, "best": best, "book": book,
             "gradchecks": _gradient_checks(text, best.hyper.seq_length, best.hyper.cell, best.hyper.layers,
                                            min(best.hyper.embedding, 4)),
             "checked_on": checked_on}
+
+
+def _novelty(run_dir: str, seed: int, documents: list[str]) -> str:
+    """How many of a documents run's sampled ``documents`` are new, and how many copies."""
+    from .documents import novelty
+    from .plan import run_documents
+
+    try:
+        counts = novelty(documents, *run_documents(run_dir, seed))
+    except FastrnnError as err:
+        return f"No counts of copies and new ones: {err}"
+    return (f"Of these {len(documents)} documents, {counts['new']} are new, {counts['training']} copy a training "
+            f"line and {counts['held_out']} a held-out line")
 
 
 def _config(files) -> dict:

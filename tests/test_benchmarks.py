@@ -182,3 +182,17 @@ def test_quality_runs_each_cell_for_its_budget_and_keeps_what_it_writes(tmp_path
     assert len((tmp_path / "runs" / "book.txt-rnn-0.05m" / "sample.txt").read_text(encoding="utf-8")) >= 300
     torch_there = subprocess.run([sys.executable, "-c", "import torch"], capture_output=True).returncode == 0
     assert [row["model"] for row in rows] == (["rnn", "torch"] if torch_there else ["rnn"])
+
+
+def test_makemore_race_reads_makemore_s_log():
+    import makemore_race
+
+    log = ["number of examples in the dataset: 32033", "split up the dataset into 31033 training examples and "
+           "1000 test examples", "step 0 | loss 3.3 | step time 90.00ms", "step 10 | loss 2.9 | step time 16.00ms",
+           "step 20 | loss 2.7 | step time 18.00ms", "step 500 train loss: 2.2 test loss: 2.25",
+           "test loss 2.25 is the best so far, saving model to out/model.pt", "step 1000 train loss: 2.1 test loss: 2.3",
+           "step 1010 | loss 2.1 | step time 17.00ms"]
+    read = makemore_race.read_log(log)
+    assert read["steps_at_least"] == 1011 and read["median_step_ms"] == 17.0
+    assert read["last_printed_test_loss"] == 2.3 and read["last_printed_step"] == 1000
+    assert read["saved_at_step"] == 500 and read["split_sizes"] == (31033, 1000)

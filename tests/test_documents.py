@@ -234,3 +234,17 @@ def test_bad_input_of_lines_runs(tmp_path, names_file, book):
     assert load_checkpoint(tuned / "last.npz").hyper.documents
     one_line_error(run(["train", str(book), "--init", str(tuned), "--out", str(tmp_path / "w"), "--steps", "5"]), 2,
                    "fine-tune it on documents")
+
+
+def test_the_report_of_a_lines_run_counts_the_new_documents_its_best_model_writes(tmp_path, names_file):
+    out = tmp_path / "run"
+    assert run(["train", str(names_file), "--out", str(out), "--steps", "60", "--val-fraction", "0.2"]
+               + SMALL).exit_code == 0
+    result = run(["report", str(out), "--markdown"])
+    assert result.exit_code == 0, result.output
+    report = (out / "report.md").read_text(encoding="utf-8")
+    passage = (out / "samples.txt").read_text(encoding="utf-8").split("in 20 documents, each from the start "
+                                                                      "state ===\n")[1].split("\n")[:20]
+    train_lines = set(names(600))
+    new = sum(d not in train_lines for d in passage)
+    assert f"Of these 20 documents, {new} are new, " in report

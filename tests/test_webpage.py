@@ -223,3 +223,28 @@ def test_pages_of_a_hostile_book_write_text_and_run_none_of_its_scripts(browser,
         assert len(text) == 500, page  # the sampler ran: the model's JSON was read whole
         assert browser.execute_script("return window.pwned === undefined"), page
         assert browser.execute_script("return document.scripts.length") == 2, page  # the model's and the sampler's
+
+
+def test_the_page_of_a_documents_model_writes_documents(browser, tmp_path):
+    from fastrnn import reference
+    from fastrnn.formats import END_OF_TEXT
+    from fastrnn.model import Hyper, init_state
+    from fastrnn.text import build_vocab
+
+    from test_export import TEXT
+
+    state = init_state(build_vocab(TEXT + END_OF_TEXT), Hyper(hidden=8, cell="gru", layers=2, documents=True))
+    state.params[:] = np.random.default_rng(4).normal(0.0, 0.7, state.params.size)
+    write_sampler_page(tmp_path / "model.html", state)
+    browser.get((tmp_path / "model.html").as_uri())
+    shown = wait_for_sample(browser)  # the page's defaults: 20 of at most 500, seed 1, one a line
+    written = browser.execute_script("return fastrnn.sampler.documents('', 20, 500, 1.0, fastrnn.uniforms(1, 10000))")
+    assert shown == "\n".join(written)
+    uniforms = mulberry32(1, 20 * 500)
+    marker = int(state.vocab.encode(END_OF_TEXT)[0])
+    expected = []
+    for i in range(20):  # each from the zero state fed the marker, cut at the next marker
+        drawn = reference.sample(state.views(), np.zeros_like(state.h), marker, 500, uniforms[i * 500:(i + 1) * 500],
+                                 1.0, 0)
+        expected.append(state.vocab.decode(np.array(drawn[:drawn.index(marker)] if marker in drawn else drawn)))
+    assert written == expected and len(set(written)) > 10

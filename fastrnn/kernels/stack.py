@@ -306,8 +306,7 @@ def _block_loss_and_grads(j, run, work, book, params, dims):
     """Block j of ``work`` (a ``StackWorkspace``) through the stack: its streams' chunks from
     ``book`` at run.positions, starting from their carried states in run.H (and from 0 at each
     work.restart), with the masks of the update's number (counted from 1) where there is
-    dropout; writes
-    work.block_grads[j] and work.block_losses[j]."""
+    dropout; writes work.block_grads[j] and work.block_losses[j]."""
     L, m, K, gm = dims
     first = work.block_starts[j]
     G = work.block_starts[j + 1] - first

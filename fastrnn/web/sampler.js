@@ -230,6 +230,29 @@ function fastrnnSampler(model) {
     return text;
   }
 
+  // a documents model's documents (a list's lines, tweets): each from the zero state fed the end
+  // marker, then the prime, then characters up to the next marker (not written), at most
+  // `maxLength`; document i picks its characters with uniforms[i * maxLength ...]
+  const marker = index.get("\u0003");
+  function documents(prime, count, maxLength, temperature, uniforms) {
+    if (marker === undefined) throw new Error("this model has no end marker: it was not trained on documents");
+    const out = [];
+    for (let i = 0; i < count; i++) {
+      let state = step(zeros(), marker);
+      for (const x of indices(prime)) state = step(state, x);
+      let text = prime;
+      for (let t = 0; t < maxLength; t++) {
+        const [p, total] = weights(state, temperature);
+        const x = pick(p, total, uniforms[i * maxLength + t]);
+        if (x === marker) break;
+        text += chars[x];
+        state = step(state, x);
+      }
+      out.push(text);
+    }
+    return out;
+  }
+
   // softmax(c + V h) after the start state was fed `prefix`
   function probabilities(prefix, fromZero = false) {
     let state = start(fromZero);
@@ -238,7 +261,7 @@ function fastrnnSampler(model) {
     return Array.from(p, (v) => v / total);
   }
 
-  return { chars, sample, probabilities };
+  return { chars, sample, documents, probabilities };
 }
 
 // uniform numbers in [0, 1) from a 32-bit seed (mulberry32)
@@ -256,6 +279,8 @@ function fastrnnUniforms(seed, count) {
 }
 
 // wire the sampler to the page's controls; the first sample is written on load
+const DOCUMENTS = 20;  // documents a documents model writes at a time
+
 function fastrnnPage() {
   const model = JSON.parse(document.getElementById("fastrnn-model").textContent);
   const field = (id) => document.getElementById(id);
@@ -274,8 +299,13 @@ function fastrnnPage() {
     const seed = parseInt(field("seed").value, 10) || 0;
     try {
       if (!(temperature > 0)) throw new Error("the temperature must be positive");
-      field("sample").textContent = sampler.sample(field("prime").value, length, temperature,
-                                                   fastrnnUniforms(seed, length));
+      if (model.hyper && model.hyper.documents) {  // DOCUMENTS of at most `length` characters, one a line
+        field("sample").textContent = sampler.documents(field("prime").value, DOCUMENTS, length, temperature,
+                                                        fastrnnUniforms(seed, DOCUMENTS * length)).join("\n");
+      } else {
+        field("sample").textContent = sampler.sample(field("prime").value, length, temperature,
+                                                     fastrnnUniforms(seed, length));
+      }
       field("sample").classList.remove("error");
     } catch (err) {
       field("sample").textContent = err.message;
