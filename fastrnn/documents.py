@@ -99,10 +99,16 @@ def document_starts(book: np.ndarray, marker: int, positions: np.ndarray) -> np.
     return markers[np.maximum(np.searchsorted(markers, positions, side="right") - 1, 0)].astype(np.int64)
 
 
+def origin(text: str, training: set, held_out: set) -> str:
+    """"training", "held_out" or "new": whether a sampled document copies a training
+    document, copies a held-out one, or is new."""
+    return "training" if text in training else "held_out" if text in held_out else "new"
+
+
 def novelty(texts, training: set, held_out: set) -> dict:
-    """How many of ``texts`` are copies of a training document, copies of a held-out one,
-    and new (makemore's split of its samples)."""
+    """How many of ``texts`` copy a training document, how many a held-out one, and how many
+    are new (makemore's split of its samples)."""
     counts = {"training": 0, "held_out": 0, "new": 0}
     for text in texts:
-        counts["training" if text in training else "held_out" if text in held_out else "new"] += 1
+        counts[origin(text, training, held_out)] += 1
     return counts

@@ -211,7 +211,7 @@ class Model:
         model's run directory and book are at hand). ``new_only``: keep drawing until ``num``
         new ones are found (at most ``NEW_ONLY_DRAWS`` per one asked for)."""
         from .plan import run_documents
-        from .documents import novelty
+        from .documents import origin
 
         if not self.documents:
             raise FastrnnError("this model was trained on a book, not on documents: sample text with Model.sample")
@@ -237,7 +237,7 @@ class Model:
                                 num=num if not new_only else max(num - len(kept), 8), top_k=top_k)
             drawn += len(batch)
             for text in batch:
-                kind = "new" if known is None else next(iter(k for k, v in novelty([text], *known).items() if v))
+                kind = "new" if known is None else origin(text, *known)
                 counts[kind] += 1
                 if not new_only or kind == "new":
                     kept.append(text)

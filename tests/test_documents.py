@@ -248,3 +248,20 @@ def test_the_report_of_a_lines_run_counts_the_new_documents_its_best_model_write
     train_lines = set(names(600))
     new = sum(d not in train_lines for d in passage)
     assert f"Of these 20 documents, {new} are new, " in report
+
+
+def test_a_book_run_validates_on_a_val_file(tmp_path, book, text):
+    held = tmp_path / "held.txt"
+    held.write_text(text[:3000][::-1] + "§", encoding="utf-8")  # § is not in the book
+    out = tmp_path / "run"
+    result = run(["train", str(book), "--out", str(out), "--steps", "30", "--hidden", "8", "--val-file", str(held),
+                  "--val-every", "10"])
+    assert result.exit_code == 0, result.output
+    assert "1 characters outside the model's vocabulary left out ('§')" in result.stderr
+    rows = (out / "validation.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["0", "10", "20", "30"]
+    model = fastrnn.load(out / "best.npz")
+    # validation scores the file as eval does, from the model's carried state
+    score = model.evaluate(held.read_text(encoding="utf-8"))
+    best = min(float(row.split(",")[1]) for row in rows)
+    assert score.nats_per_char == pytest.approx(best, rel=1e-6)
